@@ -1,0 +1,50 @@
+"""dagster-embedmap: turn a text collection into an explorable, lineage-tracked data map in Dagster.
+
+    import dagster as dg
+    from dagster_embedmap import FileSource, build_embedmap_defs, embedmap_resources
+
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("articles", FileSource("data/*.jsonl"), text_column="body"),
+        dg.Definitions(resources=embedmap_resources()),
+    )
+
+Importing this package loads Dagster and polars only; torch, sentence-transformers, umap and
+hdbscan load inside the steps that use them.
+"""
+
+from __future__ import annotations
+
+import os
+
+from .assets import MapKeys, build_embedmap_defs, default_home, materialize_map
+from .core.cluster import ClusterSettings
+from .core.label import LabelSettings
+from .core.project import ProjectionSettings
+from .core.sources import FileSource
+from .resources import EmbedderResource, QdrantResource
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "build_embedmap_defs",
+    "embedmap_resources",
+    "materialize_map",
+    "MapKeys",
+    "FileSource",
+    "EmbedderResource",
+    "QdrantResource",
+    "ProjectionSettings",
+    "ClusterSettings",
+    "LabelSettings",
+    "default_home",
+]
+
+
+def embedmap_resources(home: str | os.PathLike | None = None, **embedder: object) -> dict[str, object]:
+    """The default resources: the bundled model on the best device, and the embedded Qdrant engine
+    in ``<home>/qdrant``. Keyword arguments go to :class:`EmbedderResource`."""
+    folder = os.path.abspath(os.path.expanduser(str(home or default_home())))
+    return {
+        "embedder": EmbedderResource(**embedder),
+        "qdrant": QdrantResource(path=os.path.join(folder, "qdrant")),
+    }

@@ -1,0 +1,156 @@
+"""Validate a frame of records into the map's document shape.
+
+The prepared frame has the columns ``id`` (string), ``text``, ``content_hash`` and, when the user
+brings vectors, ``vector``; every other kept column is metadata that travels to the Qdrant payload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Literal, Sequence
+
+import polars as pl
+
+from .errors import EmbedMapInputError
+
+__all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "content_hash", "RESERVED_COLUMNS"]
+
+# Names the pipeline uses itself; a metadata column with one of them is kept as ``meta_<name>``.
+RESERVED_COLUMNS = ("id", "text", "content_hash", "vector", "record_id", "partition", "x", "y", "topic_id", "topic_label")
+
+
+def content_hash(text: str) -> str:
+    """A stable fingerprint of one record's text (sha256, 32 hex digits)."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class RecordSchema:
+    """Which columns of the source hold what."""
+
+    id_column: str = "id"
+    text_column: str = "text"
+    vector_column: str | None = None
+    metadata_columns: Sequence[str] | None = None
+    """Columns copied to the payload; ``None`` keeps every column but id, text and vector."""
+    empty_text: Literal["skip", "fail"] = "skip"
+    """What to do with a null, empty or whitespace-only text: drop it (counted) or fail."""
+
+
+@dataclass
+class PreparedDocuments:
+    frame: pl.DataFrame
+    metadata_columns: list[str]
+    skipped_empty_text: int = 0
+    skipped_ids: list[str] = field(default_factory=list)
+
+
+def _ids_preview(ids: Sequence[object], limit: int = 5) -> str:
+    shown = ", ".join(repr(i) for i in list(ids)[:limit])
+    more = len(ids) - limit
+    return shown + (f" (and {more} more)" if more > 0 else "")
+
+
+def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str = "all") -> PreparedDocuments:
+    """Check ``df`` against ``schema`` and return it in the map's document shape.
+
+    Raises :class:`EmbedMapInputError` naming the partition, the column and the offending record ids
+    for: a missing column, a null id, duplicate ids, a text column that is not text, empty texts under
+    the ``fail`` policy, and vectors of the wrong length or with NaN / inf values.
+    """
+    where = f"partition {partition_key!r}"
+    if not isinstance(df, pl.DataFrame):
+        raise EmbedMapInputError(f"{where}: the source must produce a polars DataFrame, got {type(df).__name__}")
+    wanted = [schema.id_column, schema.text_column] + ([schema.vector_column] if schema.vector_column else [])
+    if schema.metadata_columns is not None:
+        wanted += list(schema.metadata_columns)
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        raise EmbedMapInputError(
+            f"{where}: column(s) {missing} not found; the source has columns {df.columns}"
+        )
+
+    ids = df.get_column(schema.id_column)
+    if ids.null_count():
+        rows = df.with_row_index("_row").filter(pl.col(schema.id_column).is_null()).get_column("_row").to_list()
+        raise EmbedMapInputError(f"{where}: id column {schema.id_column!r} is null in row(s) {_ids_preview(rows)}")
+    if ids.dtype != pl.String:
+        if ids.dtype.is_float():
+            raise EmbedMapInputError(
+                f"{where}: id column {schema.id_column!r} holds floats ({ids.dtype}); use integer or string ids"
+            )
+        ids = ids.cast(pl.String)
+    dup = ids.filter(ids.is_duplicated()).unique(maintain_order=True).to_list()
+    if dup:
+        raise EmbedMapInputError(
+            f"{where}: {len(dup)} id(s) appear more than once in column {schema.id_column!r}: {_ids_preview(dup)}"
+        )
+
+    text = df.get_column(schema.text_column)
+    if text.dtype != pl.String:
+        raise EmbedMapInputError(
+            f"{where}: text column {schema.text_column!r} must hold strings, found {text.dtype}"
+        )
+
+    if schema.metadata_columns is None:
+        meta_cols = [c for c in df.columns if c not in (schema.id_column, schema.text_column, schema.vector_column)]
+    else:
+        meta_cols = list(schema.metadata_columns)
+    out_cols = [ids.alias("id"), text.alias("text")]
+    renamed: list[str] = []
+    for col in meta_cols:
+        series = df.get_column(col)
+        if series.dtype.is_temporal():
+            series = series.cast(pl.String)
+        name = col if col not in RESERVED_COLUMNS else f"meta_{col}"
+        out_cols.append(series.alias(name))
+        renamed.append(name)
+    frame = pl.DataFrame(out_cols)
+
+    if schema.vector_column:
+        frame = frame.with_columns(_validated_vectors(df, schema, ids, where).alias("vector"))
+
+    blank = frame.get_column("text").is_null() | (frame.get_column("text").str.strip_chars().str.len_chars() == 0)
+    blank_ids = frame.filter(blank).get_column("id").to_list()
+    if blank_ids and schema.empty_text == "fail":
+        raise EmbedMapInputError(
+            f"{where}: text column {schema.text_column!r} is null, empty or blank for id(s) {_ids_preview(blank_ids)}"
+        )
+    frame = frame.filter(~blank)
+    frame = frame.with_columns(
+        pl.col("text").map_elements(content_hash, return_dtype=pl.String).alias("content_hash")
+    )
+    order = ["id", "text", "content_hash"] + (["vector"] if schema.vector_column else []) + renamed
+    return PreparedDocuments(
+        frame=frame.select(order),
+        metadata_columns=renamed,
+        skipped_empty_text=len(blank_ids),
+        skipped_ids=[str(i) for i in blank_ids],
+    )
+
+
+def _validated_vectors(df: pl.DataFrame, schema: RecordSchema, ids: pl.Series, where: str) -> pl.Series:
+    col = schema.vector_column
+    series = df.get_column(col)
+    if not isinstance(series.dtype, (pl.List, pl.Array)) or not series.dtype.inner.is_numeric():
+        raise EmbedMapInputError(f"{where}: vector column {col!r} must hold lists of numbers, found {series.dtype}")
+    if series.null_count():
+        bad = ids.filter(series.is_null()).to_list()
+        raise EmbedMapInputError(f"{where}: vector column {col!r} is null for id(s) {_ids_preview(bad)}")
+    lengths = series.list.len() if isinstance(series.dtype, pl.List) else pl.Series([series.dtype.size] * len(series))
+    if len(series):
+        dim = int(lengths.mode().sort()[-1])
+        wrong = ids.filter(lengths != dim).to_list()
+        if wrong or dim == 0:
+            raise EmbedMapInputError(
+                f"{where}: vector column {col!r} must have one length; most vectors have {dim} values, "
+                f"but id(s) {_ids_preview(wrong)} differ"
+            )
+    vectors = series.cast(pl.List(pl.Float32))
+    finite = vectors.list.eval(pl.element().is_finite().all()).list.first()
+    bad = ids.filter(~finite.fill_null(True)).to_list()
+    if bad:
+        raise EmbedMapInputError(f"{where}: vector column {col!r} holds NaN or infinite values for id(s) {_ids_preview(bad)}")
+    return vectors
+

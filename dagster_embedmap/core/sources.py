@@ -1,0 +1,104 @@
+"""Records from files: parquet, CSV or JSON lines, one file or a glob of them."""
+
+from __future__ import annotations
+
+import glob as globlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from .errors import EmbedMapInputError
+
+__all__ = ["read_records", "FileSource", "detect_format", "SINGLE_PARTITION"]
+
+SINGLE_PARTITION = "all"
+_FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    suffix = Path(path).suffix.lower()
+    if suffix not in _FORMATS:
+        raise EmbedMapInputError(
+            f"{path}: unknown file type {suffix!r}; use one of {sorted(set(_FORMATS))} or pass format="
+        )
+    return _FORMATS[suffix]
+
+
+def read_records(path: str | os.PathLike, format: str | None = None) -> pl.DataFrame:
+    """Read one file into a polars DataFrame; a file that is not what its name says fails naming the file."""
+    fmt = format or detect_format(path)
+    try:
+        if fmt == "parquet":
+            return pl.read_parquet(path)
+        if fmt == "csv":
+            return pl.read_csv(path, infer_schema_length=10_000)
+        if fmt == "jsonl":
+            return pl.read_ndjson(path, infer_schema_length=10_000)
+        if fmt == "json":
+            return pl.read_json(path, infer_schema_length=10_000)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # polars raises several types for unreadable content
+        raise EmbedMapInputError(f"{path}: could not be read as {fmt}: {type(exc).__name__}: {exc}") from exc
+    raise EmbedMapInputError(f"{path}: unsupported format {fmt!r}")
+
+
+@dataclass(frozen=True)
+class FileSource:
+    """Records kept in files.
+
+    - ``partition_column`` set: every file is read and a partition is the rows with that value.
+    - else, a glob matching several files: a partition is one file, keyed by its name without suffix.
+    - else one file, one partition (``"all"``).
+    """
+
+    path: str
+    format: str | None = None
+    partition_column: str | None = None
+
+    def files(self) -> list[Path]:
+        pattern = os.path.expanduser(self.path)
+        matches = sorted(Path(p) for p in globlib.glob(pattern)) if globlib.has_magic(pattern) else [Path(pattern)]
+        return [m for m in matches if m.is_file()] if globlib.has_magic(pattern) else matches
+
+    @property
+    def per_file(self) -> bool:
+        return self.partition_column is None and globlib.has_magic(os.path.expanduser(self.path))
+
+    def _read_all(self) -> pl.DataFrame:
+        files = self.files()
+        if not files:
+            raise EmbedMapInputError(f"no file matches {self.path!r}")
+        frames = [read_records(f, self.format) for f in files]
+        return pl.concat(frames, how="diagonal_relaxed") if len(frames) > 1 else frames[0]
+
+    def partition_keys(self) -> list[str]:
+        """The partitions these files hold now."""
+        if self.partition_column:
+            df = self._read_all()
+            if self.partition_column not in df.columns:
+                raise EmbedMapInputError(
+                    f"partition column {self.partition_column!r} not found in {self.path}; columns: {df.columns}"
+                )
+            values = df.get_column(self.partition_column)
+            if values.null_count():
+                raise EmbedMapInputError(
+                    f"partition column {self.partition_column!r} is null in {values.null_count()} row(s) of {self.path}"
+                )
+            return sorted(str(v) for v in values.cast(pl.String).unique().to_list())
+        if self.per_file:
+            return [f.stem for f in self.files()]
+        return [SINGLE_PARTITION]
+
+    def read_partition(self, partition_key: str) -> pl.DataFrame:
+        if self.partition_column:
+            df = self._read_all()
+            return df.filter(pl.col(self.partition_column).cast(pl.String) == partition_key)
+        if self.per_file:
+            matches = [f for f in self.files() if f.stem == partition_key]
+            if not matches:
+                raise EmbedMapInputError(f"partition {partition_key!r}: no file named {partition_key}.* matches {self.path!r}")
+            return read_records(matches[0], self.format)
+        return self._read_all()

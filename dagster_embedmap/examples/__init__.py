@@ -1,0 +1,1 @@
+"""Example code locations (loaded by the repository's workspace.yaml)."""

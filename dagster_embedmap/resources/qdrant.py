@@ -1,0 +1,53 @@
+"""The Qdrant resource: an embedded on-disk engine by default, a server or cluster by URL."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator, Optional
+
+import dagster as dg
+from pydantic import Field
+
+from ..core.store import StoreLocation, VectorStore, open_store
+
+__all__ = ["QdrantResource"]
+
+
+class QdrantResource(dg.ConfigurableResource):
+    """Where a map's collection lives. Leave ``url`` empty for the embedded engine in ``path`` (no server
+    to run); set ``url`` (and ``api_key`` through ``dg.EnvVar``) for a Qdrant server or cluster. Both go
+    through the same code."""
+
+    path: str = Field(
+        default=".embedmap/qdrant",
+        description="Folder of the embedded engine (created if missing). Ignored when url is set.",
+    )
+    url: Optional[str] = Field(
+        default=None, description="Qdrant server or cluster URL, e.g. https://qdrant.example.com:6333."
+    )
+    api_key: Optional[str] = Field(
+        default=None, description="API key for the server; pass dg.EnvVar('QDRANT_API_KEY'), never a literal."
+    )
+    timeout_s: int = Field(default=60, ge=1, description="Seconds before a server request times out.")
+    prefer_grpc: bool = Field(default=False, description="Talk gRPC to the server instead of REST.")
+    lock_timeout_s: float = Field(
+        default=600.0,
+        ge=0,
+        description="Embedded engine only: how long a step waits for another process to release the folder.",
+    )
+
+    def location(self) -> StoreLocation:
+        return StoreLocation(
+            path=self.path,
+            url=self.url,
+            api_key=self.api_key,
+            timeout_s=self.timeout_s,
+            prefer_grpc=self.prefer_grpc,
+            lock_timeout_s=self.lock_timeout_s,
+        )
+
+    @contextmanager
+    def open(self, collection: str) -> Iterator[VectorStore]:
+        """A connection for one block of work; the embedded folder is released when it ends."""
+        with open_store(self.location(), collection) as store:
+            yield store
