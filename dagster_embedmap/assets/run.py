@@ -45,12 +45,15 @@ def materialize_map(
     partition_keys: Sequence[str] | None = None,
     include_upstream: bool = False,
     log: Callable[[str], None] = lambda _: None,
+    log_level: str = "DEBUG",
 ) -> MapBuildResult:
     """Run each partition (documents, embeddings, collection), then projection, topics and map.
 
     ``include_upstream`` also materializes the source asset of each partition (for a self-contained
-    demo). Raises on the first failed run, after it has been recorded in ``instance``.
+    demo). ``log_level`` is the runs' console log level. Raises on the first failed run, after it has
+    been recorded in ``instance``.
     """
+    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     assets = list(defs.assets or [])
     resources = dict(defs.resources or {})
     documents_def = next(a for a in assets if isinstance(a, dg.AssetsDefinition) and keys.documents in a.keys)
@@ -66,11 +69,13 @@ def materialize_map(
         for i, partition in enumerate(keys_to_run, 1):
             log(f"[{i}/{len(keys_to_run)}] partition {partition}: documents -> embeddings -> collection")
             result.runs.append(
-                dg.materialize(assets, selection=selection, partition_key=partition, instance=instance, resources=resources)
+                dg.materialize(assets, selection=selection, partition_key=partition, instance=instance,
+                               resources=resources, run_config=run_config)
             )
         log("projection -> topics -> map")
         result.runs.append(
-            dg.materialize(assets, selection=dg.AssetSelection.assets(*keys.global_), instance=instance, resources=resources)
+            dg.materialize(assets, selection=dg.AssetSelection.assets(*keys.global_), instance=instance,
+                        resources=resources, run_config=run_config)
         )
         return result
     finally:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pickle
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +60,9 @@ class UMAPProjector:
         else:
             index = np.arange(n)
         model = self._make(len(index))
-        self.fit_embedding_ = model.fit_transform(vectors[index]).astype(np.float32)
+        with warnings.catch_warnings():  # "n_jobs overridden by random_state": the seed's known price
+            warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
+            self.fit_embedding_ = model.fit_transform(vectors[index]).astype(np.float32)
         self.fit_index_ = index
         self.model_ = model
         return self

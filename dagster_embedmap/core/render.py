@@ -246,8 +246,8 @@ def render_preview_png(
             ax.set_xlim(x0 - pad, x0 + pad)
             ax.set_ylim(y0 - pad, y0 + pad)
         else:
-            ax.set_xlim(*_padded(xs))
-            ax.set_ylim(*_padded(ys))
+            ax.set_xlim(*_padded(xs, 0.12))  # room for labels centred near the edge
+            ax.set_ylim(*_padded(ys, 0.05))
         # biggest topics first; a label that would overlap one already placed is left out
         halo = [patheffects.withStroke(linewidth=3, foreground="white")]
         labelled = [t for t in topics if t["id"] >= 0][: max(0, max_labels)]

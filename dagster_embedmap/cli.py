@@ -1,0 +1,258 @@
+"""``embedmap``: build, inspect and export data maps without writing Dagster code.
+
+The commands run the very same assets in-process, recording runs in a Dagster instance inside
+``--home`` (``<home>/dagster``), so ``DAGSTER_HOME=<home>/dagster dagster dev`` shows their history.
+
+    embedmap build data.jsonl --text-column body --id-column id --home maps/
+    embedmap export --home maps/ --out points.parquet
+    embedmap demo --home .embedmap
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main"]
+
+MANIFEST = "embedmap.json"
+
+
+def _log(message: str) -> None:
+    print(message, flush=True)
+
+
+def _quiet_dagster() -> None:
+    """Keep the console to our own progress lines: no per-event debug logs, no weight-loading bars."""
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - transformers comes with sentence-transformers
+        pass
+
+
+def _instance(home: Path):
+    import dagster as dg
+
+    folder = home / "dagster"
+    folder.mkdir(parents=True, exist_ok=True)
+    return dg.DagsterInstance.from_config(str(folder))
+
+
+def _read_manifest(home: Path) -> dict:
+    path = home / MANIFEST
+    if not path.exists():
+        return {"maps": {}}
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _write_manifest(home: Path, name: str, entry: dict) -> None:
+    home.mkdir(parents=True, exist_ok=True)
+    manifest = _read_manifest(home)
+    manifest["maps"][name] = entry
+    (home / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def _pick_map(home: Path, name: str | None) -> tuple[str, dict]:
+    maps = _read_manifest(home)["maps"]
+    if name:
+        if name not in maps:
+            raise SystemExit(f"embedmap: no map named {name!r} in {home} (maps: {sorted(maps) or 'none'})")
+        return name, maps[name]
+    if len(maps) != 1:
+        raise SystemExit(
+            f"embedmap: {home} holds {len(maps)} maps ({sorted(maps) or 'none'}); pick one with --name"
+            if maps
+            else f"embedmap: no map built in {home} yet; run `embedmap build` or `embedmap demo` first"
+        )
+    return next(iter(maps.items()))
+
+
+def _summary(home: Path, name: str, result, started: float, top: int = 10) -> None:
+    import polars as pl
+
+    from .assets import MapKeys
+    from .core.paths import MapLayout
+
+    layout = MapLayout(home, name)
+    keys = MapKeys.for_map(name)
+    failed = [k for k, ok in result.check_results().items() if not ok]
+    coll = result.metadata(keys.collection)
+    _log("")
+    _log(f"map        {layout.html}")
+    _log(f"preview    {layout.png}")
+    _log(f"collection {coll['collection']!r} in {coll['qdrant']} ({result.metadata(keys.map)['dagster/row_count']} points)")
+    rates = []
+    for run in result.runs:
+        for event in run.get_asset_materialization_events():
+            if event.asset_key == keys.embeddings:
+                rates.append(event.materialization.metadata["docs_per_s"].value)
+    if rates:
+        _log(f"embedding  {sum(rates) / len(rates):.1f} docs/s (mean over {len(rates)} partition(s))")
+    _log(f"checks     {'all passed' if not failed else 'FAILED: ' + ', '.join(failed)}")
+    _log(f"wall time  {time.perf_counter() - started:.1f} s")
+    topics = pl.read_parquet(layout.topics)
+    _log(f"\ntop topics ({topics.height} in all):")
+    for row in topics.head(top).iter_rows(named=True):
+        _log(f"  {row['topic_id']:>3}  {row['size']:>5}  {row['label']}")
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    import dagster as dg
+
+    from . import build_embedmap_defs, embedmap_resources
+    from .assets import MapKeys, materialize_map
+    from .core.sources import FileSource
+
+    home = Path(args.home).expanduser().resolve()
+    source = FileSource(str(Path(args.input).expanduser().resolve()) if not any(c in args.input for c in "*?[") else args.input,
+                        partition_column=args.partition_column)
+    name = args.name or _map_name(args.input)
+    started = time.perf_counter()
+    defs = dg.Definitions.merge(
+        build_embedmap_defs(
+            name,
+            source,
+            id_column=args.id_column,
+            text_column=args.text_column,
+            vector_column=args.vector_column,
+            empty_text=args.empty_text,
+            home=home,
+        ),
+        dg.Definitions(resources=embedmap_resources(home, **_embedder_kwargs(args))),
+    )
+    _write_manifest(
+        home,
+        name,
+        {
+            "input": args.input,
+            "text_column": args.text_column,
+            "id_column": args.id_column,
+            "vector_column": args.vector_column,
+            "partition_column": args.partition_column,
+            "qdrant_path": str(home / "qdrant"),
+            "collection": name,
+            "model": args.model,
+        },
+    )
+    _quiet_dagster()
+    instance = _instance(home)
+    try:
+        result = materialize_map(defs, MapKeys.for_map(name), instance=instance, log=_log, log_level="INFO")
+    finally:
+        instance.dispose()
+    _summary(home, name, result, started)
+    return 0 if result.success else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    home = Path(args.home).expanduser().resolve()
+    os.environ["EMBEDMAP_HOME"] = str(home)
+    os.environ["EMBEDMAP_DEMO_SIZE"] = "full" if args.full else str(args.size)
+    from .assets import MapKeys, materialize_map
+    from .examples import wiki
+
+    started = time.perf_counter()
+    _write_manifest(home, wiki.MAP_NAME, {"input": "wiki demo corpus", "qdrant_path": str(home / "qdrant"),
+                                          "collection": wiki.MAP_NAME, "model": "all-MiniLM-L6-v2"})
+    _quiet_dagster()
+    instance = _instance(home)
+    try:
+        result = materialize_map(wiki.defs, MapKeys.for_map(wiki.MAP_NAME), instance=instance,
+                                 include_upstream=True, log=_log, log_level="INFO")
+    finally:
+        instance.dispose()
+    _summary(home, wiki.MAP_NAME, result, started)
+    _log(f"\nopen {Path(home, wiki.MAP_NAME, 'map.html')} in a browser, or run "
+         f"`DAGSTER_HOME={home / 'dagster'} dagster dev -w workspace.yaml` for the lineage and the runs")
+    return 0 if result.success else 1
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .core.points import points_frame
+    from .core.store import StoreLocation, open_store
+
+    home = Path(args.home).expanduser().resolve()
+    name, entry = _pick_map(home, args.name)
+    with open_store(StoreLocation(path=entry["qdrant_path"]), entry["collection"]) as store:
+        points = points_frame(store)
+    if points.is_empty():
+        raise SystemExit(f"embedmap: map {name!r} has no points in {entry['qdrant_path']}")
+    if not args.with_text:
+        points = points.drop("text")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    points.write_parquet(out)
+    _log(f"wrote {points.height} points of map {name!r} to {out} (columns: {', '.join(points.columns)})")
+    return 0
+
+
+def _map_name(path: str) -> str:
+    from .core.paths import partition_filename
+
+    stem = Path(path.split("*")[0] or "map").stem or "map"
+    return partition_filename(stem)
+
+
+def _embedder_kwargs(args: argparse.Namespace) -> dict[str, object]:
+    return {"model": args.model, "device": args.device, "batch_size": args.batch_size}
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="embedmap", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    build = sub.add_parser("build", help="build a map from a parquet / CSV / JSONL file (or a glob of them)")
+    build.add_argument("input", help="file or glob; with a glob and no --partition-column, one partition per file")
+    build.add_argument("--text-column", required=True, help="column holding the text to embed")
+    build.add_argument("--id-column", default="id", help="column holding a unique record id (default: id)")
+    build.add_argument("--vector-column", help="column of precomputed vectors (the model is then not used)")
+    build.add_argument("--partition-column", help="column whose values split the records into partitions")
+    build.add_argument("--home", required=True, help="folder for the map's files, Qdrant data and run history")
+    build.add_argument("--name", help="map name (default: the input file's name)")
+    build.add_argument("--empty-text", choices=["skip", "fail"], default="skip", help="records with blank text")
+    build.set_defaults(func=cmd_build)
+
+    demo = sub.add_parser("demo", help="build the demo map of Wikipedia vital-article summaries")
+    demo.add_argument("--home", default=".embedmap", help="folder for the map (default: .embedmap)")
+    demo.add_argument("--size", type=int, default=2000, help="number of articles (default 2000)")
+    demo.add_argument("--full", action="store_true", help="all 9,033 categorised articles")
+    demo.set_defaults(func=cmd_demo)
+
+    build.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model or folder")
+    build.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    build.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+
+    export = sub.add_parser("export", help="write the map's points (id, x, y, topic) to parquet")
+    export.add_argument("--home", required=True)
+    export.add_argument("--out", required=True, help="output parquet file")
+    export.add_argument("--name", help="which map, when the home holds several")
+    export.add_argument("--with-text", action="store_true", help="include the stored text snippet")
+    export.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from .core.errors import EmbedMapInputError, EmbedMapStoreError
+
+    try:
+        return int(args.func(args) or 0)
+    except Exception as exc:  # a failed step arrives wrapped in Dagster's errors: show the user's cause
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, (EmbedMapInputError, EmbedMapStoreError, FileNotFoundError)):
+            cause = cause.__cause__ or getattr(cause, "user_exception", None)
+        if cause is None:
+            raise
+        print(f"embedmap: {cause}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

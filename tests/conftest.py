@@ -1,0 +1,21 @@
+"""Shared test set-up: offline model hub, a warm numba cache, and a small real corpus."""
+
+import os
+from pathlib import Path
+
+# Before anything imports transformers / numba.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
+
+import polars as pl
+import pytest
+
+from dagster_embedmap.core.datasets import load_wiki_summaries
+
+
+@pytest.fixture(scope="session")
+def wiki_small() -> pl.DataFrame:
+    """120 real Wikipedia summaries in 2 batches (ids are titles; category and description as metadata)."""
+    return load_wiki_summaries(n=120, batches=2, seed=1)

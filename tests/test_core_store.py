@@ -1,0 +1,375 @@
+"""Tests for dagster_embedmap.core.store against the real embedded Qdrant engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+
+import numpy as np
+import pytest
+
+from dagster_embedmap.core.errors import EmbedMapStoreError
+from dagster_embedmap.core.store import StoreLocation, VectorStore, open_store, point_id
+
+MAP = "test-map"
+DIM = 8
+
+
+def unit(rows: np.ndarray) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.float32)
+    return rows / np.linalg.norm(rows, axis=1, keepdims=True)
+
+
+def records(n: int, seed: int = 0, prefix: str = "r"):
+    rng = np.random.default_rng(seed)
+    rids = [f"{prefix}{i}" for i in range(n)]
+    pids = [point_id(MAP, r) for r in rids]
+    vectors = unit(rng.normal(size=(n, DIM)))
+    payloads = [{"record_id": r, "text": f"text of {r}", "lang": "en" if i % 2 == 0 else "fr"} for i, r in enumerate(rids)]
+    return rids, pids, vectors, payloads
+
+
+@pytest.fixture
+def location(tmp_path) -> StoreLocation:
+    return StoreLocation(path=str(tmp_path / "qdrant"), lock_timeout_s=5)
+
+
+@pytest.fixture
+def store(location):
+    with open_store(location, "docs") as s:
+        yield s
+
+
+# -- point ids ------------------------------------------------------------------------------------
+
+
+def test_point_id_is_deterministic_uuid_and_differs_between_maps_and_records():
+    a = point_id("map-a", "42")
+    assert a == point_id("map-a", "42")
+    assert str(uuid.UUID(a)) == a
+    assert uuid.UUID(a).version == 5
+    assert a != point_id("map-b", "42")
+    assert a != point_id("map-a", "43")
+    # the separator keeps (map, record) pairs apart
+    assert point_id("ab", "c") != point_id("a", "bc")
+
+
+def test_location_describe_never_shows_api_key(tmp_path):
+    assert StoreLocation(path=str(tmp_path)).describe() == f"embedded:{tmp_path.resolve()}"
+    remote = StoreLocation(url="https://qdrant.example:6333", api_key="sekret")
+    assert not remote.embedded
+    assert "sekret" not in remote.describe()
+
+
+# -- collection -----------------------------------------------------------------------------------
+
+
+def test_empty_store_has_no_collection(store):
+    assert not store.exists()
+    assert store.dimension() is None
+    assert store.count() == 0
+    assert list(store.scroll()) == []
+
+
+def test_ensure_collection_creates_once(store):
+    assert store.ensure_collection(DIM) is True
+    assert store.exists()
+    assert store.dimension() == DIM
+    assert store.ensure_collection(DIM) is False
+
+
+def test_wrong_dimension_is_refused_and_points_are_kept(store):
+    _, pids, vectors, payloads = records(5)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    ids_before, vecs_before, pay_before = store.read_vectors()
+    with pytest.raises(EmbedMapStoreError) as err:
+        store.ensure_collection(DIM + 1)
+    msg = str(err.value)
+    assert "'docs'" in msg and f"{DIM}-d" in msg and f"{DIM + 1}-d" in msg
+    assert store.dimension() == DIM
+    assert store.count() == 5
+    ids_after, vecs_after, pay_after = store.read_vectors()
+    assert ids_after == ids_before
+    np.testing.assert_array_equal(vecs_after, vecs_before)
+    assert pay_after == pay_before
+
+
+def test_upsert_with_wrong_dimension_is_refused_and_points_are_kept(store):
+    _, pids, vectors, payloads = records(4)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    vecs_before = store.read_vectors()[1]
+    rng = np.random.default_rng(1)
+    with pytest.raises(EmbedMapStoreError):
+        store.upsert_partition("p1", pids[:2], unit(rng.normal(size=(2, DIM * 2))), payloads[:2])
+    assert store.count("p1") == 4
+    np.testing.assert_array_equal(store.read_vectors()[1], vecs_before)
+
+
+def test_drop_removes_the_collection(store):
+    _, pids, vectors, payloads = records(3)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    store.drop()
+    assert not store.exists()
+    assert store.count() == 0
+    store.drop()  # dropping twice is fine
+    assert not store.exists()
+
+
+def test_mismatched_lengths_are_rejected(store):
+    _, pids, vectors, payloads = records(3)
+    with pytest.raises(ValueError, match="same length"):
+        store.upsert_partition("p1", pids[:2], vectors, payloads)
+    assert not store.exists()
+
+
+# -- partitions -----------------------------------------------------------------------------------
+
+
+def test_upsert_is_idempotent(store):
+    _, pids, vectors, payloads = records(20)
+    assert store.upsert_partition("p1", pids, vectors, payloads) == (20, 0)
+    assert store.count() == 20
+    assert store.upsert_partition("p1", pids, vectors, payloads) == (20, 0)
+    assert store.count() == 20
+    assert store.count("p1") == 20
+    assert store.partition_point_ids("p1") == set(pids)
+
+
+def test_small_batches_write_every_point(store):
+    _, pids, vectors, payloads = records(23)
+    assert store.upsert_partition("p1", pids, vectors, payloads, batch_size=5) == (23, 0)
+    assert store.count("p1") == 23
+
+
+def test_reupsert_with_fewer_ids_deletes_stale_points(store):
+    _, pids, vectors, payloads = records(10)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    keep = [0, 2, 3, 9]
+    upserted, deleted = store.upsert_partition(
+        "p1", [pids[i] for i in keep], vectors[keep], [payloads[i] for i in keep]
+    )
+    assert (upserted, deleted) == (4, 6)
+    assert store.count("p1") == 4
+    assert store.partition_point_ids("p1") == {pids[i] for i in keep}
+
+
+def test_upsert_replaces_changed_payload_and_vector(store):
+    _, pids, vectors, payloads = records(3)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    new_vectors = vectors.copy()
+    new_vectors[1] = unit(np.arange(1, DIM + 1)[None, :])[0]
+    new_payloads = [dict(p) for p in payloads]
+    new_payloads[1] = {"record_id": "r1", "text": "changed"}
+    store.upsert_partition("p1", pids, new_vectors, new_payloads)
+    ids, vecs, pays = store.read_vectors()
+    at = ids.index(pids[1])
+    np.testing.assert_allclose(vecs[at], new_vectors[1], atol=1e-6)
+    assert pays[at] == {"record_id": "r1", "text": "changed", "partition": "p1"}
+
+
+def test_partitions_are_independent(store):
+    _, pa, va, pla = records(6, seed=1, prefix="a")
+    _, pb, vb, plb = records(4, seed=2, prefix="b")
+    store.upsert_partition("A", pa, va, pla)
+    store.upsert_partition("B", pb, vb, plb)
+    assert store.count("A") == 6 and store.count("B") == 4 and store.count() == 10
+    # rewriting A with fewer points leaves B alone
+    assert store.upsert_partition("A", pa[:2], va[:2], pla[:2]) == (2, 4)
+    assert store.count("A") == 2 and store.count("B") == 4
+    assert store.partition_point_ids("B") == set(pb)
+    # an empty rewrite of A empties A only
+    assert store.upsert_partition("A", [], np.empty((0, DIM), np.float32), []) == (0, 2)
+    assert store.count("A") == 0 and store.count("B") == 4
+
+
+def test_delete_partition(store):
+    _, pa, va, pla = records(5, seed=1, prefix="a")
+    _, pb, vb, plb = records(3, seed=2, prefix="b")
+    store.upsert_partition("A", pa, va, pla)
+    store.upsert_partition("B", pb, vb, plb)
+    assert store.delete_partition("A") == 5
+    assert store.count("A") == 0
+    assert store.count("B") == 3
+    assert store.delete_partition("A") == 0
+    assert store.delete_partition("never-written") == 0
+
+
+def test_every_point_carries_its_partition(store):
+    _, pids, vectors, payloads = records(4)
+    store.upsert_partition("2024-05-01", pids, vectors, payloads)
+    _, _, pays = store.read_vectors("2024-05-01")
+    assert [p["partition"] for p in pays] == ["2024-05-01"] * 4
+    assert {p["record_id"] for p in pays} == {"r0", "r1", "r2", "r3"}
+
+
+# -- payloads -------------------------------------------------------------------------------------
+
+
+def test_set_payloads_merges_fields(store):
+    rids, pids, vectors, payloads = records(5)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    update = {pids[i]: {"x": float(i), "y": -float(i), "topic_id": i % 2, "topic_label": f"t{i % 2}"} for i in range(3)}
+    store.set_payloads(update, batch_size=2)
+    ids, _, pays = store.read_vectors()
+    by_id = dict(zip(ids, pays))
+    for i in range(5):
+        pay = by_id[pids[i]]
+        # original fields survive
+        assert pay["record_id"] == rids[i]
+        assert pay["text"] == payloads[i]["text"]
+        assert pay["lang"] == payloads[i]["lang"]
+        assert pay["partition"] == "p1"
+        if i < 3:
+            assert pay["x"] == float(i) and pay["y"] == -float(i)
+            assert pay["topic_id"] == i % 2 and pay["topic_label"] == f"t{i % 2}"
+        else:
+            assert "x" not in pay and "topic_id" not in pay
+    # a second update overwrites only the fields it names
+    store.set_payloads({pids[0]: {"topic_label": "renamed"}})
+    pay0 = dict(zip(*store.read_vectors()[::2]))[pids[0]]
+    assert pay0["topic_label"] == "renamed" and pay0["x"] == 0.0 and pay0["lang"] == "en"
+
+
+# -- reading --------------------------------------------------------------------------------------
+
+
+def test_read_vectors_returns_what_was_written(store):
+    _, pids, vectors, payloads = records(30)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    ids, vecs, pays = store.read_vectors()
+    assert ids == sorted(pids)
+    assert vecs.dtype == np.float32 and vecs.shape == (30, DIM)
+    order = [pids.index(i) for i in ids]
+    np.testing.assert_allclose(vecs, vectors[order], atol=1e-6)
+    assert [p["record_id"] for p in pays] == [payloads[k]["record_id"] for k in order]
+
+
+def test_read_vectors_of_one_partition_and_of_an_empty_store(store):
+    assert store.read_vectors()[1].shape[0] == 0
+    _, pa, va, pla = records(3, seed=1, prefix="a")
+    _, pb, vb, plb = records(2, seed=2, prefix="b")
+    store.upsert_partition("A", pa, va, pla)
+    store.upsert_partition("B", pb, vb, plb)
+    ids, vecs, _ = store.read_vectors("B")
+    assert set(ids) == set(pb)
+    assert vecs.shape == (2, DIM)
+
+
+def test_scroll_pages_through_everything(store):
+    _, pids, vectors, payloads = records(25)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    seen = [str(r.id) for r in store.scroll(page_size=4, with_payload=["record_id"])]
+    assert sorted(seen) == sorted(pids)
+    first = next(iter(store.scroll(page_size=4, with_payload=["record_id"])))
+    assert set(first.payload) == {"record_id"}
+
+
+def test_search_finds_nearest_first_and_honours_filter(store):
+    rids, pids, vectors, payloads = records(40, seed=3)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    rng = np.random.default_rng(9)
+    target = 7  # "fr" (odd index)
+    query = vectors[target] + 0.05 * rng.normal(size=DIM).astype(np.float32)
+    hits = store.search(query, k=5)
+    assert len(hits) == 5
+    assert hits[0][0] == pids[target]
+    assert hits[0][2]["record_id"] == rids[target]
+    scores = [h[1] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+    expected = np.argsort(-(vectors @ unit(query[None, :])[0]))[:5]
+    assert [h[0] for h in hits] == [pids[i] for i in expected]
+
+    filtered = store.search(query, k=5, must={"lang": "en"})
+    assert len(filtered) == 5
+    assert all(h[2]["lang"] == "en" for h in filtered)
+    assert pids[target] not in {h[0] for h in filtered}
+    en = [i for i in range(40) if i % 2 == 0]
+    best_en = max(en, key=lambda i: float(vectors[i] @ unit(query[None, :])[0]))
+    assert filtered[0][0] == pids[best_en]
+
+
+# -- the folder lock ------------------------------------------------------------------------------
+
+HOLDER = textwrap.dedent(
+    """
+    import sys
+    from qdrant_client import QdrantClient
+    client = QdrantClient(path=sys.argv[1])
+    print("ready", flush=True)
+    sys.stdin.readline()
+    client.close()
+    """
+)
+
+
+def test_second_open_waits_then_fails_while_folder_is_held(tmp_path):
+    folder = tmp_path / "qdrant"
+    folder.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        start = time.monotonic()
+        with pytest.raises(EmbedMapStoreError) as err:
+            with open_store(StoreLocation(path=str(folder), lock_timeout_s=0.6), "docs"):
+                pass
+        waited = time.monotonic() - start
+        assert waited >= 0.5  # it retried before giving up
+        assert str(folder.resolve()) in str(err.value)
+        assert "held" in str(err.value)
+    finally:
+        holder.stdin.write("\n")
+        holder.stdin.flush()
+        holder.wait(timeout=30)
+    assert holder.returncode == 0
+    # once released, the folder opens
+    with open_store(StoreLocation(path=str(folder), lock_timeout_s=5), "docs") as s:
+        assert s.ensure_collection(DIM) is True
+
+
+def test_open_waits_for_a_holder_that_lets_go(tmp_path):
+    folder = tmp_path / "qdrant"
+    folder.mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        import threading
+
+        release = threading.Timer(0.5, lambda: (holder.stdin.write("\n"), holder.stdin.flush()))
+        release.start()
+        start = time.monotonic()
+        with open_store(StoreLocation(path=str(folder), lock_timeout_s=30), "docs") as s:
+            assert s.count() == 0
+        assert time.monotonic() - start >= 0.4
+        release.join()
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_open_store_releases_the_lock_even_when_the_block_raises(location):
+    with pytest.raises(KeyError):
+        with open_store(location, "docs") as s:
+            s.ensure_collection(DIM)
+            raise KeyError("boom")
+    with open_store(StoreLocation(path=location.path, lock_timeout_s=0.3), "docs") as s:
+        assert s.dimension() == DIM
+
+
+def test_data_persists_across_opens(location):
+    _, pids, vectors, payloads = records(6)
+    with open_store(location, "docs") as s:
+        s.upsert_partition("p1", pids, vectors, payloads)
+    with open_store(location, "docs") as s:
+        assert s.count("p1") == 6
+        assert isinstance(s, VectorStore)
+        np.testing.assert_allclose(s.read_vectors()[1], vectors[np.argsort(pids)], atol=1e-6)
+    with open_store(location, "other") as s:
+        assert not s.exists()

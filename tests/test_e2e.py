@@ -1,0 +1,239 @@
+"""The whole graph, materialized for real: bundled model, embedded Qdrant, UMAP, HDBSCAN, rendering."""
+
+import json
+import re
+
+import dagster as dg
+import numpy as np
+import polars as pl
+import pytest
+from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+from dagster_embedmap import (
+    EmbedderResource,
+    FileSource,
+    MapKeys,
+    QdrantResource,
+    build_embedmap_defs,
+    embedmap_resources,
+    materialize_map,
+)
+from dagster_embedmap.core.points import points_frame
+from dagster_embedmap.core.store import StoreLocation, open_store
+
+pytestmark = pytest.mark.e2e
+
+
+def _defs_for_asset_source(frame: pl.DataFrame, home, name="wiki"):
+    batches = dg.StaticPartitionsDefinition(sorted(frame["batch"].unique().to_list()))
+
+    @dg.asset(partitions_def=batches, name=f"{name}_articles")
+    def articles(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        return frame.filter(pl.col("batch") == context.partition_key).drop("batch")
+
+    return dg.Definitions.merge(
+        dg.Definitions(assets=[articles]),
+        build_embedmap_defs(name, articles, metadata_columns=["category", "description"], home=home),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, wiki_small):
+    home = tmp_path_factory.mktemp("home")
+    defs = _defs_for_asset_source(wiki_small, home)
+    keys = MapKeys.for_map("wiki")
+    with dg.instance_for_test(temp_dir=str(tmp_path_factory.mktemp("dagster"))) as instance:
+        result = materialize_map(defs, keys, instance=instance, include_upstream=True)
+        yield {"home": home, "defs": defs, "keys": keys, "result": result, "instance": instance}
+
+
+def _store(home):
+    return open_store(StoreLocation(path=str(home / "qdrant")), "wiki")
+
+
+def test_whole_graph_materializes_with_every_check_passing(built, wiki_small):
+    result = built["result"]
+    assert result.success
+    assert result.partitions == ["batch-000", "batch-001"]
+    checks = result.check_results()
+    assert set(checks) == {
+        "wiki/embeddings:embeddings_sane",
+        "wiki/collection:partition_points_match_documents",
+        "wiki/projection:every_point_projected",
+        "wiki/map:collection_matches_documents",
+        "wiki/map:every_point_mapped",
+    }
+    assert all(checks.values()), checks
+    with _store(built["home"]) as store:
+        assert store.count() == wiki_small.height == 120
+        assert store.dimension() == 384
+        points = points_frame(store)
+    assert points["x"].null_count() == 0 and points["topic_id"].null_count() == 0
+    assert (points["topic_id"] >= 0).all()
+    assert set(points["id"]) == set(wiki_small["id"])
+    # metadata columns travel to the payload
+    by_id = dict(zip(points["id"], points["category"]))
+    expected = dict(zip(wiki_small["id"], wiki_small["category"]))
+    assert by_id == expected
+
+
+def test_materialization_metadata_follows_dagster_conventions(built):
+    result, keys, home = built["result"], built["keys"], built["home"]
+    docs = result.metadata(keys.documents)
+    assert docs["dagster/row_count"] == 60
+    assert docs["dagster/uri"].startswith("file://") and docs["dagster/uri"].endswith(".parquet")
+    assert [c.name for c in docs["dagster/column_schema"].columns] == ["id", "text", "content_hash", "category", "description"]
+    emb = result.metadata(keys.embeddings)
+    assert emb["dimension"] == 384 and emb["device"] == "cpu" and emb["precision"] == "fp32"
+    assert emb["docs_per_s"] > 0 and "all-MiniLM-L6-v2" in emb["model"]
+    stored = pl.read_parquet(emb["path"])
+    assert stored.columns == ["id", "content_hash", "vector"] and stored["vector"].dtype == pl.Array(pl.Float32, 384)
+    topics = result.metadata(keys.topics)
+    assert topics["share_assigned"] == 1.0 and topics["topics"] >= 2
+    the_map = result.metadata(keys.map)
+    assert the_map["preview"].startswith("![wiki map](data:image/png;base64,")
+    assert "| topic | size | label | keywords |" in the_map["topic_table"]
+    html = (home / "wiki" / "map.html").read_text(encoding="utf-8")
+    assert the_map["dagster/uri"] == (home / "wiki" / "map.html").resolve().as_uri()
+    assert "embedmap-data" in html and not re.search(r"(src|href)=[\"']https?://", html)
+
+
+def test_topic_labels_read_as_topics(built):
+    topics = pl.read_parquet(built["home"] / "wiki" / "topics.parquet")
+    assert topics["size"].sum() == 120
+    for keywords in topics["keywords"].to_list():
+        assert keywords, "every topic has keywords"
+        assert not set(keywords) & ENGLISH_STOP_WORDS
+        assert all(w.isalpha() for w in keywords)
+    with _store(built["home"]) as store:
+        labels = {r.payload["topic_id"]: r.payload["topic_label"] for r in store.scroll()}
+    assert labels == dict(zip(topics["topic_id"], topics["label"]))
+
+
+def test_rematerializing_a_partition_keeps_one_point_per_record(built):
+    defs, keys, instance = built["defs"], built["keys"], built["instance"]
+    with _store(built["home"]) as store:
+        before = store.count()
+        ids_before = {str(r.id) for r in store.scroll(with_payload=False)}
+    run = dg.materialize(
+        list(defs.assets), selection=dg.AssetSelection.assets(*keys.per_partition), partition_key="batch-001",
+        instance=instance, resources=defs.resources,
+    )
+    assert run.success
+    with _store(built["home"]) as store:
+        assert store.count() == before == 120
+        assert {str(r.id) for r in store.scroll(with_payload=False)} == ids_before
+    meta = {e.asset_key: e.materialization.metadata for e in run.get_asset_materialization_events()}
+    assert meta[keys.collection]["points_upserted"].value == 60
+    assert meta[keys.collection]["stale_points_deleted"].value == 0
+
+
+def test_file_source_removed_record_leaves_the_collection(tmp_path, wiki_small):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    small = wiki_small.head(40)
+    small.head(20).write_ndjson(landing / "day1.jsonl")
+    small.tail(20).write_ndjson(landing / "day2.jsonl")
+    home = tmp_path / "home"
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("files", FileSource(str(landing / "*.jsonl")), home=home),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("files")
+    per_partition = dg.AssetSelection.assets(*keys.per_partition)
+    with dg.instance_for_test() as instance:
+        for day in ("day1", "day2"):
+            assert dg.materialize(list(defs.assets), selection=per_partition, partition_key=day,
+                                  instance=instance, resources=defs.resources).success
+        location = StoreLocation(path=str(home / "qdrant"))
+        with open_store(location, "files") as store:
+            assert store.count() == 40 and store.count("day1") == 20
+        removed = small.head(20)["id"][0]
+        small.head(20).filter(pl.col("id") != removed).write_ndjson(landing / "day1.jsonl")
+        run = dg.materialize(list(defs.assets), selection=per_partition, partition_key="day1",
+                             instance=instance, resources=defs.resources)
+        assert run.success
+        with open_store(location, "files") as store:
+            assert store.count() == 39 and store.count("day1") == 19 and store.count("day2") == 20
+            assert removed not in {r.payload["record_id"] for r in store.scroll()}
+
+
+def test_bring_your_own_vectors_never_loads_the_model(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.normal(size=(3, 16)) * 5
+    n = 90
+    vectors = np.vstack([c + rng.normal(size=(n // 3, 16)) for c in centers]).astype(np.float32)
+    words = ["apple banana fruit", "rocket orbit planet", "guitar piano music"]
+    frame = pl.DataFrame(
+        {
+            "doc": [f"d{i}" for i in range(n)],
+            "body": [f"{words[i // 30]} note {i}" for i in range(n)],
+            "emb": vectors.tolist(),
+        }
+    )
+    frame.write_parquet(tmp_path / "vectors.parquet")
+    home = tmp_path / "home"
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("byo", FileSource(str(tmp_path / "vectors.parquet")), id_column="doc",
+                            text_column="body", vector_column="emb", home=home),
+        # a model that does not exist: loading it would fail the run
+        dg.Definitions(resources={"embedder": EmbedderResource(model=str(tmp_path / "no-such-model")),
+                                  "qdrant": QdrantResource(path=str(home / "qdrant"))}),
+    )
+    keys = MapKeys.for_map("byo")
+    with dg.instance_for_test() as instance:
+        result = materialize_map(defs, keys, instance=instance)
+    assert result.success and all(result.check_results().values())
+    assert result.metadata(keys.embeddings)["model"] == "vectors from column 'emb'"
+    assert result.metadata(keys.embeddings)["dimension"] == 16
+    with open_store(StoreLocation(path=str(home / "qdrant")), "byo") as store:
+        _, stored, payloads = store.read_vectors()
+        points = points_frame(store)
+    assert stored.shape == (90, 16)
+    # the three planted groups come out as three topics
+    from sklearn.metrics import adjusted_rand_score
+
+    truth = [int(i[1:]) // 30 for i in points["id"]]
+    assert adjusted_rand_score(truth, points["topic_id"].to_list()) > 0.9
+
+
+def test_bad_input_fails_the_partition_and_names_the_column(tmp_path, wiki_small):
+    good = wiki_small.head(10)
+    good.write_parquet(tmp_path / "a.parquet")
+    good.tail(5).rename({"text": "body"}).write_parquet(tmp_path / "b.parquet")
+    home = tmp_path / "home"
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("bad", FileSource(str(tmp_path / "*.parquet")), home=home),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("bad")
+    selection = dg.AssetSelection.assets(*keys.per_partition)
+    with dg.instance_for_test() as instance:
+        assert dg.materialize(list(defs.assets), selection=selection, partition_key="a", instance=instance,
+                              resources=defs.resources).success
+        failed = dg.materialize(list(defs.assets), selection=selection, partition_key="b", instance=instance,
+                                resources=defs.resources, raise_on_error=False)
+        assert not failed.success
+        message = failed.get_step_failure_events()[0].event_specific_data.error.to_string()
+        assert "partition 'b'" in message and "'text'" in message and "'body'" in message
+    with open_store(StoreLocation(path=str(home / "qdrant")), "bad") as store:
+        assert store.count() == 10 and store.count("b") == 0
+
+
+def test_lineage_and_resources_of_the_example_code_location():
+    from dagster_embedmap.examples.wiki import defs
+
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    chain = ["wiki_articles", "wiki/documents", "wiki/embeddings", "wiki/collection", "wiki/projection",
+             "wiki/topics", "wiki/map"]
+    for parent, child in zip(chain, chain[1:]):
+        parents = {k.to_user_string() for k in graph.get(dg.AssetKey.from_user_string(child)).parent_keys}
+        assert parent in parents, (child, parents)
+    embeddings = graph.get(dg.AssetKey.from_user_string("wiki/embeddings"))
+    assert embeddings.pools == {"gpu"}
+    assert {"embedder", "qdrant"} <= set(defs.resources)
+    job_names = {j.name for j in defs.jobs}
+    assert {"wiki_partitions", "wiki_map"} <= job_names
+    assert json.dumps(sorted(job_names))
