@@ -300,3 +300,21 @@ def test_non_numeric_vector_column_is_rejected():
     df = frame(id=["a"], text=["x"], v=["1,2,3"])
     with pytest.raises(EmbedMapInputError, match="lists of numbers"):
         prepare_documents(df, RecordSchema(vector_column="v"), "p")
+
+
+def test_a_null_inside_a_vector_is_refused_naming_the_id():
+    df = frame(id=["a", "b"], text=["x", "y"], emb=[[1.0, 2.0], [1.0, None]])
+    with pytest.raises(EmbedMapInputError, match=r"partition 'p'.*'emb'.*'b'"):
+        prepare_documents(df, RecordSchema(vector_column="emb"), "p")
+
+
+def test_a_reserved_column_renamed_onto_an_existing_column_is_refused():
+    df = frame(id=["a"], text=["x"], x=[1], meta_x=[2])
+    with pytest.raises(EmbedMapInputError, match=r"partition 'p'.*'x'.*'meta_x'"):
+        prepare_documents(df, RecordSchema(), "p")
+
+
+def test_an_all_null_text_column_is_skipped_under_the_skip_policy():
+    df = pl.DataFrame({"id": ["a", "b"], "text": [None, None]})
+    prepared = prepare_documents(df, RecordSchema(), "p")
+    assert prepared.frame.height == 0 and prepared.skipped_empty_text == 2

@@ -166,3 +166,18 @@ def test_single_file_with_wrong_content_fails_naming_the_file(tmp_path):
     path.write_text("id,text\n1,hello\n")
     with pytest.raises(EmbedMapInputError, match="records.parquet"):
         FileSource(str(path)).read_partition("all")
+
+
+def test_two_files_with_one_stem_are_refused(tmp_path):
+    pl.DataFrame({"id": [1], "text": ["a"]}).write_csv(tmp_path / "day.csv")
+    pl.DataFrame({"id": [2], "text": ["b"]}).write_ndjson(tmp_path / "day.jsonl")
+    with pytest.raises(EmbedMapInputError, match=r"\['day'\]"):
+        FileSource(str(tmp_path / "day.*")).partition_keys()
+
+
+def test_a_partition_value_with_no_rows_is_refused(tmp_path):
+    pl.DataFrame({"id": [1], "text": ["a"], "day": ["mon"]}).write_parquet(tmp_path / "r.parquet")
+    source = FileSource(str(tmp_path / "r.parquet"), partition_column="day")
+    assert source.read_partition("mon").height == 1
+    with pytest.raises(EmbedMapInputError, match=r"partition 'tue'.*day"):
+        source.read_partition("tue")

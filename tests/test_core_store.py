@@ -373,3 +373,16 @@ def test_data_persists_across_opens(location):
         np.testing.assert_allclose(s.read_vectors()[1], vectors[np.argsort(pids)], atol=1e-6)
     with open_store(location, "other") as s:
         assert not s.exists()
+
+
+def test_an_empty_first_partition_does_not_fix_the_collection_dimension(store):
+    assert store.upsert_partition("empty", [], np.empty((0, 8), np.float32), []) == (0, 0)
+    assert not store.exists()
+    _, ids, vectors, payloads = records(3)
+    store.upsert_partition("full", ids, vectors, payloads)
+    assert store.dimension() == vectors.shape[1] and store.count() == 3
+    # an emptied partition removes its points and leaves the others
+    _, ids2, vectors2, payloads2 = records(1, prefix="z")
+    store.upsert_partition("full2", ids2, vectors2, payloads2)
+    assert store.upsert_partition("full2", [], np.empty((0, vectors.shape[1]), np.float32), []) == (0, 1)
+    assert store.count("full2") == 0 and store.count("full") == 3

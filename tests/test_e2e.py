@@ -237,3 +237,25 @@ def test_lineage_and_resources_of_the_example_code_location():
     job_names = {j.name for j in defs.jobs}
     assert {"wiki_partitions", "wiki_map"} <= job_names
     assert json.dumps(sorted(job_names))
+
+
+def test_a_partition_of_blank_texts_materializes_empty_and_is_counted(tmp_path, wiki_small):
+    wiki_small.head(5).select("id", "text").write_ndjson(tmp_path / "a.jsonl")
+    pl.DataFrame({"id": ["b1", "b2"], "text": ["   ", ""]}).write_ndjson(tmp_path / "b.jsonl")
+    home = tmp_path / "home"
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("blank", FileSource(str(tmp_path / "*.jsonl")), home=home),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("blank")
+    selection = dg.AssetSelection.assets(*keys.per_partition)
+    with dg.instance_for_test() as instance:
+        for part in ("b", "a", "b"):
+            run = dg.materialize(list(defs.assets), selection=selection, partition_key=part, instance=instance,
+                                 resources=defs.resources)
+            assert run.success
+        docs_meta = [e.materialization.metadata for e in run.get_asset_materialization_events()
+                     if e.asset_key == keys.documents][0]
+        assert docs_meta["skipped_empty_text"].value == 2 and docs_meta["dagster/row_count"].value == 0
+    with open_store(StoreLocation(path=str(home / "qdrant")), "blank") as store:
+        assert store.count() == 5 and store.count("b") == 0 and store.dimension() == 384

@@ -234,7 +234,8 @@ def build_embedmap_defs(
             load_s = time.perf_counter() - loading
         started = time.perf_counter()
         if "vector" in docs.columns:
-            vectors = np.asarray(docs.get_column("vector").to_list(), dtype=np.float32).reshape(docs.height, -1)
+            vectors = np.asarray(docs.get_column("vector").to_list(), dtype=np.float32).reshape(docs.height, -1) \
+                if docs.height else np.empty((0, 0), dtype=np.float32)
             info: dict[str, object] = {"model": f"vectors from column {vector_column!r}", "device": "none"}
         else:
             vectors = encoder.encode(

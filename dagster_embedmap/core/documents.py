@@ -88,6 +88,8 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         )
 
     text = df.get_column(schema.text_column)
+    if text.dtype == pl.Null:  # every value null: no text at all, handled by the empty-text policy below
+        text = text.cast(pl.String)
     if text.dtype != pl.String:
         raise EmbedMapInputError(
             f"{where}: text column {schema.text_column!r} must hold strings, found {text.dtype}"
@@ -104,6 +106,11 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         if series.dtype.is_temporal():
             series = series.cast(pl.String)
         name = col if col not in RESERVED_COLUMNS else f"meta_{col}"
+        if name in renamed or (name != col and name in meta_cols):
+            raise EmbedMapInputError(
+                f"{where}: metadata column {col!r} is a reserved name and is kept as {name!r}, "
+                f"but column {name!r} exists too; rename one of them"
+            )
         out_cols.append(series.alias(name))
         renamed.append(name)
     frame = pl.DataFrame(out_cols)
@@ -148,9 +155,11 @@ def _validated_vectors(df: pl.DataFrame, schema: RecordSchema, ids: pl.Series, w
                 f"but id(s) {_ids_preview(wrong)} differ"
             )
     vectors = series.cast(pl.List(pl.Float32))
-    finite = vectors.list.eval(pl.element().is_finite().all()).list.first()
+    finite = vectors.list.eval((pl.element().is_not_null() & pl.element().is_finite()).all()).list.first()
     bad = ids.filter(~finite.fill_null(True)).to_list()
     if bad:
-        raise EmbedMapInputError(f"{where}: vector column {col!r} holds NaN or infinite values for id(s) {_ids_preview(bad)}")
+        raise EmbedMapInputError(
+            f"{where}: vector column {col!r} holds null, NaN or infinite values for id(s) {_ids_preview(bad)}"
+        )
     return vectors
 

@@ -89,15 +89,31 @@ class FileSource:
                 )
             return sorted(str(v) for v in values.cast(pl.String).unique().to_list())
         if self.per_file:
-            return [f.stem for f in self.files()]
+            stems = [f.stem for f in self.files()]
+            clashes = sorted({s for s in stems if stems.count(s) > 1})
+            if clashes:
+                raise EmbedMapInputError(
+                    f"{self.path!r}: several files share the partition key(s) {clashes}; "
+                    "give each file a distinct name"
+                )
+            return stems
         return [SINGLE_PARTITION]
 
     def read_partition(self, partition_key: str) -> pl.DataFrame:
         if self.partition_column:
             df = self._read_all()
-            return df.filter(pl.col(self.partition_column).cast(pl.String) == partition_key)
+            part = df.filter(pl.col(self.partition_column).cast(pl.String) == partition_key)
+            if part.is_empty():
+                raise EmbedMapInputError(
+                    f"partition {partition_key!r}: no row of {self.path} has {self.partition_column} == {partition_key!r}"
+                )
+            return part
         if self.per_file:
             matches = [f for f in self.files() if f.stem == partition_key]
+            if len(matches) > 1:
+                raise EmbedMapInputError(
+                    f"partition {partition_key!r}: several files match ({[str(m) for m in matches]}); rename one"
+                )
             if not matches:
                 raise EmbedMapInputError(f"partition {partition_key!r}: no file named {partition_key}.* matches {self.path!r}")
             return read_records(matches[0], self.format)

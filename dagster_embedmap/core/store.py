@@ -176,7 +176,10 @@ class VectorStore:
 
         if len(ids) != len(vectors) or len(ids) != len(payloads):
             raise ValueError("ids, vectors and payloads must have the same length")
-        self.ensure_collection(int(vectors.shape[1]) if len(vectors) else self.dimension() or 1)
+        if len(ids):
+            self.ensure_collection(int(vectors.shape[1]))
+        elif not self.exists():  # an empty partition and no collection yet: nothing to write or delete
+            return 0, 0
         before = self.partition_point_ids(partition)
         for lo in range(0, len(ids), batch_size):
             points = [

@@ -1,0 +1,225 @@
+"""Tests for dagster_embedmap.core.project (UMAP) and core.cluster (HDBSCAN) with the real libraries.
+
+UMAP is fitted twice for the whole module (module-scoped fixtures): numba compiles on first use.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from dagster_embedmap.core.cluster import ClusterSettings, HDBSCANTopics, auto_min_cluster_size
+from dagster_embedmap.core.project import ProjectionSettings, UMAPProjector
+
+PER_BLOB = 80
+DIM = 50
+
+
+def make_blobs(per_blob: int = PER_BLOB, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, DIM)) * 10.0
+    x = np.concatenate([c + rng.normal(size=(per_blob, DIM)) for c in centres]).astype(np.float32)
+    truth = np.repeat(np.arange(3), per_blob)
+    return x, truth, centres
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    return make_blobs()
+
+
+@pytest.fixture(scope="module")
+def full(blobs):
+    x, _, _ = blobs
+    projector = UMAPProjector(ProjectionSettings(n_neighbors=15, random_state=42))
+    coords = projector.fit_transform(x)
+    return projector, coords
+
+
+@pytest.fixture(scope="module")
+def sampled(blobs):
+    x, _, _ = blobs
+    projector = UMAPProjector(ProjectionSettings(n_neighbors=15, sample_size=150, random_state=7))
+    coords = projector.fit_transform(x)
+    return projector, coords
+
+
+@pytest.fixture(scope="module")
+def topics(full):
+    _, coords = full
+    return HDBSCANTopics(ClusterSettings(min_cluster_size=20)).fit(coords)
+
+
+def topic_of_blob(labels: np.ndarray, truth: np.ndarray) -> dict[int, int]:
+    return {b: int(np.bincount(labels[truth == b]).argmax()) for b in range(3)}
+
+
+# -- projection -----------------------------------------------------------------------------------
+
+
+def test_fit_transform_gives_finite_2d_float32(full, blobs):
+    projector, coords = full
+    x, _, _ = blobs
+    assert coords.shape == (len(x), 2)
+    assert coords.dtype == np.float32
+    assert np.isfinite(coords).all()
+    assert projector.fit_index_.tolist() == list(range(len(x)))
+    np.testing.assert_array_equal(coords, projector.fit_embedding_)
+
+
+def test_projection_keeps_blobs_apart(full, blobs):
+    _, coords = full
+    _, truth, _ = blobs
+    means = np.array([coords[truth == b].mean(axis=0) for b in range(3)])
+    spread = max(np.linalg.norm(coords[truth == b] - means[b], axis=1).mean() for b in range(3))
+    gaps = [np.linalg.norm(means[i] - means[j]) for i in range(3) for j in range(i + 1, 3)]
+    assert min(gaps) > 2 * spread
+
+
+def test_sample_smaller_than_n_still_places_every_point(sampled, blobs):
+    projector, coords = sampled
+    x, truth, _ = blobs
+    assert len(projector.fit_index_) == 150
+    assert len(np.unique(projector.fit_index_)) == 150
+    assert projector.fit_index_.tolist() == sorted(projector.fit_index_.tolist())
+    assert coords.shape == (len(x), 2) and coords.dtype == np.float32
+    assert np.isfinite(coords).all()
+    np.testing.assert_array_equal(coords[projector.fit_index_], projector.fit_embedding_)
+    # the transformed (not sampled) points land with their own blob
+    labels = HDBSCANTopics(ClusterSettings(min_cluster_size=20)).fit_predict(coords)
+    assert adjusted_rand_score(truth, labels) > 0.9
+
+
+def test_save_load_round_trip_transforms_the_same(sampled, blobs, tmp_path):
+    projector, _ = sampled
+    _, _, centres = blobs
+    rng = np.random.default_rng(11)
+    new = (centres[[0, 1, 2, 0]] + rng.normal(size=(4, DIM))).astype(np.float32)
+    path = projector.save(tmp_path / "model" / "projection.pkl")
+    assert path.is_file()
+    assert [p.name for p in path.parent.iterdir()] == ["projection.pkl"]  # no temp file left
+    loaded = UMAPProjector.load(path)
+    assert loaded.settings == projector.settings
+    a = projector.transform(new)
+    b = loaded.transform(new)
+    assert b.dtype == np.float32 and b.shape == (4, 2)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_transform_before_fit_raises():
+    with pytest.raises(RuntimeError, match="fit"):
+        UMAPProjector().transform(np.zeros((3, 4), np.float32))
+
+
+@pytest.mark.parametrize("n", [0, 1, 2])
+def test_fewer_than_three_points_raise(n):
+    with pytest.raises(ValueError, match="at least 3"):
+        UMAPProjector().fit(np.ones((n, 5), np.float32))
+
+
+# -- topics on the projection ---------------------------------------------------------------------
+
+
+def test_hdbscan_recovers_the_blobs(topics, blobs):
+    _, truth, _ = blobs
+    labels = topics.labels_
+    assert adjusted_rand_score(truth, labels) > 0.9
+    assert topics.n_topics_ == 3
+    assert sorted(set(labels.tolist())) == [0, 1, 2]
+    assert len(set(topic_of_blob(labels, truth).values())) == 3
+
+
+def test_topics_are_numbered_largest_first_and_noise_is_assigned(topics):
+    labels = topics.labels_
+    assert labels.dtype == np.int64
+    assert (labels >= 0).all()
+    counts = np.bincount(labels)
+    assert list(counts) == sorted(counts, reverse=True)
+    assert topics.clustered_.dtype == np.bool_
+    assert topics.clustered_.shape == labels.shape
+    assert topics.clustered_.sum() > 0.8 * len(labels)
+
+
+def test_predict_places_new_points_in_their_blob(full, topics, blobs):
+    projector, _ = full
+    _, truth, centres = blobs
+    rng = np.random.default_rng(5)
+    which = np.array([0, 1, 2, 2, 1, 0])
+    new = (centres[which] + rng.normal(size=(len(which), DIM))).astype(np.float32)
+    predicted = topics.predict(projector.transform(new))
+    mapping = topic_of_blob(topics.labels_, truth)
+    assert predicted.tolist() == [mapping[b] for b in which]
+
+
+# -- HDBSCANTopics on plain 2-D points (no UMAP) --------------------------------------------------
+
+
+def planar(sizes=(100, 60, 30), seed: int = 1, noise: int = 0):
+    rng = np.random.default_rng(seed)
+    centres = [(0.0, 0.0), (20.0, 0.0), (0.0, 20.0)]
+    pts = [rng.normal(c, 1.0, size=(s, 2)) for c, s in zip(centres, sizes)]
+    truth = [np.full(s, i) for i, s in enumerate(sizes)]
+    if noise:
+        pts.append(rng.uniform(-40, 60, size=(noise, 2)))
+        truth.append(np.full(noise, -1))
+    return np.concatenate(pts), np.concatenate(truth)
+
+
+def test_largest_cluster_is_topic_zero_regardless_of_input_order():
+    pts, truth = planar(sizes=(30, 100, 60))
+    labels = HDBSCANTopics(ClusterSettings(min_cluster_size=10)).fit_predict(pts)
+    assert adjusted_rand_score(truth, labels) > 0.95
+    assert (labels[truth == 1] == 0).all()  # 100 points
+    assert (labels[truth == 2] == 1).all()  # 60 points
+    assert (labels[truth == 0] == 2).all()  # 30 points
+
+
+def test_noise_kept_as_minus_one_without_assign_noise_and_filled_with_it():
+    pts, truth = planar(noise=25)
+    kept = HDBSCANTopics(ClusterSettings(min_cluster_size=10, assign_noise=False)).fit(pts)
+    assert (kept.labels_ == -1).any()
+    np.testing.assert_array_equal(kept.clustered_, kept.labels_ >= 0)
+    filled = HDBSCANTopics(ClusterSettings(min_cluster_size=10, assign_noise=True)).fit(pts)
+    assert (filled.labels_ >= 0).all()
+    # clustered points keep their topic; only noise was filled in
+    np.testing.assert_array_equal(filled.clustered_, kept.clustered_)
+    np.testing.assert_array_equal(filled.labels_[kept.clustered_], kept.labels_[kept.clustered_])
+    # a noise point right next to a cluster gets that cluster's topic
+    near = HDBSCANTopics(ClusterSettings(min_cluster_size=10)).fit(np.vstack([pts, [[20.0, 3.5]]]))
+    assert near.labels_[-1] == near.labels_[np.flatnonzero(truth == 1)[0]]
+
+
+def test_predict_on_plain_points():
+    pts, truth = planar()
+    model = HDBSCANTopics(ClusterSettings(min_cluster_size=10)).fit(pts)
+    out = model.predict(np.array([[0.5, -0.5], [19.0, 1.0], [1.0, 21.0]]))
+    assert out.dtype == np.int64
+    assert out.tolist() == [0, 1, 2]
+    assert model.predict(np.empty((0, 2))).shape == (0,)
+
+
+def test_predict_before_fit_raises():
+    with pytest.raises(RuntimeError, match="fit"):
+        HDBSCANTopics().predict(np.zeros((1, 2)))
+
+
+def test_too_few_points_make_one_topic():
+    model = HDBSCANTopics(ClusterSettings(min_cluster_size=5)).fit(np.array([[0.0, 0.0], [1.0, 1.0], [2.0, 0.0]]))
+    assert model.labels_.tolist() == [0, 0, 0]
+    assert model.n_topics_ == 1
+    empty = HDBSCANTopics().fit(np.empty((0, 2)))
+    assert empty.labels_.shape == (0,)
+    assert empty.n_topics_ == 0
+
+
+def test_uniform_noise_still_gives_at_least_one_topic():
+    rng = np.random.default_rng(3)
+    model = HDBSCANTopics(ClusterSettings(min_cluster_size=40)).fit(rng.uniform(size=(60, 2)))
+    assert (model.labels_ >= 0).all()
+    assert model.n_topics_ >= 1
+
+
+@pytest.mark.parametrize("n, expected", [(0, 5), (100, 5), (400, 5), (2000, 25), (8000, 100)])
+def test_auto_min_cluster_size(n, expected):
+    assert auto_min_cluster_size(n) == expected
