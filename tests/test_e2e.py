@@ -259,3 +259,21 @@ def test_a_partition_of_blank_texts_materializes_empty_and_is_counted(tmp_path, 
         assert docs_meta["skipped_empty_text"].value == 2 and docs_meta["dagster/row_count"].value == 0
     with open_store(StoreLocation(path=str(home / "qdrant")), "blank") as store:
         assert store.count() == 5 and store.count("b") == 0 and store.dimension() == 384
+
+
+def test_two_maps_live_side_by_side_in_one_code_location(tmp_path, wiki_small):
+    wiki_small.head(10).write_parquet(tmp_path / "a.parquet")
+    wiki_small.tail(10).write_csv(tmp_path / "b.csv")
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("alpha", FileSource(str(tmp_path / "a.parquet")), home=tmp_path / "home"),
+        build_embedmap_defs("beta-map", FileSource(str(tmp_path / "b.csv")), home=tmp_path / "home"),
+        dg.Definitions(resources=embedmap_resources(tmp_path / "home")),
+    )
+    dg.Definitions.validate_loadable(defs)
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for name in ("alpha", "beta-map"):
+        assert {f"{name}/{step}" for step in ("documents", "embeddings", "collection", "projection", "topics", "map")} <= keys
+    groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
+    assert groups == {"alpha", "beta_map"}
+    assert {j.name for j in defs.jobs} == {"alpha_partitions", "alpha_map", "beta_map_partitions", "beta_map_map"}

@@ -1,0 +1,53 @@
+"""The `embedmap` command, run as a user runs it: build from a file, export the points, bad input."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+pytestmark = pytest.mark.e2e
+EMBEDMAP = [sys.executable, "-m", "dagster_embedmap.cli"]
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([*EMBEDMAP, *args], cwd=cwd, capture_output=True, text=True, env=os.environ.copy(), timeout=600)
+
+
+def test_build_then_export(tmp_path, wiki_small):
+    sample = wiki_small.slice(30, 60)  # 30 records of each batch
+    sample.write_ndjson(tmp_path / "articles.jsonl")
+    built = run("build", "articles.jsonl", "--text-column", "text", "--id-column", "id",
+                "--partition-column", "batch", "--home", "maps", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr[-3000:]
+    out = built.stdout
+    html = tmp_path / "maps" / "articles" / "map.html"
+    assert f"map        {html}" in out and html.stat().st_size > 5_000
+    assert "collection 'articles' in embedded:" in out and "(60 points)" in out
+    assert "checks     all passed" in out and "top topics" in out
+    assert "[1/2] partition batch-000" in out and "[2/2] partition batch-001" in out
+
+    exported = run("export", "--home", "maps", "--out", "points.parquet", cwd=tmp_path)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    points = pl.read_parquet(tmp_path / "points.parquet")
+    assert points.columns[:6] == ["id", "partition", "x", "y", "topic_id", "topic_label"]
+    assert "text" not in points.columns and "category" in points.columns
+    assert points.height == 60 and sorted(points["id"]) == sorted(sample["id"])
+    assert points["x"].null_count() == 0 and (points["topic_id"] >= 0).all()
+    assert points["topic_label"].str.len_chars().min() > 0
+
+
+def test_build_names_a_missing_column_and_exits_2(tmp_path, wiki_small):
+    wiki_small.head(5).write_csv(tmp_path / "few.csv")
+    failed = run("build", "few.csv", "--text-column", "body", "--home", "maps", cwd=tmp_path)
+    assert failed.returncode == 2
+    assert "column(s) ['body'] not found" in failed.stderr and "'text'" in failed.stderr
+    assert "partition 'all'" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+
+def test_export_without_a_map_says_what_to_do(tmp_path):
+    result = run("export", "--home", "empty", "--out", "p.parquet", cwd=tmp_path)
+    assert result.returncode != 0 and "run `embedmap build` or `embedmap demo` first" in result.stderr
