@@ -305,14 +305,20 @@ HOLDER = textwrap.dedent(
 )
 
 
-def test_second_open_waits_then_fails_while_folder_is_held(tmp_path):
-    folder = tmp_path / "qdrant"
-    folder.mkdir()
+def _hold(folder):
+    """Another process that opens the embedded folder and keeps it until a line arrives on its stdin."""
+    folder.mkdir(exist_ok=True)
     holder = subprocess.Popen(
         [sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
+    assert holder.stdout.readline().strip() == "ready"
+    return holder
+
+
+def test_second_open_waits_then_fails_while_folder_is_held(tmp_path):
+    folder = tmp_path / "qdrant"
+    holder = _hold(folder)
     try:
-        assert holder.stdout.readline().strip() == "ready"
         start = time.monotonic()
         with pytest.raises(EmbedMapStoreError) as err:
             with open_store(StoreLocation(path=str(folder), lock_timeout_s=0.6), "docs"):
@@ -333,12 +339,8 @@ def test_second_open_waits_then_fails_while_folder_is_held(tmp_path):
 
 def test_open_waits_for_a_holder_that_lets_go(tmp_path):
     folder = tmp_path / "qdrant"
-    folder.mkdir()
-    holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+    holder = _hold(folder)
     try:
-        assert holder.stdout.readline().strip() == "ready"
         import threading
 
         release = threading.Timer(0.5, lambda: (holder.stdin.write("\n"), holder.stdin.flush()))

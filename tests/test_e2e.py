@@ -38,6 +38,21 @@ def _defs_for_asset_source(frame: pl.DataFrame, home, name="wiki"):
     )
 
 
+def _file_map(name: str, pattern, home):
+    """A map over files matching ``pattern``, with the default resources in ``home``."""
+    defs = dg.Definitions.merge(
+        build_embedmap_defs(name, FileSource(str(pattern)), home=home),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    return defs, MapKeys.for_map(name)
+
+
+def _materialize_partition(defs, keys, partition, instance, **kwargs):
+    """One partition's documents, embeddings and collection, as a partition run does."""
+    return dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*keys.per_partition),
+                          partition_key=partition, instance=instance, resources=defs.resources, **kwargs)
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, wiki_small):
     home = tmp_path_factory.mktemp("home")
@@ -116,10 +131,7 @@ def test_rematerializing_a_partition_keeps_one_point_per_record(built):
     with _store(built["home"]) as store:
         before = store.count()
         ids_before = {str(r.id) for r in store.scroll(with_payload=False)}
-    run = dg.materialize(
-        list(defs.assets), selection=dg.AssetSelection.assets(*keys.per_partition), partition_key="batch-001",
-        instance=instance, resources=defs.resources,
-    )
+    run = _materialize_partition(defs, keys, "batch-001", instance)
     assert run.success
     with _store(built["home"]) as store:
         assert store.count() == before == 120
@@ -136,24 +148,16 @@ def test_file_source_removed_record_leaves_the_collection(tmp_path, wiki_small):
     small.head(20).write_ndjson(landing / "day1.jsonl")
     small.tail(20).write_ndjson(landing / "day2.jsonl")
     home = tmp_path / "home"
-    defs = dg.Definitions.merge(
-        build_embedmap_defs("files", FileSource(str(landing / "*.jsonl")), home=home),
-        dg.Definitions(resources=embedmap_resources(home)),
-    )
-    keys = MapKeys.for_map("files")
-    per_partition = dg.AssetSelection.assets(*keys.per_partition)
+    defs, keys = _file_map("files", landing / "*.jsonl", home)
     with dg.instance_for_test() as instance:
         for day in ("day1", "day2"):
-            assert dg.materialize(list(defs.assets), selection=per_partition, partition_key=day,
-                                  instance=instance, resources=defs.resources).success
+            assert _materialize_partition(defs, keys, day, instance).success
         location = StoreLocation(path=str(home / "qdrant"))
         with open_store(location, "files") as store:
             assert store.count() == 40 and store.count("day1") == 20
         removed = small.head(20)["id"][0]
         small.head(20).filter(pl.col("id") != removed).write_ndjson(landing / "day1.jsonl")
-        run = dg.materialize(list(defs.assets), selection=per_partition, partition_key="day1",
-                             instance=instance, resources=defs.resources)
-        assert run.success
+        assert _materialize_partition(defs, keys, "day1", instance).success
         with open_store(location, "files") as store:
             assert store.count() == 39 and store.count("day1") == 19 and store.count("day2") == 20
             assert removed not in {r.payload["record_id"] for r in store.scroll()}
@@ -203,17 +207,10 @@ def test_bad_input_fails_the_partition_and_names_the_column(tmp_path, wiki_small
     good.write_parquet(tmp_path / "a.parquet")
     good.tail(5).rename({"text": "body"}).write_parquet(tmp_path / "b.parquet")
     home = tmp_path / "home"
-    defs = dg.Definitions.merge(
-        build_embedmap_defs("bad", FileSource(str(tmp_path / "*.parquet")), home=home),
-        dg.Definitions(resources=embedmap_resources(home)),
-    )
-    keys = MapKeys.for_map("bad")
-    selection = dg.AssetSelection.assets(*keys.per_partition)
+    defs, keys = _file_map("bad", tmp_path / "*.parquet", home)
     with dg.instance_for_test() as instance:
-        assert dg.materialize(list(defs.assets), selection=selection, partition_key="a", instance=instance,
-                              resources=defs.resources).success
-        failed = dg.materialize(list(defs.assets), selection=selection, partition_key="b", instance=instance,
-                                resources=defs.resources, raise_on_error=False)
+        assert _materialize_partition(defs, keys, "a", instance).success
+        failed = _materialize_partition(defs, keys, "b", instance, raise_on_error=False)
         assert not failed.success
         message = failed.get_step_failure_events()[0].event_specific_data.error.to_string()
         assert "partition 'b'" in message and "'text'" in message and "'body'" in message
@@ -243,16 +240,10 @@ def test_a_partition_of_blank_texts_materializes_empty_and_is_counted(tmp_path, 
     wiki_small.head(5).select("id", "text").write_ndjson(tmp_path / "a.jsonl")
     pl.DataFrame({"id": ["b1", "b2"], "text": ["   ", ""]}).write_ndjson(tmp_path / "b.jsonl")
     home = tmp_path / "home"
-    defs = dg.Definitions.merge(
-        build_embedmap_defs("blank", FileSource(str(tmp_path / "*.jsonl")), home=home),
-        dg.Definitions(resources=embedmap_resources(home)),
-    )
-    keys = MapKeys.for_map("blank")
-    selection = dg.AssetSelection.assets(*keys.per_partition)
+    defs, keys = _file_map("blank", tmp_path / "*.jsonl", home)
     with dg.instance_for_test() as instance:
         for part in ("b", "a", "b"):
-            run = dg.materialize(list(defs.assets), selection=selection, partition_key=part, instance=instance,
-                                 resources=defs.resources)
+            run = _materialize_partition(defs, keys, part, instance)
             assert run.success
         docs_meta = [e.materialization.metadata for e in run.get_asset_materialization_events()
                      if e.asset_key == keys.documents][0]
