@@ -166,3 +166,25 @@ def test_close_frees_the_model_and_it_reloads_on_use():
     np.testing.assert_allclose(first, again, atol=1e-4)
     enc.close()
     assert not enc.loaded
+
+
+def test_vector_health_flags_nan_zero_rows_and_a_wrong_dimension():
+    from dagster_embedmap.core.embed import vector_health
+
+    good = np.eye(3, 4, dtype=np.float32)
+    assert vector_health(good, 4) == {"dimension": 4, "expected_dimension": 4, "non_finite_rows": 0,
+                                      "zero_rows": 0, "passed": True}
+    bad = good.copy()
+    bad[0, 1] = np.nan
+    bad[2] = 0.0
+    health = vector_health(bad, 4)
+    assert (health["non_finite_rows"], health["zero_rows"], health["passed"]) == (1, 1, False)
+    assert vector_health(good, 384)["passed"] is False
+
+
+def test_stack_vectors_keeps_rows_and_handles_an_empty_partition():
+    from dagster_embedmap.core.embed import stack_vectors
+
+    stacked = stack_vectors([[1.0, 2.0], [3.0, 4.0]])
+    assert stacked.dtype == np.float32 and stacked.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert stack_vectors([]).shape == (0, 0)

@@ -18,6 +18,7 @@ import polars as pl
 
 from ..core.cluster import ClusterSettings, HDBSCANTopics
 from ..core.documents import RecordSchema, prepare_documents
+from ..core.embed import stack_vectors, vector_health
 from ..core.errors import EmbedMapInputError
 from ..core.label import LabelSettings, ctfidf_keywords
 from ..core.paths import MapLayout, atomic_path
@@ -227,41 +228,38 @@ def build_embedmap_defs(
         partition = context.partition_key
         docs = pl.read_parquet(layout.documents(partition))
         load_s = 0.0
-        if "vector" not in docs.columns:
+        if "vector" in docs.columns:
+            started = time.perf_counter()
+            vectors = stack_vectors(docs.get_column("vector").to_list())
+            info: dict[str, object] = {"model": f"vectors from column {vector_column!r}", "device": "none"}
+            expected_dim = vectors.shape[1]
+        else:
             encoder = getattr(context.resources, embedder_key).get_encoder()
             loading = time.perf_counter()
-            encoder.model  # load outside the timed part, so docs/s measures encoding alone
-            load_s = time.perf_counter() - loading
-        started = time.perf_counter()
-        if "vector" in docs.columns:
-            vectors = np.asarray(docs.get_column("vector").to_list(), dtype=np.float32).reshape(docs.height, -1) \
-                if docs.height else np.empty((0, 0), dtype=np.float32)
-            info: dict[str, object] = {"model": f"vectors from column {vector_column!r}", "device": "none"}
-        else:
+            expected_dim = encoder.dimension  # loads the model, outside the timed part: docs/s is encoding alone
+            started = time.perf_counter()
+            load_s = started - loading
             vectors = encoder.encode(
                 docs.get_column("text").to_list(), progress=_Progress(context.log, f"partition {partition!r}")
             )
-            info = dict(encoder.identity())
+            info = {k: v for k, v in encoder.identity().items() if k != "dimension"}
         elapsed = time.perf_counter() - started
-        dim = int(vectors.shape[1]) if vectors.ndim == 2 and vectors.size else int(info.get("dimension", 0) or 0)
+        dim = vectors.shape[1]
         frame = pl.DataFrame(
             {
                 "id": docs.get_column("id"),
                 "content_hash": docs.get_column("content_hash"),
-                "vector": pl.Series(vectors, dtype=pl.Array(pl.Float32, dim)) if docs.height else pl.Series([], dtype=pl.Array(pl.Float32, max(dim, 1))),
+                "vector": pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, max(dim, 1))) if docs.height
+                else pl.Series("vector", [], dtype=pl.Array(pl.Float32, max(dim, 1))),
             }
         )
         path = layout.embeddings(partition)
         with atomic_path(path) as tmp:
             frame.write_parquet(tmp)
-        norms = np.linalg.norm(vectors, axis=1) if vectors.size else np.empty(0)
-        nonfinite = int((~np.isfinite(vectors)).any(axis=1).sum()) if vectors.size else 0
-        zero = int((norms == 0).sum())
-        expected_dim = info.get("dimension", dim)
-        passed = nonfinite == 0 and zero == 0 and dim == expected_dim and len(vectors) == docs.height
+        health = vector_health(vectors, expected_dim)
         rate = docs.height / elapsed if elapsed > 0 else 0.0
         meta = file_metadata(path, frame)
-        meta.update({k: dg.MetadataValue.text(str(v)) for k, v in info.items() if k != "dimension"})
+        meta.update({k: dg.MetadataValue.text(str(v)) for k, v in info.items()})
         meta.update({"dimension": dim, "docs_per_s": round(rate, 1), "seconds": round(elapsed, 2),
                      "model_load_seconds": round(load_s, 2)})
         context.log.info(f"partition {partition!r}: {docs.height} records embedded at {rate:.1f} docs/s")
@@ -270,9 +268,8 @@ def build_embedmap_defs(
             check_results=[
                 dg.AssetCheckResult(
                     check_name="embeddings_sane",
-                    passed=bool(passed),
-                    metadata={"dimension": dim, "expected_dimension": int(expected_dim), "non_finite_rows": nonfinite,
-                              "zero_rows": zero, "rows": len(vectors), "documents": docs.height},
+                    passed=health.pop("passed") and len(vectors) == docs.height,
+                    metadata={**health, "rows": len(vectors), "documents": docs.height},
                 )
             ],
         )

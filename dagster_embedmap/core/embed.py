@@ -13,7 +13,16 @@ from typing import Callable, Literal, Sequence
 
 import numpy as np
 
-__all__ = ["EncoderSettings", "Encoder", "resolve_device", "resolve_precision", "resolve_model_path", "BUNDLED_MODEL"]
+__all__ = [
+    "EncoderSettings",
+    "Encoder",
+    "resolve_device",
+    "resolve_precision",
+    "resolve_model_path",
+    "stack_vectors",
+    "vector_health",
+    "BUNDLED_MODEL",
+]
 
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 _BUNDLED_ALIASES = {"all-MiniLM-L6-v2", BUNDLED_MODEL}
@@ -60,6 +69,31 @@ def resolve_precision(precision: Precision, device: str) -> str:
     if precision == "fp16" and device == "cpu":
         raise ValueError("precision 'fp16' is not supported on the CPU; use 'fp32' or 'bf16'")
     return precision
+
+
+def stack_vectors(rows: Sequence[Sequence[float]]) -> np.ndarray:
+    """Vectors a user brought (one list per record, already validated) as a float32 ``(n, d)`` array."""
+    if len(rows) == 0:
+        return np.empty((0, 0), dtype=np.float32)
+    return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+
+
+def vector_health(vectors: np.ndarray, expected_dimension: int) -> dict[str, object]:
+    """Sanity of a batch of vectors: the dimension, rows with NaN/inf, all-zero rows, and a verdict."""
+    dimension = int(vectors.shape[1]) if vectors.ndim == 2 else 0
+    if vectors.size:
+        non_finite = int((~np.isfinite(vectors)).any(axis=1).sum())
+        zero = int((np.abs(vectors).sum(axis=1) == 0).sum())
+    else:
+        non_finite = zero = 0
+    passed = non_finite == 0 and zero == 0 and (len(vectors) == 0 or dimension == int(expected_dimension))
+    return {
+        "dimension": dimension,
+        "expected_dimension": int(expected_dimension),
+        "non_finite_rows": non_finite,
+        "zero_rows": zero,
+        "passed": bool(passed),
+    }
 
 
 @dataclass(frozen=True)
