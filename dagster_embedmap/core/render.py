@@ -532,9 +532,10 @@ function zoom() { return k / k0; }
 function radius() { return baseR * Math.min(4, Math.max(0.7, Math.sqrt(zoom()))); }
 
 function fit() {
-  var pad = 40;
-  k0 = k = Math.max(1e-12, Math.min((W - 2 * pad) / spanX, (H - 2 * pad) / spanY));
-  ox = W / 2 - (minX + spanX / 2) * k;
+  var pad = 40, legendW = W > 800 ? 280 : 0;  // keep the points clear of the legend panel
+  var w = W - legendW;
+  k0 = k = Math.max(1e-12, Math.min((w - 2 * pad) / spanX, (H - 2 * pad) / spanY));
+  ox = w / 2 - (minX + spanX / 2) * k;
   oy = H / 2 + (minY + spanY / 2) * k;
 }
 function resize(first) {
