@@ -222,7 +222,7 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="build the demo map of Wikipedia vital-article summaries")
     demo.add_argument("--home", default=".embedmap", help="folder for the map (default: .embedmap)")
     demo.add_argument("--size", type=int, default=2000, help="number of articles (default 2000)")
-    demo.add_argument("--full", action="store_true", help="all 9,033 categorised articles")
+    demo.add_argument("--full", action="store_true", help="all 10,033 articles (the uncategorised ones too)")
     demo.set_defaults(func=cmd_demo)
 
     build.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model or folder")

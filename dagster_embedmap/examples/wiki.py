@@ -4,7 +4,8 @@ A user asset, ``wiki_articles``, produces one polars DataFrame per batch (partit
 builds the map from it. Settings come from the environment:
 
 - ``EMBEDMAP_HOME``       where the map's files and the embedded Qdrant live (default ``./.embedmap``)
-- ``EMBEDMAP_DEMO_SIZE``  how many articles (default 2000; ``full`` for all 9,033 categorised ones)
+- ``EMBEDMAP_DEMO_SIZE``  how many articles (default 2000, from the 11 categories; ``full`` for all
+  10,033, the 1,000 'Uncategorized' ones included)
 - ``EMBEDMAP_DEMO_BATCHES`` how many partitions to split them into (default 4)
 """
 
@@ -36,7 +37,8 @@ batches = dg.StaticPartitionsDefinition([f"batch-{i:03d}" for i in range(BATCHES
     description="Wikipedia vital-article summaries (CC BY-SA 4.0) with their category, one batch per partition.",
 )
 def wiki_articles(context: dg.AssetExecutionContext) -> pl.DataFrame:
-    frame = load_wiki_summaries(n=demo_size(), batches=BATCHES)
+    size = demo_size()
+    frame = load_wiki_summaries(n=size, batches=BATCHES, include_uncategorized=size is None)
     part = frame.filter(pl.col("batch") == context.partition_key).drop("batch")
     context.add_output_metadata({"dagster/row_count": part.height})
     return part
