@@ -19,7 +19,8 @@ class ClusterSettings:
     min_cluster_size: int | None = None
     """Smallest group of points that counts as a topic; ``None`` scales with the map (n / 80, at least 5)."""
     min_samples: int | None = None
-    """How conservative HDBSCAN is (more points left as noise when larger); ``None`` = min_cluster_size."""
+    """How conservative HDBSCAN is (more points left as noise when larger); ``None`` = min_cluster_size,
+    capped at 25 so the density estimate does not widen with the map (which merges topics at 10k+ points)."""
     assign_noise: bool = True
     """Give points HDBSCAN left unclustered the majority topic of their nearest clustered neighbours."""
     noise_neighbors: int = 10
@@ -47,14 +48,16 @@ class HDBSCANTopics:
         else:
             import hdbscan
 
-            raw = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=self.settings.min_samples).fit_predict(points)
-        raw = self._by_size(raw)
+            min_samples = self.settings.min_samples or min(mcs, 25)
+            raw = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples).fit_predict(points)
+        raw = np.asarray(raw, dtype=np.int64)
         self.clustered_ = raw >= 0
         if not self.clustered_.any() and n:  # nothing dense enough: one topic rather than none
             raw[:] = 0
         labels = raw.copy()
         if self.settings.assign_noise and (labels < 0).any():
             labels[labels < 0] = self._nearest_topics(points[labels >= 0], labels[labels >= 0], points[labels < 0])
+        labels = self._by_size(labels)  # numbered by final size, after noise found its topics
         self.labels_ = labels
         self._points, self._point_labels = points[labels >= 0], labels[labels >= 0]
         return self
