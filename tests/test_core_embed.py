@@ -188,3 +188,28 @@ def test_stack_vectors_keeps_rows_and_handles_an_empty_partition():
     stacked = stack_vectors([[1.0, 2.0], [3.0, 4.0]])
     assert stacked.dtype == np.float32 and stacked.tolist() == [[1.0, 2.0], [3.0, 4.0]]
     assert stack_vectors([]).shape == (0, 0)
+
+
+def test_split_cached_reuses_only_unchanged_texts_under_the_same_model():
+    import polars as pl
+
+    from dagster_embedmap.core.embed import split_cached
+
+    docs = pl.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y2", "z"], "content_hash": ["hx", "hy2", "hz"]})
+    previous = pl.DataFrame({"id": ["a", "b", "d"], "content_hash": ["hx", "hy", "hd"], "model": ["m1"] * 3,
+                             "vector": [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]})
+    cached, todo = split_cached(docs, previous, "m1")
+    assert cached["id"].to_list() == ["a"] and cached["vector"].to_list() == [[1.0, 0.0]]
+    assert sorted(todo["id"].to_list()) == ["b", "c"] and "text" in todo.columns
+    cached, todo = split_cached(docs, previous, "m2")  # another model: nothing is reused
+    assert cached.is_empty() and sorted(todo["id"].to_list()) == ["a", "b", "c"]
+    cached, todo = split_cached(docs, None, "m1")
+    assert cached.is_empty() and todo.height == 3
+
+
+def test_fingerprint_changes_with_the_model_settings_not_the_device():
+    base = Encoder(EncoderSettings())
+    assert base.fingerprint() == Encoder(EncoderSettings(device="cpu", batch_size=8)).fingerprint()
+    assert base.fingerprint() != Encoder(EncoderSettings(max_seq_length=64)).fingerprint()
+    assert base.fingerprint() != Encoder(EncoderSettings(normalize=False)).fingerprint()
+    assert not base.loaded  # computing it does not load the model

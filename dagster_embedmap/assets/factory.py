@@ -7,6 +7,7 @@ live in :mod:`dagster_embedmap.core`.
 """
 
 
+import hashlib
 import os
 import time
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ import polars as pl
 
 from ..core.cluster import ClusterSettings, HDBSCANTopics
 from ..core.documents import RecordSchema, prepare_documents
-from ..core.embed import stack_vectors, vector_health
+from ..core.embed import split_cached, stack_vectors, vector_health
 from ..core.errors import EmbedMapInputError
 from ..core.label import LabelSettings, ctfidf_keywords
 from ..core.paths import MapLayout, atomic_path
@@ -227,28 +228,43 @@ def build_embedmap_defs(
     def embeddings(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         partition = context.partition_key
         docs = pl.read_parquet(layout.documents(partition))
-        load_s = 0.0
+        path = layout.embeddings(partition)
+        load_s, reused = 0.0, 0
         if "vector" in docs.columns:
             started = time.perf_counter()
             vectors = stack_vectors(docs.get_column("vector").to_list())
+            fingerprint = f"column:{vector_column}"
             info: dict[str, object] = {"model": f"vectors from column {vector_column!r}", "device": "none"}
             expected_dim = vectors.shape[1]
         else:
             encoder = getattr(context.resources, embedder_key).get_encoder()
-            loading = time.perf_counter()
-            expected_dim = encoder.dimension  # loads the model, outside the timed part: docs/s is encoding alone
-            started = time.perf_counter()
-            load_s = started - loading
-            vectors = encoder.encode(
-                docs.get_column("text").to_list(), progress=_Progress(context.log, f"partition {partition!r}")
-            )
-            info = {k: v for k, v in encoder.identity().items() if k != "dimension"}
+            fingerprint = encoder.fingerprint()
+            previous = pl.read_parquet(path) if path.exists() else None
+            cached, todo = split_cached(docs, previous, fingerprint)
+            reused = cached.height
+            if todo.height:
+                loading = time.perf_counter()
+                expected_dim = encoder.dimension  # loads the model outside the timed part: docs/s is encoding alone
+                started = time.perf_counter()
+                load_s = started - loading
+                fresh = encoder.encode(
+                    todo.get_column("text").to_list(), progress=_Progress(context.log, f"partition {partition!r}")
+                )
+                info = {k: v for k, v in encoder.identity().items() if k != "dimension"}
+            else:  # every text unchanged under the same model: the model is not even loaded
+                started = time.perf_counter()
+                expected_dim = len(cached["vector"][0]) if reused else 0
+                fresh = np.empty((0, expected_dim), dtype=np.float32)
+                info = {"model": encoder.settings.model, "fingerprint": fingerprint, "device": "not loaded"}
+            vectors = _in_order(docs["id"], cached, todo["id"], fresh, expected_dim)
         elapsed = time.perf_counter() - started
+        embedded = docs.height - reused
         dim = vectors.shape[1]
         frame = pl.DataFrame(
             {
                 "id": docs.get_column("id"),
                 "content_hash": docs.get_column("content_hash"),
+                "model": pl.Series("model", [fingerprint] * docs.height, dtype=pl.String),
                 "vector": pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, max(dim, 1))) if docs.height
                 else pl.Series("vector", [], dtype=pl.Array(pl.Float32, max(dim, 1))),
             }
@@ -257,14 +273,19 @@ def build_embedmap_defs(
         with atomic_path(path) as tmp:
             frame.write_parquet(tmp)
         health = vector_health(vectors, expected_dim)
-        rate = docs.height / elapsed if elapsed > 0 else 0.0
+        rate = embedded / elapsed if elapsed > 0 and embedded else 0.0
         meta = file_metadata(path, frame)
         meta.update({k: dg.MetadataValue.text(str(v)) for k, v in info.items()})
         meta.update({"dimension": dim, "docs_per_s": round(rate, 1), "seconds": round(elapsed, 2),
-                     "model_load_seconds": round(load_s, 2)})
-        context.log.info(f"partition {partition!r}: {docs.height} records embedded at {rate:.1f} docs/s")
+                     "model_load_seconds": round(load_s, 2), "embedded": embedded, "reused": reused})
+        context.log.info(
+            f"partition {partition!r}: {embedded} records embedded at {rate:.1f} docs/s, {reused} unchanged reused"
+        )
         return dg.MaterializeResult(
             metadata=meta,
+            # the vectors' version: changes with any text of the partition or with the model, which marks
+            # the collection and everything after it stale in the UI; a rerun that changes nothing keeps it
+            data_version=dg.DataVersion(_digest([fingerprint, *docs["id"].to_list(), *docs["content_hash"].to_list()])),
             check_results=[
                 dg.AssetCheckResult(
                     check_name="embeddings_sane",
@@ -513,6 +534,21 @@ def build_embedmap_defs(
         assets=[documents, embeddings, collection_asset, projection_asset, topics_asset, map_asset],
         jobs=[per_partition_job, map_job],
     )
+
+
+def _digest(parts: Sequence[str]) -> str:
+    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
+
+
+def _in_order(ids: pl.Series, cached: pl.DataFrame, todo_ids: pl.Series, fresh: np.ndarray, dim: int) -> np.ndarray:
+    """Reused and freshly computed vectors, back in the documents' order."""
+    out = np.empty((len(ids), dim), dtype=np.float32)
+    position = {rid: i for i, rid in enumerate(ids.to_list())}
+    if cached.height:
+        out[[position[r] for r in cached["id"].to_list()]] = np.asarray(cached["vector"].to_list(), dtype=np.float32)
+    if len(todo_ids):
+        out[[position[r] for r in todo_ids.to_list()]] = fresh
+    return out
 
 
 def _topic_markdown(table: pl.DataFrame, limit: int = 30) -> str:

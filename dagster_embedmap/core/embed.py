@@ -5,13 +5,16 @@ This is the only module that imports torch (lazily, inside :class:`Encoder`).
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
+import json
 import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Literal, Sequence
 
 import numpy as np
+import polars as pl
 
 __all__ = [
     "EncoderSettings",
@@ -21,6 +24,7 @@ __all__ = [
     "resolve_model_path",
     "stack_vectors",
     "vector_health",
+    "split_cached",
     "BUNDLED_MODEL",
 ]
 
@@ -76,6 +80,28 @@ def stack_vectors(rows: Sequence[Sequence[float]]) -> np.ndarray:
     if len(rows) == 0:
         return np.empty((0, 0), dtype=np.float32)
     return np.asarray(rows, dtype=np.float32).reshape(len(rows), -1)
+
+
+def split_cached(
+    documents: pl.DataFrame, previous: pl.DataFrame | None, fingerprint: str
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Which records can keep their vector and which need embedding.
+
+    ``documents`` has ``id``, ``text`` and ``content_hash``; ``previous`` is the partition's last
+    embeddings (``id``, ``content_hash``, ``model``, ``vector``) or None. A record keeps its vector when
+    its id, its text's hash and the model fingerprint are all unchanged. Returns
+    ``(cached: id, vector; todo: id, text)``.
+    """
+    if previous is None or "model" not in previous.columns or previous.is_empty():
+        empty = pl.DataFrame(schema={"id": pl.String, "vector": pl.List(pl.Float32)})
+        return empty, documents.select("id", "text")
+    usable = previous.filter(pl.col("model") == fingerprint).select(
+        "id", "content_hash", pl.col("vector").cast(pl.List(pl.Float32))
+    )
+    matched = documents.select("id", "text", "content_hash").join(usable, on=["id", "content_hash"], how="left")
+    cached = matched.filter(pl.col("vector").is_not_null()).select("id", "vector")
+    todo = matched.filter(pl.col("vector").is_null()).select("id", "text")
+    return cached, todo
 
 
 def vector_health(vectors: np.ndarray, expected_dimension: int) -> dict[str, object]:
@@ -149,6 +175,19 @@ class Encoder:
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         return int(get_dim())
 
+    def fingerprint(self) -> str:
+        """What makes two runs' vectors interchangeable: the model and how texts are cut and scaled.
+
+        Known without loading the model. Device and precision are left out: fp16 on a GPU and fp32 on
+        a CPU give vectors of the same model (cosine above 0.999), so a cache survives moving hardware.
+        """
+        key = {
+            "model": resolve_model_path(self.settings.model),
+            "max_seq_length": self.settings.max_seq_length,
+            "normalize": self.settings.normalize,
+        }
+        return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
     def identity(self) -> dict[str, object]:
         """What determines the vectors: model, its resolved path, precision, window and normalisation."""
         model = self.model
@@ -160,6 +199,7 @@ class Encoder:
             "precision": self.precision,
             "max_seq_length": int(model.max_seq_length),
             "normalize": self.settings.normalize,
+            "fingerprint": self.fingerprint(),
         }
 
     def encode(self, texts: Sequence[str], progress: ProgressFn | None = None, chunk_size: int | None = None) -> np.ndarray:
