@@ -1,6 +1,5 @@
 """The whole graph, materialized for real: bundled model, embedded Qdrant, UMAP, HDBSCAN, rendering."""
 
-import json
 import re
 
 import dagster as dg
@@ -48,8 +47,8 @@ def _file_map(name: str, pattern, home):
 
 
 def _materialize_partition(defs, keys, partition, instance, **kwargs):
-    """One partition's documents, embeddings and collection, as a partition run does."""
-    return dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*keys.per_partition),
+    """One partition's documents, embeddings and collection, as the partitions job runs them."""
+    return dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*keys.ingest),
                           partition_key=partition, instance=instance, resources=defs.resources, **kwargs)
 
 
@@ -223,17 +222,19 @@ def test_lineage_and_resources_of_the_example_code_location():
 
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
-    chain = ["wiki_articles", "wiki/documents", "wiki/embeddings", "wiki/collection", "wiki/projection",
-             "wiki/topics", "wiki/map"]
+    chain = ["wiki_articles", "wiki/documents", "wiki/embeddings", "wiki/collection", "wiki/projection_model",
+             "wiki/projection", "wiki/topics", "wiki/map"]
     for parent, child in zip(chain, chain[1:]):
         parents = {k.to_user_string() for k in graph.get(dg.AssetKey.from_user_string(child)).parent_keys}
         assert parent in parents, (child, parents)
+    assert {k.to_user_string() for k in graph.get(dg.AssetKey(["wiki", "projection"])).parent_keys} == {
+        "wiki/collection", "wiki/projection_model"}
     embeddings = graph.get(dg.AssetKey.from_user_string("wiki/embeddings"))
     assert embeddings.pools == {"gpu"}
     assert {"embedder", "qdrant"} <= set(defs.resources)
-    job_names = {j.name for j in defs.jobs}
-    assert {"wiki_partitions", "wiki_map"} <= job_names
-    assert json.dumps(sorted(job_names))
+    assert {j.name for j in defs.jobs} == {"wiki_partitions", "wiki_refit", "wiki_map"}
+    assert {s.name for s in defs.schedules} == {"wiki_refit_schedule"}
+    assert {s.name for s in defs.sensors} == {"wiki_drift_sensor"}
 
 
 def test_a_partition_of_blank_texts_materializes_empty_and_is_counted(tmp_path, wiki_small):
@@ -263,11 +264,12 @@ def test_two_maps_live_side_by_side_in_one_code_location(tmp_path, wiki_small):
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    steps = ("documents", "embeddings", "collection", "projection_model", "projection", "topics", "map")
     for name in ("alpha", "beta-map"):
-        assert {f"{name}/{step}" for step in ("documents", "embeddings", "collection", "projection", "topics", "map")} <= keys
+        assert {f"{name}/{step}" for step in steps} <= keys
     groups = {graph.get(k).group_name for k in graph.get_all_asset_keys()}
     assert groups == {"alpha", "beta_map"}
-    assert {j.name for j in defs.jobs} == {"alpha_partitions", "alpha_map", "beta_map_partitions", "beta_map_map"}
+    assert {j.name for j in defs.jobs} == {f"{g}_{j}" for g in ("alpha", "beta_map") for j in ("partitions", "refit", "map")}
 
 
 def _embedding_meta(run, keys):

@@ -8,6 +8,7 @@ live in :mod:`dagster_embedmap.core`.
 
 
 import hashlib
+import json
 import os
 import time
 from dataclasses import dataclass
@@ -17,14 +18,14 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from ..core.cluster import ClusterSettings, HDBSCANTopics
+from ..core.cluster import ClusterSettings, assign_topics
 from ..core.documents import RecordSchema, prepare_documents
 from ..core.embed import split_cached, stack_vectors, vector_health
 from ..core.errors import EmbedMapInputError
 from ..core.label import LabelSettings, ctfidf_keywords
 from ..core.paths import MapLayout, atomic_path
 from ..core.points import points_frame
-from ..core.project import ProjectionSettings, UMAPProjector
+from ..core.project import ProjectionModel, ProjectionSettings, fit_projection
 from ..core.render import png_markdown, render_html_map, render_preview_png
 from ..core.sources import SINGLE_PARTITION, FileSource
 from ..core.store import point_id
@@ -33,6 +34,8 @@ from .metadata import file_metadata, md_table
 __all__ = ["build_embedmap_defs", "MapKeys", "default_home", "SNIPPET_CHARS"]
 
 SNIPPET_CHARS = 500
+# Payload fields that say where a point sits and which topic it has; kept while its text is unchanged.
+PLACEMENT_FIELDS = ("content_hash", "x", "y", "layout_version", "topic_id", "topic_label")
 Source = Union[FileSource, dg.AssetsDefinition, dg.AssetKey, str]
 
 
@@ -59,17 +62,28 @@ class MapKeys:
     documents = property(lambda self: self._key("documents"))
     embeddings = property(lambda self: self._key("embeddings"))
     collection = property(lambda self: self._key("collection"))
+    projection_model = property(lambda self: self._key("projection_model"))
     projection = property(lambda self: self._key("projection"))
     topics = property(lambda self: self._key("topics"))
     map = property(lambda self: self._key("map"))
 
     @property
-    def per_partition(self) -> list[dg.AssetKey]:
+    def ingest(self) -> list[dg.AssetKey]:
+        """Per partition, before any layout: documents, embeddings, collection."""
         return [self.documents, self.embeddings, self.collection]
 
     @property
+    def per_partition(self) -> list[dg.AssetKey]:
+        return [*self.ingest, self.projection]
+
+    @property
+    def summary(self) -> list[dg.AssetKey]:
+        """Global, cheap, after the points are placed: topics and the map."""
+        return [self.topics, self.map]
+
+    @property
     def global_(self) -> list[dg.AssetKey]:
-        return [self.projection, self.topics, self.map]
+        return [self.projection_model, *self.summary]
 
 
 def _source_key(source: Source) -> dg.AssetKey | None:
@@ -127,6 +141,8 @@ def build_embedmap_defs(
     embedder_key: str = "embedder",
     qdrant_key: str = "qdrant",
     pool: str = "gpu",
+    refit_cron: str | None = "0 3 * * 0",
+    refit_drift_share: float | None = 0.5,
 ) -> dg.Definitions:
     """Assets, checks and jobs for one data map named ``name``.
 
@@ -145,6 +161,14 @@ def build_embedmap_defs(
             ``$EMBEDMAP_HOME`` or ``./.embedmap``.
         embedder_key / qdrant_key: resource keys of :class:`EmbedderResource` / :class:`QdrantResource`.
         pool: Dagster concurrency pool of the embeddings step (limit it to the GPUs you have).
+        refit_cron: cron of the schedule that refits the layout (created stopped); ``None``: no schedule.
+        refit_drift_share: a sensor (created stopped) refits the layout once more than this share of
+            the records arrived after the last fit; ``None``: no sensor.
+
+    New partitions cost only themselves: their points are placed with the current layout model and
+    join their neighbours' topics. Declarative automation refreshes placement, topics and the map when
+    partitions land (the layout model itself is refitted only when missing, on the schedule, by the
+    drift sensor, or by hand).
 
     The resources themselves are not included: add them with ``embedmap_resources()`` or your own.
     """
@@ -163,6 +187,7 @@ def build_embedmap_defs(
     )
     pdef = partitions_def or _default_partitions(source)
     source_key = _source_key(source)
+    eager = dg.AutomationCondition.eager()
 
     def write_documents(context: dg.AssetExecutionContext, records: pl.DataFrame) -> dg.MaterializeResult:
         partition = context.partition_key
@@ -195,6 +220,7 @@ def build_embedmap_defs(
         @dg.asset(
             key=keys.documents,
             kinds={"polars", "parquet"},
+            automation_condition=eager,
             description=f"Records of one partition from {source.path}, validated: id, text, content hash, metadata.",
             **common,
         )
@@ -207,6 +233,7 @@ def build_embedmap_defs(
             key=keys.documents,
             ins={"records": dg.AssetIn(key=source_key)},
             kinds={"polars", "parquet"},
+            automation_condition=eager,
             description=f"Records of one partition of {source_key.to_user_string()}, validated: id, text, "
             "content hash, metadata.",
             **common,
@@ -220,6 +247,7 @@ def build_embedmap_defs(
         required_resource_keys={embedder_key},
         pool=pool,
         kinds={"pytorch", "parquet"},
+        automation_condition=eager,
         check_specs=[dg.AssetCheckSpec("embeddings_sane", asset=keys.embeddings,
                                        description="One finite, non-zero vector of the model's dimension per record.")],
         description="One vector per record (sentence-transformers, or the source's own vector column), as parquet.",
@@ -300,10 +328,12 @@ def build_embedmap_defs(
         deps=[keys.embeddings],
         required_resource_keys={qdrant_key},
         kinds={"qdrant"},
+        automation_condition=eager,
         check_specs=[dg.AssetCheckSpec("partition_points_match_documents", asset=keys.collection,
                                        description="The collection holds exactly one point per document of the partition.")],
         description=f"The partition's points in Qdrant collection {collection!r}: vector + payload (record id, "
-        "partition, text snippet, metadata). Rerunning leaves one point per record.",
+        "partition, text snippet, metadata). Rerunning leaves one point per record; unchanged records keep "
+        "their place and topic.",
         **common,
     )
     def collection_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
@@ -319,12 +349,18 @@ def build_embedmap_defs(
             )
         meta_cols = [c for c in docs.columns if c not in ("id", "text", "content_hash")]
         ids = [point_id(name, rid) for rid in joined["id"].to_list()]
-        payloads = [
-            {"record_id": row["id"], "text": row["text"][:SNIPPET_CHARS], **{c: row[c] for c in meta_cols}}
-            for row in joined.select("id", "text", *meta_cols).iter_rows(named=True)
-        ]
         vectors = joined.get_column("vector").to_numpy() if joined.height else np.empty((0, 1), np.float32)
         with getattr(context.resources, qdrant_key).open(collection) as store:
+            # a record whose text is unchanged keeps its place on the map and its topic
+            kept = {str(r.id): r.payload for r in store.scroll(partition=partition, with_payload=list(PLACEMENT_FIELDS))}
+            payloads = []
+            for pid, row in zip(ids, joined.select("id", "text", "content_hash", *meta_cols).iter_rows(named=True)):
+                payload = {"record_id": row["id"], "text": row["text"][:SNIPPET_CHARS], "content_hash": row["content_hash"],
+                           **{c: row[c] for c in meta_cols}}
+                before = kept.get(pid) or {}
+                if before.get("content_hash") == row["content_hash"]:
+                    payload.update({k: before[k] for k in PLACEMENT_FIELDS if k in before and k != "content_hash"})
+                payloads.append(payload)
             upserted, deleted = store.upsert_partition(partition, ids, np.asarray(vectors, np.float32), payloads)
             in_partition = store.count(partition)
             total = store.count()
@@ -347,17 +383,22 @@ def build_embedmap_defs(
             ],
         )
 
+    def previous_model() -> ProjectionModel | None:
+        return ProjectionModel.load(layout.projection_model) if layout.projection_model.exists() else None
+
     @dg.asset(
-        key=keys.projection,
+        key=keys.projection_model,
         deps=[keys.collection],
         required_resource_keys={qdrant_key},
         kinds={"umap"},
-        check_specs=[dg.AssetCheckSpec("every_point_projected", asset=keys.projection,
-                                       description="Every point of the collection has finite 2-D coordinates.")],
-        description=f"2-D UMAP layout fitted on up to {projection.sample_size} points; x, y written to the payload.",
+        # fitted once when missing; refitted when asked, by the refit schedule or the drift sensor
+        automation_condition=dg.AutomationCondition.on_missing(),
+        description=f"The 2-D layout model: UMAP fitted on a sample of up to {projection.sample_size} points, "
+        "stratified across partitions, versioned, and aligned to the previous version (orthogonal Procrustes "
+        "on the shared points) so a refit does not rotate or flip the map.",
         group_name=group,
     )
-    def projection_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    def projection_model_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         with getattr(context.resources, qdrant_key).open(collection) as store:
             ids, vectors, payloads = store.read_vectors()
         if len(ids) < 3:
@@ -365,110 +406,201 @@ def build_embedmap_defs(
                 f"collection {collection!r} holds {len(ids)} point(s); a projection needs at least 3 — "
                 f"materialize {keys.collection.to_user_string()} for some partitions first"
             )
+        previous = previous_model()
+        previous_xy = {pid: (p["x"], p["y"]) for pid, p in zip(ids, payloads)
+                       if p.get("x") is not None and p.get("y") is not None} if previous is not None else None
         started = time.perf_counter()
-        projector = UMAPProjector(projection)
-        xy = projector.fit_transform(vectors)
+        model = fit_projection(ids, vectors, [str(p.get("partition")) for p in payloads], projection,
+                               previous=previous, previous_xy=previous_xy)
         seconds = time.perf_counter() - started
-        projector.save(layout.projection_model)
+        model.save(layout.projection_model)
+        _write_json(layout.projection_model_info, {"version": model.version, "points_at_fit": model.points_at_fit,
+                                                    "fitted_on": len(model.fitted)})
+        return dg.MaterializeResult(
+            metadata={
+                "version": model.version,
+                "fitted_on": len(model.fitted),
+                "points": len(ids),
+                "alignment_disparity": round(float(model.alignment.disparity), 5),
+                "aligned_to_version": previous.version if previous is not None else 0,
+                "seconds": round(seconds, 2),
+                "n_neighbors": projection.n_neighbors,
+                "min_dist": projection.min_dist,
+                "dagster/uri": dg.MetadataValue.text(layout.projection_model.as_uri()),
+            },
+            data_version=dg.DataVersion(f"layout-v{model.version}"),
+        )
+
+    @dg.asset(
+        key=keys.projection,
+        deps=[keys.collection, keys.projection_model],
+        required_resource_keys={qdrant_key},
+        kinds={"umap"},
+        automation_condition=eager,
+        check_specs=[dg.AssetCheckSpec("every_point_projected", asset=keys.projection,
+                                       description="Every point of the partition has finite 2-D coordinates.")],
+        description="The partition's 2-D coordinates from the layout model; x, y written to the payload. Points "
+        "already placed by the current layout version keep their place.",
+        **common,
+    )
+    def projection_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        partition = context.partition_key
+        model = previous_model()
+        if model is None:
+            raise EmbedMapInputError(
+                f"partition {partition!r}: no layout model yet; materialize {keys.projection_model.to_user_string()} first"
+            )
+        resource = getattr(context.resources, qdrant_key)
+        with resource.open(collection) as store:
+            ids, vectors, payloads = store.read_vectors(partition)
+        todo = [i for i, p in enumerate(payloads) if p.get("layout_version") != model.version or p.get("x") is None]
+        started = time.perf_counter()
+        xy = model.place([ids[i] for i in todo], vectors[todo]) if todo else np.empty((0, 2), np.float32)
+        seconds = time.perf_counter() - started
+        if todo:
+            with resource.open(collection) as store:
+                store.set_payloads({ids[i]: {"x": float(x), "y": float(y), "layout_version": model.version}
+                                    for i, (x, y) in zip(todo, xy)})
+        placed = {ids[i]: (float(x), float(y)) for i, (x, y) in zip(todo, xy)}
+        coords = [placed.get(pid) or (payloads[i].get("x"), payloads[i].get("y")) for i, pid in enumerate(ids)]
         frame = pl.DataFrame(
             {
                 "point_id": ids,
                 "record_id": [str(p.get("record_id")) for p in payloads],
-                "partition": [str(p.get("partition")) for p in payloads],
-                "x": xy[:, 0],
-                "y": xy[:, 1],
-            }
+                "x": [c[0] for c in coords],
+                "y": [c[1] for c in coords],
+            },
+            schema={"point_id": pl.String, "record_id": pl.String, "x": pl.Float32, "y": pl.Float32},
         )
-        with atomic_path(layout.projection) as tmp:
+        path = layout.coordinates(partition)
+        with atomic_path(path) as tmp:
             frame.write_parquet(tmp)
-        with getattr(context.resources, qdrant_key).open(collection) as store:
-            store.set_payloads({pid: {"x": float(x), "y": float(y)} for pid, x, y in zip(ids, xy[:, 0], xy[:, 1])})
-            total = store.count()
-        finite = int(np.isfinite(xy).all(axis=1).sum())
-        meta = file_metadata(layout.projection, frame)
-        meta.update({"fitted_on": int(len(projector.fit_index_)), "seconds": round(seconds, 2),
-                     "n_neighbors": projection.n_neighbors, "min_dist": projection.min_dist})
+        finite = int(frame.select((pl.col("x").is_finite() & pl.col("y").is_finite()).sum()).item() or 0)
+        meta = file_metadata(path, frame)
+        meta.update({"placed": len(todo), "kept": len(ids) - len(todo), "layout_version": model.version,
+                     "seconds": round(seconds, 2)})
         return dg.MaterializeResult(
             metadata=meta,
             check_results=[
                 dg.AssetCheckResult(
                     check_name="every_point_projected",
-                    passed=finite == len(ids) == total,
-                    metadata={"projected": finite, "points_read": len(ids), "collection_points": total},
+                    passed=finite == len(ids),
+                    metadata={"projected": finite, "points": len(ids)},
                 )
             ],
         )
+
+    class TopicsConfig(dg.Config):
+        recluster: bool = False
+        """Run HDBSCAN over the whole map again (topic ids are matched to the previous ones). Without it,
+        only points without a topic get one; a new layout version always reclusters."""
 
     @dg.asset(
         key=keys.topics,
         deps=[keys.projection],
         required_resource_keys={qdrant_key},
         kinds={"hdbscan"},
-        description="Topics: HDBSCAN clusters of the 2-D map, every point given one, named by c-TF-IDF keywords.",
+        automation_condition=eager,
+        description="Topics: HDBSCAN clusters of the 2-D map named by c-TF-IDF keywords. New points join "
+        "their neighbours' topic; a recluster (after a refit, or when asked) keeps matched topics' ids and labels "
+        "and records births, merges and splits. Points of removed partitions are dropped here.",
         group_name=group,
     )
-    def topics_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        proj = pl.read_parquet(layout.projection)
-        texts = pl.concat(
-            [
-                pl.read_parquet(layout.documents(p), columns=["id", "text"]).with_columns(pl.lit(p).alias("partition"))
-                for p in proj["partition"].unique().sort().to_list()
-            ]
-        )
-        proj = proj.join(texts.rename({"id": "record_id"}), on=["partition", "record_id"], how="left")
-        missing = proj.filter(pl.col("text").is_null())
-        if missing.height:
-            raise EmbedMapInputError(
-                f"{missing.height} point(s) have no document (e.g. {missing['record_id'].head(3).to_list()} in "
-                f"partition {missing['partition'][0]!r}); rematerialize the per-partition assets, then the projection"
-            )
+    def topics_asset(context: dg.AssetExecutionContext, config: TopicsConfig) -> dg.MaterializeResult:
+        resource = getattr(context.resources, qdrant_key)
+        current = set(pdef.get_partition_keys(dynamic_partitions_store=context.instance))
+        with resource.open(collection) as store:
+            pruned = {p: store.delete_partition(p) for p in _stored_partitions(store) - current}
+            points = points_frame(store)
+        for partition in pruned:
+            layout.remove_partition_files(partition)
+        if pruned:
+            context.log.info(f"removed the points of partitions no longer present: {pruned}")
+        points = points.filter(pl.col("x").is_not_null())
+        model = previous_model()
+        state = _read_json(layout.topics_state)
+        relayout = model is not None and state.get("layout_version") != model.version
+        recluster = config.recluster or relayout or not layout.topics.exists()
+        previous = points["topic_id"].fill_null(-1).to_numpy()
         started = time.perf_counter()
-        clusterer = HDBSCANTopics(clustering).fit(proj.select("x", "y").to_numpy())
-        topic_ids = clusterer.labels_
-        keywords = ctfidf_keywords(proj["text"].to_list(), topic_ids, labels)
+        result = assign_topics(points.select("x", "y").to_numpy(), previous, recluster, clustering)
+        old_table = pl.read_parquet(layout.topics) if layout.topics.exists() else None
+        if result.reclustered:
+            texts = _texts_for(points)
+            keywords = ctfidf_keywords(texts, result.topic_ids, labels)
+            label_of = {t: kw.label for t, kw in keywords.items()}
+            keywords_of = {t: kw.keywords for t, kw in keywords.items()}
+        else:
+            label_of = dict(zip(old_table["topic_id"].to_list(), old_table["label"].to_list()))
+            keywords_of = dict(zip(old_table["topic_id"].to_list(), old_table["keywords"].to_list()))
         seconds = time.perf_counter() - started
-        label_of = {t: kw.label for t, kw in keywords.items()}
-        points = proj.with_columns(
+        topic_ids = result.topic_ids
+        points = points.with_columns(
             pl.Series("topic_id", topic_ids, dtype=pl.Int64),
-            pl.Series("topic_label", [label_of.get(int(t), "unassigned") for t in topic_ids], dtype=pl.String),
-            pl.Series("clustered", clusterer.clustered_, dtype=pl.Boolean),
-        ).drop("text")
+            pl.Series("topic_label", [label_of.get(int(t), f"topic {t}") for t in topic_ids], dtype=pl.String),
+        )
+        # a recluster renames topics too, so every point is written; otherwise only the newly assigned ones
+        changed = points if result.reclustered else points.filter(pl.Series(result.changed))
+        with resource.open(collection) as store:
+            store.set_payloads({
+                point_id(name, rid): {"topic_id": int(t), "topic_label": lab}
+                for rid, t, lab in zip(changed["id"], changed["topic_id"], changed["topic_label"])
+            })
         table = (
             points.group_by("topic_id")
-            .agg(pl.len().alias("size"), pl.col("x").median(), pl.col("y").median(), pl.col("clustered").mean().alias("core_share"))
+            .agg(pl.len().alias("size"), pl.col("x").median(), pl.col("y").median())
             .with_columns(
-                pl.col("topic_id").map_elements(lambda t: label_of.get(t, "unassigned"), return_dtype=pl.String).alias("label"),
-                pl.col("topic_id").map_elements(lambda t: keywords[t].keywords if t in keywords else [],
+                pl.col("topic_id").map_elements(lambda t: label_of.get(t, f"topic {t}"), return_dtype=pl.String).alias("label"),
+                pl.col("topic_id").map_elements(lambda t: list(keywords_of.get(t, [])),
                                                 return_dtype=pl.List(pl.String)).alias("keywords"),
             )
             .sort("size", descending=True)
         )
-        with atomic_path(layout.points) as tmp:
-            points.write_parquet(tmp)
         with atomic_path(layout.topics) as tmp:
             table.write_parquet(tmp)
-        with getattr(context.resources, qdrant_key).open(collection) as store:
-            store.set_payloads(
-                {pid: {"topic_id": int(t), "topic_label": lab}
-                 for pid, t, lab in zip(points["point_id"], points["topic_id"], points["topic_label"])}
-            )
+        state = {"layout_version": model.version if model else None, "reclustered": result.reclustered}
+        if result.reclustered:
+            state["clustered_share"] = float(result.clustered.mean()) if len(topic_ids) else 0.0
+        else:
+            state["clustered_share"] = _read_json(layout.topics_state).get("clustered_share")
+        _write_json(layout.topics_state, state)
         meta = file_metadata(layout.topics, table)
         meta.update(
             {
                 "topics": int(table.height),
-                "share_clustered": round(float(clusterer.clustered_.mean()), 4) if len(topic_ids) else 0.0,
+                "reclustered": result.reclustered,
+                "points_assigned": int(result.changed.sum()),
+                "share_clustered": round(float(state["clustered_share"] or 0.0), 4),
                 "share_assigned": round(float((topic_ids >= 0).mean()), 4) if len(topic_ids) else 0.0,
+                "removed_partitions": sorted(pruned),
                 "seconds": round(seconds, 2),
                 "topic_table": dg.MetadataValue.md(_topic_markdown(table)),
             }
         )
+        if result.match is not None:
+            meta["topic_changes"] = dg.MetadataValue.json(result.match.to_metadata())
         return dg.MaterializeResult(metadata=meta)
+
+    def _texts_for(points: pl.DataFrame) -> list[str]:
+        """Each point's full text (the payload holds a snippet), from the partitions' documents."""
+        frames = [
+            pl.read_parquet(layout.documents(p), columns=["id", "text"]).with_columns(pl.lit(p).alias("partition"))
+            for p in points["partition"].unique().sort().to_list()
+            if layout.documents(p).exists()
+        ]
+        if not frames:
+            return points["text"].fill_null("").to_list()
+        full = points.select("id", "partition", "text").join(
+            pl.concat(frames).rename({"text": "full_text"}), on=["partition", "id"], how="left"
+        )
+        return full.select(pl.coalesce("full_text", "text").fill_null("")).to_series().to_list()
 
     @dg.asset(
         key=keys.map,
         deps=[keys.topics],
         required_resource_keys={qdrant_key},
         kinds={"html"},
+        automation_condition=eager,
         check_specs=[
             dg.AssetCheckSpec("collection_matches_documents", asset=keys.map,
                               description="The collection holds as many points as there are documents in all partitions."),
@@ -522,18 +654,67 @@ def build_embedmap_defs(
             ],
         )
 
-    per_partition_job = dg.define_asset_job(
-        f"{group}_partitions", selection=dg.AssetSelection.assets(*keys.per_partition), partitions_def=pdef,
-        description=f"Documents, embeddings and Qdrant points of one partition of map {name!r}.",
+    ingest_job = dg.define_asset_job(
+        f"{group}_partitions", selection=dg.AssetSelection.assets(*keys.ingest), partitions_def=pdef,
+        description=f"Documents, embeddings and Qdrant points of one partition of map {name!r} (what a landed "
+        "file or a backfill runs; automation places the points and refreshes topics and the map after it).",
+    )
+    refit_job = dg.define_asset_job(
+        f"{group}_refit", selection=dg.AssetSelection.assets(keys.projection_model),
+        description=f"Refit the layout model of {name!r}; automation then re-places every partition and reclusters.",
     )
     map_job = dg.define_asset_job(
-        f"{group}_map", selection=dg.AssetSelection.assets(*keys.global_),
-        description=f"Projection, topics and the rendered map of {name!r}, from the whole collection.",
+        f"{group}_map", selection=dg.AssetSelection.assets(*keys.summary),
+        description=f"Topics and the rendered map of {name!r}, from the whole collection.",
     )
+    schedules = []
+    if refit_cron:
+        schedules.append(dg.ScheduleDefinition(
+            name=f"{group}_refit_schedule", job=refit_job, cron_schedule=refit_cron,
+            default_status=dg.DefaultScheduleStatus.STOPPED,
+            description=f"Periodic full refit of the layout of {name!r} (aligned to the previous layout).",
+        ))
+    sensors = [_drift_sensor(f"{group}_drift_sensor", layout, pdef, refit_job, refit_drift_share)] if refit_drift_share else []
     return dg.Definitions(
-        assets=[documents, embeddings, collection_asset, projection_asset, topics_asset, map_asset],
-        jobs=[per_partition_job, map_job],
+        assets=[documents, embeddings, collection_asset, projection_model_asset, projection_asset, topics_asset, map_asset],
+        jobs=[ingest_job, refit_job, map_job],
+        schedules=schedules,
+        sensors=sensors,
     )
+
+
+def _stored_partitions(store) -> set[str]:
+    return {str((r.payload or {}).get("partition")) for r in store.scroll(with_payload=["partition"])}
+
+
+def _read_json(path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _write_json(path, data: dict) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+
+
+def _drift_sensor(name: str, layout: MapLayout, pdef: dg.PartitionsDefinition, refit_job, share: float) -> dg.SensorDefinition:
+    """Requests a refit once more than ``share`` of the map's records arrived after the last fit."""
+
+    @dg.sensor(name=name, job=refit_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED,
+               description=f"Refits the layout when over {share:.0%} of the records are newer than the layout model.")
+    def drift(context: dg.SensorEvaluationContext):
+        info = _read_json(layout.projection_model_info)
+        if not info:
+            return dg.SkipReason("no layout model yet")
+        keys = pdef.get_partition_keys(dynamic_partitions_store=context.instance)
+        total = sum(pl.scan_parquet(layout.documents(k)).select(pl.len()).collect().item()
+                    for k in keys if layout.documents(k).exists())
+        new_share = (total - info["points_at_fit"]) / total if total else 0.0
+        if new_share <= share:
+            return dg.SkipReason(f"{new_share:.1%} of {total} records are newer than layout v{info['version']}")
+        return dg.RunRequest(run_key=f"drift-v{info['version']}",
+                             tags={"embedmap/reason": f"{new_share:.1%} new since layout v{info['version']}"})
+
+    return drift
 
 
 def _digest(parts: Sequence[str]) -> str:

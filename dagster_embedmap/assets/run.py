@@ -44,10 +44,17 @@ def materialize_map(
     instance: dg.DagsterInstance | None = None,
     partition_keys: Sequence[str] | None = None,
     include_upstream: bool = False,
+    refit: bool | None = None,
     log: Callable[[str], None] = lambda _: None,
     log_level: str = "DEBUG",
 ) -> MapBuildResult:
-    """Run each partition (documents, embeddings, collection), then projection, topics and map.
+    """Bring the map up to date in-process, the way a backfill plus automation would.
+
+    1. each of ``partition_keys`` (default: all): documents, embeddings, collection, and, when a layout
+       model exists and no refit is asked, its 2-D placement;
+    2. with ``refit`` (default: only when no layout model has been materialized yet): the layout model,
+       then the placement of every partition;
+    3. topics and the map.
 
     ``include_upstream`` also materializes the source asset of each partition (for a self-contained
     demo). ``log_level`` is the runs' console log level. Raises on the first failed run, after it has
@@ -60,23 +67,32 @@ def materialize_map(
     pdef = documents_def.partitions_def
     own_instance = instance is None
     instance = instance or dg.DagsterInstance.ephemeral()
+
+    def run(selection: dg.AssetSelection, partition: str | None = None) -> dg.ExecuteInProcessResult:
+        return dg.materialize(assets, selection=selection, partition_key=partition, instance=instance,
+                              resources=resources, run_config=run_config)
+
     try:
-        keys_to_run = list(partition_keys) if partition_keys is not None else pdef.get_partition_keys(dynamic_partitions_store=instance)
+        all_keys = pdef.get_partition_keys(dynamic_partitions_store=instance)
+        keys_to_run = list(partition_keys) if partition_keys is not None else all_keys
+        if refit is None:
+            refit = instance.get_latest_materialization_event(keys.projection_model) is None
         result = MapBuildResult(partitions=keys_to_run)
-        selection = dg.AssetSelection.assets(*keys.per_partition)
+        ingest = dg.AssetSelection.assets(*(keys.ingest if refit else keys.per_partition))
         if include_upstream:
-            selection = selection | dg.AssetSelection.assets(keys.documents).upstream(depth=1)
+            ingest = ingest | dg.AssetSelection.assets(keys.documents).upstream(depth=1)
         for i, partition in enumerate(keys_to_run, 1):
-            log(f"[{i}/{len(keys_to_run)}] partition {partition}: documents -> embeddings -> collection")
-            result.runs.append(
-                dg.materialize(assets, selection=selection, partition_key=partition, instance=instance,
-                               resources=resources, run_config=run_config)
-            )
-        log("projection -> topics -> map")
-        result.runs.append(
-            dg.materialize(assets, selection=dg.AssetSelection.assets(*keys.global_), instance=instance,
-                        resources=resources, run_config=run_config)
-        )
+            log(f"[{i}/{len(keys_to_run)}] partition {partition}: documents -> embeddings -> collection"
+                + ("" if refit else " -> projection"))
+            result.runs.append(run(ingest, partition))
+        if refit:
+            log("layout model (UMAP on a stratified sample)")
+            result.runs.append(run(dg.AssetSelection.assets(keys.projection_model)))
+            for i, partition in enumerate(all_keys, 1):
+                log(f"[{i}/{len(all_keys)}] partition {partition}: projection")
+                result.runs.append(run(dg.AssetSelection.assets(keys.projection), partition))
+        log("topics -> map")
+        result.runs.append(run(dg.AssetSelection.assets(*keys.summary)))
         return result
     finally:
         if own_instance:

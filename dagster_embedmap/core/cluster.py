@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["ClusterSettings", "HDBSCANTopics", "auto_min_cluster_size"]
+if TYPE_CHECKING:
+    from .topics_match import TopicMatch
+
+__all__ = ["ClusterSettings", "HDBSCANTopics", "TopicAssignment", "assign_topics", "nearest_topics",
+           "auto_min_cluster_size"]
 
 
 def auto_min_cluster_size(n: int) -> int:
@@ -72,13 +77,7 @@ class HDBSCANTopics:
         return self.fit(points).labels_
 
     def _nearest_topics(self, known: np.ndarray, known_labels: np.ndarray, query: np.ndarray) -> np.ndarray:
-        from sklearn.neighbors import KNeighborsClassifier
-
-        if len(query) == 0:
-            return np.empty(0, dtype=np.int64)
-        k = max(1, min(self.settings.noise_neighbors, len(known)))
-        clf = KNeighborsClassifier(n_neighbors=k, weights="distance").fit(known, known_labels)
-        return clf.predict(query).astype(np.int64)
+        return nearest_topics(known, known_labels, query, self.settings.noise_neighbors)
 
     @staticmethod
     def _by_size(raw: np.ndarray) -> np.ndarray:
@@ -88,3 +87,56 @@ class HDBSCANTopics:
         order = ids[np.lexsort((ids, -counts))]
         mapping = {int(old): new for new, old in enumerate(order)}
         return np.array([mapping.get(int(v), -1) for v in raw], dtype=np.int64)
+
+
+def nearest_topics(known: np.ndarray, known_labels: np.ndarray, query: np.ndarray, neighbors: int = 10) -> np.ndarray:
+    """The distance-weighted majority topic of each query point's nearest labelled points."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    if len(query) == 0:
+        return np.empty(0, dtype=np.int64)
+    k = max(1, min(neighbors, len(known)))
+    clf = KNeighborsClassifier(n_neighbors=k, weights="distance").fit(known, known_labels)
+    return clf.predict(np.asarray(query, dtype=np.float64)).astype(np.int64)
+
+
+@dataclass
+class TopicAssignment:
+    topic_ids: np.ndarray
+    """The stable topic id of every point."""
+    changed: np.ndarray
+    """Points whose topic is new or different from before (only these need writing back)."""
+    reclustered: bool
+    clustered: np.ndarray | None = None
+    """When reclustered: the points HDBSCAN put in a cluster itself."""
+    match: "TopicMatch | None" = None
+    """When reclustered over earlier topics: how new clusters map to the old ids (births, merges, splits)."""
+
+
+def assign_topics(
+    points: np.ndarray, previous: np.ndarray, recluster: bool, settings: ClusterSettings = ClusterSettings()
+) -> TopicAssignment:
+    """Topics for every point of the map, changing as little as possible.
+
+    ``previous`` holds each point's earlier topic id (-1: none yet). Without ``recluster``, points keep
+    their topic and new points take their labelled neighbours' topic (no reclustering). With it (or
+    when nothing has a topic yet), HDBSCAN runs again and the new clusters are matched to the earlier
+    ids, so a topic keeps its id where it still exists.
+    """
+    from .topics_match import match_topics, relabel
+
+    points = np.asarray(points, dtype=np.float64)
+    previous = np.asarray(previous, dtype=np.int64)
+    known = previous >= 0
+    if recluster or not known.any():
+        clusterer = HDBSCANTopics(settings).fit(points)
+        match = None
+        topic_ids = clusterer.labels_
+        if known.any():
+            match = match_topics(previous, topic_ids)
+            topic_ids = relabel(topic_ids, match)
+        return TopicAssignment(topic_ids, topic_ids != previous, True, clusterer.clustered_, match)
+    topic_ids = previous.copy()
+    if (~known).any():
+        topic_ids[~known] = nearest_topics(points[known], previous[known], points[~known], settings.noise_neighbors)
+    return TopicAssignment(topic_ids, ~known, False)

@@ -67,21 +67,30 @@ class MapLayout:
     def embeddings(self, partition_key: str) -> Path:
         return self.root / "embeddings" / f"{partition_filename(partition_key)}.parquet"
 
-    @property
-    def projection(self) -> Path:
-        return self.root / "projection.parquet"
+    def coordinates(self, partition_key: str) -> Path:
+        return self.root / "coordinates" / f"{partition_filename(partition_key)}.parquet"
+
+    def remove_partition_files(self, partition_key: str) -> None:
+        """Forget a removed partition: its documents, embeddings and coordinates."""
+        for path in (self.documents(partition_key), self.embeddings(partition_key), self.coordinates(partition_key)):
+            path.unlink(missing_ok=True)
 
     @property
     def projection_model(self) -> Path:
         return self.root / "projection_model.pkl"
 
     @property
+    def projection_model_info(self) -> Path:
+        return self.root / "projection_model.json"
+
+    @property
+    def topics_state(self) -> Path:
+        return self.root / "topics_state.json"
+
+    @property
     def topics(self) -> Path:
         return self.root / "topics.parquet"
 
-    @property
-    def points(self) -> Path:
-        return self.root / "points.parquet"
 
     @property
     def html(self) -> Path:

@@ -1,4 +1,9 @@
-"""The 2-D projection: UMAP fitted on a bounded sample, then used to place every point."""
+"""The 2-D projection: UMAP fitted on a bounded, stratified sample, then used to place every point.
+
+:class:`UMAPProjector` is the bare fit / transform. :class:`ProjectionModel` is what a map keeps
+between runs: the projector, where each fitted point landed, and the alignment that keeps a refit
+looking like the previous layout (no rotation, flip or jump).
+"""
 
 from __future__ import annotations
 
@@ -6,12 +11,14 @@ import pickle
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
+from .align import Alignment, procrustes_align, stratified_sample
 from .paths import atomic_path
 
-__all__ = ["ProjectionSettings", "UMAPProjector"]
+__all__ = ["ProjectionSettings", "UMAPProjector", "ProjectionModel", "fit_projection"]
 
 
 @dataclass(frozen=True)
@@ -49,16 +56,20 @@ class UMAPProjector:
             init="spectral" if n > 3 else "random",
         )
 
-    def fit(self, vectors: np.ndarray) -> "UMAPProjector":
+    def fit(self, vectors: np.ndarray, groups: Sequence[str] | None = None) -> "UMAPProjector":
+        """Fit on at most ``sample_size`` points; with ``groups`` (e.g. partition keys) the sample is
+        stratified so every group is represented in proportion."""
         vectors = np.asarray(vectors, dtype=np.float32)
         n = len(vectors)
         if n < 3:
             raise ValueError(f"a projection needs at least 3 points, got {n}")
-        if n > self.settings.sample_size:
+        if n <= self.settings.sample_size:
+            index = np.arange(n)
+        elif groups is not None:
+            index = stratified_sample(list(groups), self.settings.sample_size, seed=self.settings.random_state or 0)
+        else:
             rng = np.random.default_rng(self.settings.random_state or 0)
             index = np.sort(rng.choice(n, size=self.settings.sample_size, replace=False))
-        else:
-            index = np.arange(n)
         model = self._make(len(index))
         with warnings.catch_warnings():  # "n_jobs overridden by random_state": the seed's known price
             warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
@@ -96,3 +107,72 @@ class UMAPProjector:
         projector = cls(state["settings"])
         projector.model_ = state["model"]
         return projector
+
+
+@dataclass
+class ProjectionModel:
+    """A fitted, versioned layout that places any point, old or new, in the same 2-D frame."""
+
+    version: int
+    projector: UMAPProjector
+    fitted: dict[str, tuple[float, float]]
+    """Aligned position of every point the model was fitted on, by point id."""
+    alignment: Alignment
+    """Maps the projector's raw output onto the previous version's frame (identity for version 1)."""
+    points_at_fit: int
+
+    def place(self, ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
+        """2-D positions of ``ids``: where they were fitted, else transformed and aligned."""
+        out = np.empty((len(ids), 2), dtype=np.float32)
+        rest = []
+        for i, pid in enumerate(ids):
+            spot = self.fitted.get(pid)
+            if spot is None:
+                rest.append(i)
+            else:
+                out[i] = spot
+        if rest:
+            raw = self.projector.transform(np.asarray(vectors, dtype=np.float32)[rest])
+            out[rest] = self.alignment.apply(raw)
+        return out
+
+    def save(self, path: str | Path) -> Path:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                pickle.dump(self, fh)
+        return Path(path)
+
+    @staticmethod
+    def load(path: str | Path) -> "ProjectionModel":
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+
+
+def fit_projection(
+    ids: Sequence[str],
+    vectors: np.ndarray,
+    groups: Sequence[str] | None = None,
+    settings: ProjectionSettings = ProjectionSettings(),
+    previous: ProjectionModel | None = None,
+    previous_xy: Mapping[str, tuple[float, float]] | None = None,
+) -> ProjectionModel:
+    """Fit a new layout on a stratified sample; when the points had places before (``previous_xy``),
+    rotate / flip / scale / shift the new layout onto the old one (orthogonal Procrustes on the shared
+    points), so a refit keeps the map a user already knows."""
+    projector = UMAPProjector(settings).fit(vectors, groups=groups)
+    sample_ids = [ids[i] for i in projector.fit_index_]
+    raw = projector.fit_embedding_
+    alignment = Alignment.identity()
+    if previous_xy:
+        shared = [j for j, pid in enumerate(sample_ids) if pid in previous_xy]
+        if len(shared) >= 3:
+            target = np.asarray([previous_xy[sample_ids[j]] for j in shared], dtype=np.float64)
+            alignment = procrustes_align(raw[shared].astype(np.float64), target)
+    placed = alignment.apply(raw)
+    return ProjectionModel(
+        version=(previous.version + 1) if previous is not None else 1,
+        projector=projector,
+        fitted={pid: (float(x), float(y)) for pid, (x, y) in zip(sample_ids, placed)},
+        alignment=alignment,
+        points_at_fit=len(ids),
+    )
