@@ -269,12 +269,6 @@ def build_landing_sensor(
         if isinstance(job, str):
             return dg.SensorDefinition(job_name=job, **common)
         return dg.SensorDefinition(job=job, **common)
-    if not any(isinstance(t, str) for t in targets):
-        return dg.SensorDefinition(jobs=targets, **common)
-    # Dagster's public API takes several targets only as definitions (``jobs=`` reads a string as an
-    # asset selection); a job given by name needs its target set directly.
-    from dagster._core.definitions.target import AutomationTarget
-
-    sensor = dg.SensorDefinition(job_name=job_name, **common)
-    sensor._targets = [AutomationTarget(t) for t in targets]  # noqa: SLF001
-    return sensor
+    if any(isinstance(t, str) for t in targets):
+        raise TypeError("with a cleanup_job, pass both jobs as definitions (a name works for a single job only)")
+    return dg.SensorDefinition(jobs=targets, **common)

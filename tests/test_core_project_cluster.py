@@ -223,3 +223,42 @@ def test_uniform_noise_still_gives_at_least_one_topic():
 @pytest.mark.parametrize("n, expected", [(0, 5), (100, 5), (400, 5), (2000, 25), (8000, 100)])
 def test_auto_min_cluster_size(n, expected):
     assert auto_min_cluster_size(n) == expected
+
+
+def test_fit_projection_aligns_a_refit_onto_the_previous_layout(blobs):
+    from dagster_embedmap.core.project import fit_projection
+
+    x, truth, _ = blobs
+    ids = [f"p{i}" for i in range(len(x))]
+    groups = [f"g{i % 4}" for i in range(len(x))]
+    settings = ProjectionSettings(n_neighbors=15, random_state=42)
+    first = fit_projection(ids, x, groups, settings)
+    assert first.version == 1 and first.alignment.disparity == 0.0 and len(first.fitted) == len(x)
+    # the map a user knows: the same layout seen flipped, turned a quarter, scaled and moved
+    turn = np.array([[0.0, -1.0], [-1.0, 0.0]])
+    known = {pid: tuple(np.asarray(first.fitted[pid]) @ turn * 2.0 + np.array([100.0, -50.0])) for pid in ids}
+    second = fit_projection(ids, x, groups, settings, previous=first, previous_xy=known)
+    assert second.version == 2 and second.alignment.disparity < 1e-3
+    placed = second.place(ids, x)
+    target = np.asarray([known[pid] for pid in ids])
+    assert np.abs(placed - target).max() < 0.05 * np.ptp(target[:, 0])
+    # a point the model was not fitted on is transformed into the same aligned frame
+    new = x[:3] + 0.01
+    assert np.linalg.norm(second.place(["n0", "n1", "n2"], new) - target[:3], axis=1).max() < 0.2 * np.ptp(target[:, 0])
+
+
+def test_assign_topics_keeps_ids_and_only_labels_new_points(topics, full):
+    from dagster_embedmap.core.cluster import assign_topics
+
+    _, coords = full
+    labels = topics.labels_
+    previous = labels.copy()
+    previous[:5] = -1  # five points arrive without a topic
+    kept = assign_topics(coords, previous, recluster=False, settings=ClusterSettings(min_cluster_size=20))
+    assert not kept.reclustered and kept.changed.sum() == 5
+    assert (kept.topic_ids == labels).all()
+    # a recluster finds the same groups and gives them back their old ids, whatever HDBSCAN numbers them
+    shuffled = (labels + 1) % (labels.max() + 1)
+    again = assign_topics(coords, shuffled, recluster=True, settings=ClusterSettings(min_cluster_size=20))
+    assert again.reclustered and (again.topic_ids == shuffled).all()
+    assert again.match.births == [] and again.match.deaths == []

@@ -323,3 +323,147 @@ def test_only_changed_texts_are_re_embedded_and_a_model_change_marks_downstream_
         status = CachingStaleStatusResolver(instance, other.resolve_asset_graph(), LoadingContextForTest(instance))
         assert status.get_status(keys.collection, "day1") == StaleStatus.STALE
         assert status.get_status(keys.embeddings, "day1") == StaleStatus.FRESH
+
+
+def _drive_automation(defs, instance, state: dict, rounds: int = 8) -> list[set[str]]:
+    """Do what the automation daemon does: evaluate the conditions and run what they request, until
+    nothing more is requested (``state`` carries the daemon's cursor between calls). Returns what each
+    round requested ("key" or "key[partition]")."""
+    history = []
+    for _ in range(rounds):
+        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=state.get("cursor"))
+        state["cursor"] = result.cursor
+        if not result.total_requested:
+            return history
+        requested, by_partition = set(), {}
+        for key in defs.resolve_asset_graph().get_all_asset_keys():
+            if not result.get_num_requested(key):
+                continue
+            partitions = result.get_requested_partitions(key)
+            for partition in partitions:
+                requested.add(key.to_user_string() + (f"[{partition}]" if partition else ""))
+                by_partition.setdefault(partition, []).append(key)
+        history.append(requested)
+        for partition, keys in sorted(by_partition.items(), key=lambda kv: kv[0] or ""):
+            assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*keys), partition_key=partition,
+                                  instance=instance, resources=defs.resources).success
+    raise AssertionError(f"automation did not settle: {history}")
+
+
+def test_landing_folder_sensor_and_automation_keep_the_map_fresh(tmp_path, wiki_small):
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    articles = wiki_small.select("id", "text")
+    articles.slice(0, 40).write_ndjson(landing / "mon.jsonl")
+    articles.slice(40, 40).write_ndjson(landing / "tue.jsonl")
+    home = tmp_path / "home"
+    days = dg.DynamicPartitionsDefinition(name="landed_days")
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("live", FileSource(str(landing / "*.jsonl")), partitions_def=days, home=home),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("live")
+    sensor = defs.resolve_sensor_def("live_landing_sensor")
+    with dg.instance_for_test() as instance:
+        cursor, daemon = None, {}
+
+        def tick():
+            nonlocal cursor
+            context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), cursor=cursor,
+                                              definitions=defs)
+            data = sensor.evaluate_tick(context)
+            cursor = data.cursor
+            for request in data.dynamic_partitions_requests or []:
+                if isinstance(request, dg.AddDynamicPartitionsRequest):
+                    instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+                else:
+                    for key in request.partition_keys:
+                        instance.delete_dynamic_partition(request.partitions_def_name, key)
+            selections = {"live_partitions": keys.ingest, "live_map": keys.summary}  # the jobs' selections
+            for run in data.run_requests:
+                assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*selections[run.job_name]),
+                                      partition_key=run.partition_key, instance=instance,
+                                      resources=defs.resources).success
+            return data.run_requests
+
+        assert sorted(r.partition_key for r in tick()) == ["mon", "tue"]
+        rounds = _drive_automation(defs, instance, daemon)
+        assert rounds[0] == {"live/projection_model"}  # fitted once, when missing
+        assert rounds[1] == {"live/projection[mon]", "live/projection[tue]"}
+        assert {"live/topics", "live/map"} <= set().union(*rounds[2:])
+        with open_store(StoreLocation(path=str(home / "qdrant")), "live") as store:
+            before = points_frame(store)
+        assert before.height == 80 and before["x"].null_count() == 0 and (before["topic_id"] >= 0).all()
+
+        # a new file: only its partition is ingested and placed; the layout is not refitted
+        articles.slice(80, 20).write_ndjson(landing / "wed.jsonl")
+        assert [r.partition_key for r in tick()] == ["wed"]
+        rounds = _drive_automation(defs, instance, daemon)
+        requested = set().union(*rounds)
+        assert "live/projection[wed]" in requested and "live/projection_model" not in requested
+        assert not {"live/projection[mon]", "live/projection[tue]"} & requested
+        with open_store(StoreLocation(path=str(home / "qdrant")), "live") as store:
+            after = points_frame(store)
+        assert after.height == 100 and (after["topic_id"] >= 0).all()
+        old = before.join(after, on="id", suffix="_after")
+        assert (old["x"] == old["x_after"]).all() and (old["topic_id"] == old["topic_id_after"]).all()
+
+        # nothing new: no run; a removed file: its partition and its points go
+        assert tick() == []
+        (landing / "tue.jsonl").unlink()
+        assert [r.job_name for r in tick()] == ["live_map"]
+        with open_store(StoreLocation(path=str(home / "qdrant")), "live") as store:
+            assert store.count() == 60 and store.count("tue") == 0
+        assert not (home / "live" / "documents" / "tue.parquet").exists()
+
+
+def test_a_refit_is_aligned_to_the_previous_layout_and_topics_keep_their_ids(tmp_path):
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(4, 24)) * 4
+    words = ["apple banana orchard", "rocket orbit launch", "guitar chord melody", "river delta flood"]
+
+    def batch(name: str, n: int, start: int) -> None:
+        topic = np.arange(n) % 4
+        vectors = centres[topic] + rng.normal(size=(n, 24))
+        pl.DataFrame({"doc": [f"d{start + i}" for i in range(n)],
+                      "body": [f"{words[t]} item {start + i}" for i, t in enumerate(topic)],
+                      "truth": topic, "emb": vectors.astype(np.float32).tolist()}).write_parquet(tmp_path / f"{name}.parquet")
+
+    for i in range(3):
+        batch(f"b{i}", 80, i * 80)
+    home = tmp_path / "home"
+    days = dg.DynamicPartitionsDefinition(name="refit_batches")
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("refit", FileSource(str(tmp_path / "*.parquet")), id_column="doc", text_column="body",
+                            vector_column="emb", partitions_def=days, home=home),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("refit")
+    location = StoreLocation(path=str(home / "qdrant"))
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("refit_batches", ["b0", "b1", "b2"])
+        first = materialize_map(defs, keys, instance=instance)
+        assert first.metadata(keys.projection_model)["version"] == 1
+        with open_store(location, "refit") as store:
+            before = points_frame(store)
+        batch("b3", 120, 240)  # new data changes the sample, so the refit's raw layout differs
+        instance.add_dynamic_partitions("refit_batches", ["b3"])
+        second = materialize_map(defs, keys, instance=instance, refit=True)
+        model = second.metadata(keys.projection_model)
+        assert model["version"] == 2 and model["aligned_to_version"] == 1
+        topics = second.metadata(keys.topics)
+        assert topics["reclustered"] is True and topics["topics"] == 4
+        with open_store(location, "refit") as store:
+            after = points_frame(store)
+    assert after.height == 360 and after["x"].null_count() == 0
+    shared = before.join(after, on="id", suffix="_after")
+    # aligned onto the old layout: what remains after the best rotation / flip / scale / shift is small
+    # (how UMAP arranges separate blobs relative to each other still varies between fits)
+    assert 0.0 < model["alignment_disparity"] < 0.2
+    # the same four groups, under the same topic ids
+    assert adjusted_rand_score(shared["topic_id"], shared["topic_id_after"]) > 0.95
+    assert float((shared["topic_id"] == shared["topic_id_after"]).mean()) > 0.95
+    truth = after.with_columns(pl.col("id").str.slice(1).cast(pl.Int64).alias("n"))
+    assert adjusted_rand_score((truth["n"] % 4).to_list(), truth["topic_id"].to_list()) > 0.95

@@ -264,19 +264,17 @@ def test_duplicate_of_a_known_stem_keeps_its_partition(tmp_path, instance):
     assert ticker.partitions == ["dup"]
 
 
-def test_jobs_given_by_name(tmp_path, instance):
+def test_a_job_given_by_name(tmp_path, instance):
     _write(tmp_path / "batch1.jsonl", "one\n")
-    sensor = build_landing_sensor(
-        "landing", FileSource(str(tmp_path / "*.jsonl")), PARTS, "landed_job", cleanup_job="tidy_job"
-    )
-    assert sorted(t.job_name for t in sensor.targets) == ["landed_job", "tidy_job"]
+    sensor = build_landing_sensor("landing", FileSource(str(tmp_path / "*.jsonl")), PARTS, "landed_job")
+    assert sensor.job_name == "landed_job"
     ticker = Ticker(instance, sensor)
     [run] = ticker.tick().run_requests
-    assert run.job_name == "landed_job" and run.tags["dagster/partition"] == "batch1"
-    (tmp_path / "batch1.jsonl").unlink()
-    [cleanup] = ticker.tick().run_requests
-    assert cleanup.job_name == "tidy_job"
-    dg.Definitions.validate_loadable(ticker.defs)  # the named targets resolve in the definitions
+    assert run.tags["dagster/partition"] == "batch1"
+    dg.Definitions.validate_loadable(ticker.defs)  # the named target resolves in the definitions
+    with pytest.raises(TypeError, match="both jobs as definitions"):
+        build_landing_sensor("landing", FileSource(str(tmp_path / "*.jsonl")), PARTS, "landed_job",
+                             cleanup_job="tidy_job")
 
 
 def test_unreadable_cursor_starts_over(tmp_path, instance):

@@ -29,6 +29,7 @@ from ..core.project import ProjectionModel, ProjectionSettings, fit_projection
 from ..core.render import png_markdown, render_html_map, render_preview_png
 from ..core.sources import SINGLE_PARTITION, FileSource
 from ..core.store import point_id
+from ..sensors import build_landing_sensor
 from .metadata import file_metadata, md_table
 
 __all__ = ["build_embedmap_defs", "MapKeys", "default_home", "SNIPPET_CHARS"]
@@ -143,6 +144,7 @@ def build_embedmap_defs(
     pool: str = "gpu",
     refit_cron: str | None = "0 3 * * 0",
     refit_drift_share: float | None = 0.5,
+    max_runs_per_tick: int = 10,
 ) -> dg.Definitions:
     """Assets, checks and jobs for one data map named ``name``.
 
@@ -164,6 +166,8 @@ def build_embedmap_defs(
         refit_cron: cron of the schedule that refits the layout (created stopped); ``None``: no schedule.
         refit_drift_share: a sensor (created stopped) refits the layout once more than this share of
             the records arrived after the last fit; ``None``: no sensor.
+        max_runs_per_tick: with a file glob source and dynamic partitions, the landing sensor (one
+            partition per file) requests at most this many partition runs per tick.
 
     New partitions cost only themselves: their points are placed with the current layout model and
     join their neighbours' topics. Declarative automation refreshes placement, topics and the map when
@@ -391,8 +395,10 @@ def build_embedmap_defs(
         deps=[keys.collection],
         required_resource_keys={qdrant_key},
         kinds={"umap"},
-        # fitted once when missing; refitted when asked, by the refit schedule or the drift sensor
-        automation_condition=dg.AutomationCondition.on_missing(),
+        # fitted by automation only while missing (once its partitions exist); refitted when asked, by the
+        # refit schedule or by the drift sensor, never because a partition landed
+        automation_condition=(dg.AutomationCondition.missing() & ~dg.AutomationCondition.any_deps_missing()
+                              & ~dg.AutomationCondition.in_progress()),
         description=f"The 2-D layout model: UMAP fitted on a sample of up to {projection.sample_size} points, "
         "stratified across partitions, versioned, and aligned to the previous version (orthogonal Procrustes "
         "on the shared points) so a refit does not rotate or flip the map.",
@@ -675,6 +681,9 @@ def build_embedmap_defs(
             description=f"Periodic full refit of the layout of {name!r} (aligned to the previous layout).",
         ))
     sensors = [_drift_sensor(f"{group}_drift_sensor", layout, pdef, refit_job, refit_drift_share)] if refit_drift_share else []
+    if isinstance(pdef, dg.DynamicPartitionsDefinition) and isinstance(source, FileSource) and source.per_file:
+        sensors.append(build_landing_sensor(f"{group}_landing_sensor", source, pdef, ingest_job, cleanup_job=map_job,
+                                            max_runs_per_tick=max_runs_per_tick))
     return dg.Definitions(
         assets=[documents, embeddings, collection_asset, projection_model_asset, projection_asset, topics_asset, map_asset],
         jobs=[ingest_job, refit_job, map_job],
