@@ -26,7 +26,7 @@ import polars as pl
 def synthetic(n: int, start: int, rng: np.random.Generator, centres: np.ndarray, vocab: list[list[str]]) -> pl.DataFrame:
     k = len(centres)
     topic = rng.integers(0, k, size=n)
-    vectors = centres[topic] + rng.normal(scale=0.55, size=(n, centres.shape[1]))
+    vectors = centres[topic] + rng.normal(scale=0.35, size=(n, centres.shape[1]))
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     texts = [" ".join(rng.choice(vocab[t], size=12)) + f" record {start + i}" for i, t in enumerate(topic)]
     return pl.DataFrame({"id": [f"r{start + i}" for i in range(n)], "text": texts, "truth": topic,
@@ -52,8 +52,7 @@ def main() -> int:
     landing, home = work / "landing", work / "home"
     landing.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    centres = rng.normal(size=(30, 384))
-    centres /= np.linalg.norm(centres, axis=1, keepdims=True) / 1.0
+    centres = rng.normal(size=(30, 384))  # |centre| ~ 20, noise |.| ~ 7: 30 well separated groups
     words = [f"w{i}" for i in range(3000)]
     vocab = [list(rng.choice(words, size=40, replace=False)) for _ in range(30)]
     per = args.n // args.partitions
@@ -66,6 +65,7 @@ def main() -> int:
         dg.Definitions(resources=embedmap_resources(home)),
     )
     keys = MapKeys.for_map("bench")
+    (work / "dagster").mkdir(exist_ok=True)
     instance = dg.DagsterInstance.local_temp(tempdir=str(work / "dagster"))
 
     def embedded_rows(result) -> int:
