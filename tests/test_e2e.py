@@ -465,5 +465,33 @@ def test_a_refit_is_aligned_to_the_previous_layout_and_topics_keep_their_ids(tmp
     # the same four groups, under the same topic ids
     assert adjusted_rand_score(shared["topic_id"], shared["topic_id_after"]) > 0.95
     assert float((shared["topic_id"] == shared["topic_id_after"]).mean()) > 0.95
+    same = shared.filter(pl.col("topic_id") == pl.col("topic_id_after"))
+    assert (same["topic_label"] == same["topic_label_after"]).all()  # a kept topic keeps its name
     truth = after.with_columns(pl.col("id").str.slice(1).cast(pl.Int64).alias("n"))
     assert adjusted_rand_score((truth["n"] % 4).to_list(), truth["topic_id"].to_list()) > 0.95
+
+
+def test_time_window_partitions_work_through_the_same_factory(tmp_path, wiki_small):
+    days = dg.DailyPartitionsDefinition(start_date="2026-11-01", end_date="2026-11-04")
+    articles = wiki_small.head(30).select("id", "text")
+
+    @dg.asset(partitions_def=days)
+    def daily_articles(context: dg.AssetExecutionContext) -> pl.DataFrame:
+        day = int(context.partition_key[-2:])  # 01, 02, 03: ten articles a day
+        return articles.slice((day - 1) * 10, 10)
+
+    home = tmp_path / "home"
+    defs = dg.Definitions.merge(
+        dg.Definitions(assets=[daily_articles]),
+        build_embedmap_defs("daily", daily_articles, home=home),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("daily")
+    graph = defs.resolve_asset_graph()
+    assert graph.get(keys.embeddings).partitions_def == days
+    with dg.instance_for_test() as instance:
+        result = materialize_map(defs, keys, instance=instance, include_upstream=True)
+    assert result.partitions == ["2026-11-01", "2026-11-02", "2026-11-03"]
+    assert result.success and all(result.check_results().values())
+    with open_store(StoreLocation(path=str(home / "qdrant")), "daily") as store:
+        assert store.count() == 30 and store.count("2026-11-02") == 10

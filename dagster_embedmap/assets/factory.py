@@ -530,15 +530,21 @@ def build_embedmap_defs(
         previous = points["topic_id"].fill_null(-1).to_numpy()
         started = time.perf_counter()
         result = assign_topics(points.select("x", "y").to_numpy(), previous, recluster, clustering)
-        old_table = pl.read_parquet(layout.topics) if layout.topics.exists() else None
+        old_label, old_keywords = {}, {}
+        if layout.topics.exists():
+            old_table = pl.read_parquet(layout.topics)
+            old_label = dict(zip(old_table["topic_id"].to_list(), old_table["label"].to_list()))
+            old_keywords = dict(zip(old_table["topic_id"].to_list(), old_table["keywords"].to_list()))
         if result.reclustered:
-            texts = _texts_for(points)
-            keywords = ctfidf_keywords(texts, result.topic_ids, labels)
+            keywords = ctfidf_keywords(_texts_for(points), result.topic_ids, labels)
             label_of = {t: kw.label for t, kw in keywords.items()}
             keywords_of = {t: kw.keywords for t, kw in keywords.items()}
+            if result.match is not None:  # a topic that still exists keeps its name
+                kept = set(result.match.mapping.values()) - set(result.match.births)
+                label_of.update({t: old_label[t] for t in kept if t in old_label})
+                keywords_of.update({t: old_keywords[t] for t in kept if t in old_keywords})
         else:
-            label_of = dict(zip(old_table["topic_id"].to_list(), old_table["label"].to_list()))
-            keywords_of = dict(zip(old_table["topic_id"].to_list(), old_table["keywords"].to_list()))
+            label_of, keywords_of = old_label, old_keywords
         seconds = time.perf_counter() - started
         topic_ids = result.topic_ids
         points = points.with_columns(
