@@ -387,7 +387,8 @@ def build_embedmap_defs(
             ],
         )
 
-    def previous_model() -> ProjectionModel | None:
+    def layout_model() -> ProjectionModel | None:
+        """The current layout model, if one was fitted."""
         return ProjectionModel.load(layout.projection_model) if layout.projection_model.exists() else None
 
     @dg.asset(
@@ -412,7 +413,7 @@ def build_embedmap_defs(
                 f"collection {collection!r} holds {len(ids)} point(s); a projection needs at least 3 — "
                 f"materialize {keys.collection.to_user_string()} for some partitions first"
             )
-        previous = previous_model()
+        previous = layout_model()
         previous_xy = {pid: (p["x"], p["y"]) for pid, p in zip(ids, payloads)
                        if p.get("x") is not None and p.get("y") is not None} if previous is not None else None
         started = time.perf_counter()
@@ -451,7 +452,7 @@ def build_embedmap_defs(
     )
     def projection_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         partition = context.partition_key
-        model = previous_model()
+        model = layout_model()
         if model is None:
             raise EmbedMapInputError(
                 f"partition {partition!r}: no layout model yet; materialize {keys.projection_model.to_user_string()} first"
@@ -523,7 +524,7 @@ def build_embedmap_defs(
         if pruned:
             context.log.info(f"removed the points of partitions no longer present: {pruned}")
         points = points.filter(pl.col("x").is_not_null())
-        model = previous_model()
+        model = layout_model()
         state = _read_json(layout.topics_state)
         relayout = model is not None and state.get("layout_version") != model.version
         recluster = config.recluster or relayout or not layout.topics.exists()
