@@ -495,3 +495,36 @@ def test_time_window_partitions_work_through_the_same_factory(tmp_path, wiki_sma
     assert result.success and all(result.check_results().values())
     with open_store(StoreLocation(path=str(home / "qdrant")), "daily") as store:
         assert store.count() == 30 and store.count("2026-11-02") == 10
+
+
+def test_the_drift_sensor_asks_for_a_refit_once_most_records_are_newer_than_the_layout(tmp_path):
+    rng = np.random.default_rng(5)
+
+    def batch(name: str, n: int) -> None:
+        pl.DataFrame({"doc": [f"{name}-{i}" for i in range(n)], "body": [f"note {i} of {name}" for i in range(n)],
+                      "emb": rng.normal(size=(n, 8)).astype(np.float32).tolist()}).write_parquet(tmp_path / f"{name}.parquet")
+
+    batch("first", 30)
+    home = tmp_path / "home"
+    parts = dg.DynamicPartitionsDefinition(name="drift_batches")
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("drift", FileSource(str(tmp_path / "*.parquet")), id_column="doc", text_column="body",
+                            vector_column="emb", partitions_def=parts, home=home, refit_drift_share=0.5),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("drift")
+    sensor = defs.resolve_sensor_def("drift_drift_sensor")
+    with dg.instance_for_test() as instance:
+        def tick():
+            context = dg.build_sensor_context(instance=instance, instance_ref=instance.get_ref(), definitions=defs)
+            return sensor.evaluate_tick(context)
+
+        assert "no layout model yet" in tick().skip_message
+        instance.add_dynamic_partitions("drift_batches", ["first"])
+        assert materialize_map(defs, keys, instance=instance).success
+        assert "0.0% of 30 records are newer than layout v1" in tick().skip_message
+        batch("second", 40)  # 40 of 70 records (57%) arrive after the fit
+        instance.add_dynamic_partitions("drift_batches", ["second"])
+        assert _materialize_partition(defs, keys, "second", instance).success
+        [request] = tick().run_requests
+        assert request.run_key == "drift-v1" and sensor.job_name == "drift_refit"
