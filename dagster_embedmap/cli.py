@@ -5,6 +5,7 @@ The commands run the very same assets in-process, recording runs in a Dagster in
 
     embedmap build data.jsonl --text-column body --id-column id --home maps/
     embedmap export --home maps/ --out points.parquet
+    embedmap search --home maps/ "rockets and orbits" [--topic 3] [-k 10]
     embedmap demo --home .embedmap
 """
 
@@ -193,6 +194,53 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _one_line(text: object, limit: int) -> str:
+    """Record text made safe for a terminal: no control characters (escape sequences), one line."""
+    cleaned = "".join(ch if ch.isprintable() else " " for ch in str(text if text is not None else ""))
+    cleaned = " ".join(cleaned.split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
+def _parse_where(pairs: Sequence[str]) -> dict[str, object]:
+    where: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"embedmap: --where takes FIELD=VALUE, got {pair!r}")
+        where[key] = int(value) if value.lstrip("-").isdigit() else value
+    return where
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from .core.embed import Encoder, EncoderSettings
+    from .core.search import search_map
+    from .core.store import StoreLocation, open_store
+
+    _quiet_dagster()
+    home = Path(args.home).expanduser().resolve()
+    name, entry = _pick_map(home, args.name)
+    topic: int | str | None = None
+    if args.topic is not None:
+        topic = int(args.topic) if args.topic.lstrip("-").isdigit() else args.topic
+    encoder = Encoder(EncoderSettings(model=entry.get("model") or "all-MiniLM-L6-v2", device=args.device))
+    with open_store(StoreLocation(path=entry["qdrant_path"]), entry["collection"]) as store:
+        if not store.exists():
+            raise SystemExit(f"embedmap: map {name!r} has no collection in {entry['qdrant_path']}")
+        hits = search_map(store, encoder, args.query, k=args.k, topic=topic, partition=args.partition,
+                          where=_parse_where(args.where))
+    if args.json:
+        for hit in hits:
+            print(json.dumps(hit.__dict__, ensure_ascii=True, default=str))
+        return 0
+    if not hits:
+        _log("no match")
+    for rank, hit in enumerate(hits, 1):
+        where = f"({hit.x:.2f}, {hit.y:.2f})" if hit.x is not None and hit.y is not None else "(not placed)"
+        _log(f"{rank:>3}. {hit.score:.3f}  {_one_line(hit.id, 60)}  [topic {hit.topic_id}: {_one_line(hit.topic_label, 40)}] "
+             f"{where}\n      {_one_line(hit.text, 160)}")
+    return 0
+
+
 def _map_name(path: str) -> str:
     from .core.paths import partition_filename
 
@@ -229,6 +277,19 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     build.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
 
+    search = sub.add_parser("search", help="semantic search: the records nearest to a query, with their topic")
+    search.add_argument("query", help="what to look for, in words")
+    search.add_argument("--home", required=True)
+    search.add_argument("--name", help="which map, when the home holds several")
+    search.add_argument("-k", type=int, default=10, help="how many records (default 10)")
+    search.add_argument("--topic", help="only this topic: its id, or its exact label")
+    search.add_argument("--partition", help="only this partition")
+    search.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
+                        help="only records whose metadata FIELD equals VALUE (repeatable)")
+    search.add_argument("--device", default="auto", help="device for embedding the query")
+    search.add_argument("--json", action="store_true", help="one JSON object per hit")
+    search.set_defaults(func=cmd_search)
+
     export = sub.add_parser("export", help="write the map's points (id, x, y, topic) to parquet")
     export.add_argument("--home", required=True)
     export.add_argument("--out", required=True, help="output parquet file")
@@ -246,7 +307,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except Exception as exc:  # a failed step arrives wrapped in Dagster's errors: show the user's cause
         cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, (EmbedMapInputError, EmbedMapStoreError, FileNotFoundError)):
+        while cause is not None and not isinstance(cause, (EmbedMapInputError, EmbedMapStoreError, FileNotFoundError,
+                                                           ValueError)):
             cause = cause.__cause__ or getattr(cause, "user_exception", None)
         if cause is None:
             raise

@@ -38,6 +38,21 @@ def test_build_then_export(tmp_path, wiki_small):
     assert points["x"].null_count() == 0 and (points["topic_id"] >= 0).all()
     assert points["topic_label"].str.len_chars().min() > 0
 
+    found = run("search", "--home", "maps", "a disease of the human body", "-k", "3", cwd=tmp_path)
+    assert found.returncode == 0, found.stderr[-3000:]
+    ranked = [line for line in found.stdout.splitlines() if line[:4].strip().rstrip(".").isdigit()]
+    assert [line.split(".")[0].strip() for line in ranked] == ["1", "2", "3"]
+    assert "[topic " in ranked[0]
+
+
+def test_search_output_cannot_carry_terminal_escapes():
+    from dagster_embedmap.cli import _one_line
+
+    hostile = "name\x1b]0;owned\x07 \x1b[2J<script>\nnext line"
+    shown = _one_line(hostile, 200)
+    assert "\x1b" not in shown and "\x07" not in shown and "\n" not in shown
+    assert shown == "name ]0;owned [2J<script> next line"
+
 
 def test_build_names_a_missing_column_and_exits_2(tmp_path, wiki_small):
     wiki_small.head(5).write_csv(tmp_path / "few.csv")

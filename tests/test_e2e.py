@@ -528,3 +528,24 @@ def test_the_drift_sensor_asks_for_a_refit_once_most_records_are_newer_than_the_
         assert _materialize_partition(defs, keys, "second", instance).success
         [request] = tick().run_requests
         assert request.run_key == "drift-v1" and sensor.job_name == "drift_refit"
+
+
+def test_semantic_search_finds_the_topic_and_honours_filters(built, wiki_small):
+    from dagster_embedmap.core.embed import Encoder
+    from dagster_embedmap.core.search import search_map
+
+    encoder = Encoder()
+    with _store(built["home"]) as store:
+        hits = search_map(store, encoder, "a species of animal, insect or plant", k=3)
+        assert [h.metadata["category"] for h in hits] == ["Biology and health sciences"] * 3
+        assert hits[0].score >= hits[1].score >= hits[2].score
+        assert all(h.x is not None and h.topic_label for h in hits)
+        topic = hits[0].topic_id
+        in_topic = search_map(store, encoder, "war and empires", k=5, topic=topic)
+        assert in_topic and all(h.topic_id == topic for h in in_topic)
+        by_label = search_map(store, encoder, "war and empires", k=5, topic=hits[0].topic_label)
+        assert [h.id for h in by_label] == [h.id for h in in_topic]
+        arts = search_map(store, encoder, "war and empires", k=4, where={"category": "Arts"}, partition="batch-001")
+        assert arts and all(h.metadata["category"] == "Arts" and h.partition == "batch-001" for h in arts)
+        with pytest.raises(ValueError, match="empty"):
+            search_map(store, encoder, "   ")

@@ -1,0 +1,69 @@
+"""Semantic search over a map: the query is embedded by the map's own model and settings, Qdrant finds
+the nearest records, optionally within one topic, one partition or matching metadata values."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .embed import Encoder
+from .points import POINT_FIELDS
+from .store import VectorStore
+
+__all__ = ["SearchHit", "search_map"]
+
+
+@dataclass
+class SearchHit:
+    id: str
+    score: float
+    partition: str | None
+    x: float | None
+    y: float | None
+    topic_id: int | None
+    topic_label: str | None
+    text: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def search_map(
+    store: VectorStore,
+    encoder: Encoder,
+    query: str,
+    k: int = 10,
+    *,
+    topic: int | str | None = None,
+    partition: str | None = None,
+    where: Mapping[str, Any] | None = None,
+) -> list[SearchHit]:
+    """The ``k`` records nearest to ``query`` (cosine similarity), best first.
+
+    ``topic`` is a topic id (int) or an exact topic label (str); ``partition`` a partition key;
+    ``where`` exact matches on metadata fields. All filters combine (AND).
+    """
+    if not query or not query.strip():
+        raise ValueError("the search query is empty")
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
+    must: dict[str, Any] = dict(where or {})
+    if topic is not None:
+        must["topic_label" if isinstance(topic, str) else "topic_id"] = topic
+    if partition is not None:
+        must["partition"] = partition
+    vector = encoder.encode([query])[0]
+    hits = []
+    for _, score, payload in store.search(vector, k=k, must=must or None):
+        hits.append(
+            SearchHit(
+                id=str(payload.get("record_id")),
+                score=score,
+                partition=payload.get("partition"),
+                x=payload.get("x"),
+                y=payload.get("y"),
+                topic_id=payload.get("topic_id"),
+                topic_label=payload.get("topic_label"),
+                text=payload.get("text") or "",
+                metadata={k: v for k, v in payload.items() if k not in POINT_FIELDS and k not in ("content_hash", "layout_version")},
+            )
+        )
+    return hits
