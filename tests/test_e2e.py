@@ -549,3 +549,28 @@ def test_semantic_search_finds_the_topic_and_honours_filters(built, wiki_small):
         assert arts and all(h.metadata["category"] == "Arts" and h.partition == "batch-001" for h in arts)
         with pytest.raises(ValueError, match="empty"):
             search_map(store, encoder, "   ")
+
+
+def test_near_duplicates_are_found_through_qdrant_and_none_invented(tmp_path, wiki_small):
+    base = wiki_small.head(40).select("id", "text")
+    planted = base.head(3).with_columns(
+        ("copy of " + pl.col("id")).alias("id"),
+        (pl.col("text") + " (Reprinted.)").alias("text"),  # the same article, lightly edited
+    )
+    pl.concat([base, planted]).write_parquet(tmp_path / "records.parquet")
+    home = tmp_path / "home"
+    defs, keys = _file_map("dups", tmp_path / "records.parquet", home)
+    with dg.instance_for_test() as instance:
+        assert materialize_map(defs, keys, instance=instance).success
+        run = dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(keys.duplicates),
+                             instance=instance, resources=defs.resources)
+    assert run.success
+    meta = {k: v.value for k, v in run.get_asset_materialization_events()[0].materialization.metadata.items()}
+    pairs = pl.read_parquet(home / "dups" / "duplicates.parquet")
+    found = {tuple(sorted(p)) for p in pairs.select("id_a", "id_b").iter_rows()}
+    assert found == {tuple(sorted((orig, f"copy of {orig}"))) for orig in base["id"].head(3)}
+    assert meta["duplicate_pairs"] == 3 and meta["records_in_pairs"] == 6
+    assert (pairs["similarity"] >= 0.95).all()
+    outliers = pl.read_parquet(home / "dups" / "outliers.parquet")
+    assert outliers.height == 43 and outliers["distance"].is_sorted(descending=True)
+    assert set(outliers["id"]) == set(base["id"]) | set(planted["id"])

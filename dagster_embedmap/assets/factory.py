@@ -20,6 +20,7 @@ import polars as pl
 
 from ..core.cluster import ClusterSettings, assign_topics
 from ..core.documents import RecordSchema, prepare_documents
+from ..core.duplicates import near_duplicate_pairs, topic_outliers
 from ..core.embed import split_cached, stack_vectors, vector_health
 from ..core.errors import EmbedMapInputError
 from ..core.label import LabelSettings, ctfidf_keywords
@@ -67,6 +68,7 @@ class MapKeys:
     projection = property(lambda self: self._key("projection"))
     topics = property(lambda self: self._key("topics"))
     map = property(lambda self: self._key("map"))
+    duplicates = property(lambda self: self._key("duplicates"))
 
     @property
     def ingest(self) -> list[dg.AssetKey]:
@@ -145,6 +147,7 @@ def build_embedmap_defs(
     refit_cron: str | None = "0 3 * * 0",
     refit_drift_share: float | None = 0.5,
     max_runs_per_tick: int = 10,
+    duplicate_threshold: float = 0.95,
 ) -> dg.Definitions:
     """Assets, checks and jobs for one data map named ``name``.
 
@@ -168,6 +171,7 @@ def build_embedmap_defs(
             the records arrived after the last fit; ``None``: no sensor.
         max_runs_per_tick: with a file glob source and dynamic partitions, the landing sensor (one
             partition per file) requests at most this many partition runs per tick.
+        duplicate_threshold: cosine similarity from which two records count as near-duplicates.
 
     New partitions cost only themselves: their points are placed with the current layout model and
     join their neighbours' topics. Declarative automation refreshes placement, topics and the map when
@@ -667,6 +671,51 @@ def build_embedmap_defs(
             ],
         )
 
+    @dg.asset(
+        key=keys.duplicates,
+        deps=[keys.topics],
+        required_resource_keys={qdrant_key},
+        kinds={"qdrant", "parquet"},
+        description=f"Near-duplicate pairs (cosine similarity >= {duplicate_threshold}, found through Qdrant's "
+        "nearest-neighbour search) and the points farthest from their topic. Materialize it when you want it: "
+        "it asks Qdrant about every point.",
+        group_name=group,
+    )
+    def duplicates_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+        with getattr(context.resources, qdrant_key).open(collection) as store:
+            ids, vectors, payloads = store.read_vectors()
+            pairs = near_duplicate_pairs(store, ids, vectors, threshold=duplicate_threshold)
+        record = {pid: str(p.get("record_id")) for pid, p in zip(ids, payloads)}
+        pairs = pairs.with_columns(
+            pl.col("a").replace_strict(record, return_dtype=pl.String).alias("id_a"),
+            pl.col("b").replace_strict(record, return_dtype=pl.String).alias("id_b"),
+        ).select("id_a", "id_b", "similarity")
+        placed = [i for i, p in enumerate(payloads) if p.get("x") is not None and p.get("topic_id") is not None]
+        xy = np.asarray([[payloads[i]["x"], payloads[i]["y"]] for i in placed], dtype=np.float64).reshape(-1, 2)
+        order, score = topic_outliers(xy, np.asarray([payloads[i]["topic_id"] for i in placed]), top=50)
+        outliers = pl.DataFrame(
+            {"id": [record[ids[placed[i]]] for i in order],
+             "topic_label": [payloads[placed[i]].get("topic_label") for i in order],
+             "distance": score},
+            schema={"id": pl.String, "topic_label": pl.String, "distance": pl.Float64},
+        )
+        with atomic_path(layout.duplicates) as tmp:
+            pairs.write_parquet(tmp)
+        with atomic_path(layout.outliers) as tmp:
+            outliers.write_parquet(tmp)
+        meta = file_metadata(layout.duplicates, pairs)
+        meta.update({
+            "duplicate_pairs": pairs.height,
+            "records_in_pairs": len(set(pairs["id_a"]) | set(pairs["id_b"])),
+            "threshold": duplicate_threshold,
+            "outliers_file": dg.MetadataValue.path(str(layout.outliers)),
+            "pairs": dg.MetadataValue.md(md_table(["record", "record", "similarity"],
+                                                  [(a, b, f"{v:.3f}") for a, b, v in pairs.head(20).iter_rows()])),
+            "outliers": dg.MetadataValue.md(md_table(["record", "topic", "distance / typical"],
+                                                     [(i, t, f"{d:.1f}") for i, t, d in outliers.head(20).iter_rows()])),
+        })
+        return dg.MaterializeResult(metadata=meta)
+
     ingest_job = dg.define_asset_job(
         f"{group}_partitions", selection=dg.AssetSelection.assets(*keys.ingest), partitions_def=pdef,
         description=f"Documents, embeddings and Qdrant points of one partition of map {name!r} (what a landed "
@@ -692,7 +741,8 @@ def build_embedmap_defs(
         sensors.append(build_landing_sensor(f"{group}_landing_sensor", source, pdef, ingest_job, cleanup_job=map_job,
                                             max_runs_per_tick=max_runs_per_tick))
     return dg.Definitions(
-        assets=[documents, embeddings, collection_asset, projection_model_asset, projection_asset, topics_asset, map_asset],
+        assets=[documents, embeddings, collection_asset, projection_model_asset, projection_asset, topics_asset, map_asset,
+                duplicates_asset],
         jobs=[ingest_job, refit_job, map_job],
         schedules=schedules,
         sensors=sensors,

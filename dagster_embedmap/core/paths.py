@@ -93,6 +93,14 @@ class MapLayout:
 
 
     @property
+    def duplicates(self) -> Path:
+        return self.root / "duplicates.parquet"
+
+    @property
+    def outliers(self) -> Path:
+        return self.root / "outliers.parquet"
+
+    @property
     def html(self) -> Path:
         return self.root / "map.html"
 

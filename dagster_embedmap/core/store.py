@@ -252,6 +252,24 @@ class VectorStore:
         vectors = np.asarray([r.vector for r in records], dtype=np.float32).reshape(len(records), dim)
         return ids, vectors, [dict(r.payload or {}) for r in records]
 
+    def neighbours(
+        self, vectors: np.ndarray, k: int, min_score: float | None = None, batch_size: int = 64
+    ) -> list[list[tuple[str, float]]]:
+        """For each vector, the ids and scores of its ``k`` nearest points (at least ``min_score``),
+        asked of Qdrant in batches."""
+        from qdrant_client import models
+
+        out: list[list[tuple[str, float]]] = []
+        for lo in range(0, len(vectors), batch_size):
+            requests = [
+                models.QueryRequest(query=np.asarray(v, dtype=np.float32).tolist(), limit=k,
+                                    score_threshold=min_score, with_payload=False)
+                for v in vectors[lo : lo + batch_size]
+            ]
+            for response in self.client.query_batch_points(self.collection, requests=requests):
+                out.append([(str(p.id), float(p.score)) for p in response.points])
+        return out
+
     def search(
         self, vector: np.ndarray, k: int = 10, must: Mapping[str, Any] | None = None
     ) -> list[tuple[str, float, dict[str, Any]]]:
