@@ -17,8 +17,9 @@ from dagster_embedmap.core.store import StoreLocation, open_store
 
 pytestmark = pytest.mark.e2e
 REPO = Path(__file__).resolve().parents[1]
-ALL_KEYS = [["wiki_articles"], ["wiki", "documents"], ["wiki", "embeddings"], ["wiki", "collection"],
-            ["wiki", "projection_model"], ["wiki", "projection"], ["wiki", "topics"], ["wiki", "map"]]
+CHAIN = [["wiki_articles"], ["wiki", "documents"], ["wiki", "embeddings"], ["wiki", "collection"],
+         ["wiki", "projection_model"], ["wiki", "projection"], ["wiki", "topics"], ["wiki", "map"]]
+ALL_KEYS = CHAIN + [["wiki", "duplicates"]]
 
 
 def _free_port() -> int:
@@ -73,14 +74,15 @@ def test_lineage_shows_and_materialize_all_succeeds(dagster_dev):
     port, tmp_path = dagster_dev
     nodes = _graphql(port, "{ assetNodes { assetKey { path } dependencyKeys { path } isPartitioned } }")["assetNodes"]
     parents = {"/".join(n["assetKey"]["path"]): {"/".join(d["path"]) for d in n["dependencyKeys"]} for n in nodes}
-    chain = ["/".join(k) for k in ALL_KEYS]
+    chain = ["/".join(k) for k in CHAIN]
     for parent, child in zip(chain, chain[1:]):
         assert parent in parents[child]
     assert parents["wiki/projection"] == {"wiki/collection", "wiki/projection_model"}
+    assert parents["wiki/duplicates"] == {"wiki/topics"}
     partitioned = {"/".join(n["assetKey"]["path"]): n["isPartitioned"] for n in nodes}
     assert partitioned == {"wiki_articles": True, "wiki/documents": True, "wiki/embeddings": True,
                            "wiki/collection": True, "wiki/projection_model": False, "wiki/projection": True,
-                           "wiki/topics": False, "wiki/map": False}
+                           "wiki/topics": False, "wiki/map": False, "wiki/duplicates": False}
 
     launched = _graphql(
         port,
