@@ -529,8 +529,8 @@ def build_embedmap_defs(
             context.log.info(f"removed the points of partitions no longer present: {pruned}")
         points = points.filter(pl.col("x").is_not_null())
         model = layout_model()
-        state = _read_json(layout.topics_state)
-        relayout = model is not None and state.get("layout_version") != model.version
+        before = _read_json(layout.topics_state)
+        relayout = model is not None and before.get("layout_version") != model.version
         recluster = config.recluster or relayout or not layout.topics.exists()
         previous = points["topic_id"].fill_null(-1).to_numpy()
         started = time.perf_counter()
@@ -575,11 +575,13 @@ def build_embedmap_defs(
         )
         with atomic_path(layout.topics) as tmp:
             table.write_parquet(tmp)
-        state = {"layout_version": model.version if model else None, "reclustered": result.reclustered}
-        if result.reclustered:
-            state["clustered_share"] = float(result.clustered.mean()) if len(topic_ids) else 0.0
-        else:
-            state["clustered_share"] = _read_json(layout.topics_state).get("clustered_share")
+        state = {
+            "layout_version": model.version if model else None,
+            "reclustered": result.reclustered,
+            # what HDBSCAN itself clustered at the last recluster (new points since then are assigned)
+            "clustered_share": (float(result.clustered.mean()) if len(topic_ids) else 0.0) if result.reclustered
+            else before.get("clustered_share"),
+        }
         _write_json(layout.topics_state, state)
         meta = file_metadata(layout.topics, table)
         meta.update(
