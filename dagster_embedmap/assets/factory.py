@@ -521,8 +521,9 @@ def build_embedmap_defs(
         resource = getattr(context.resources, qdrant_key)
         current = set(pdef.get_partition_keys(dynamic_partitions_store=context.instance))
         with resource.open(collection) as store:
-            pruned = {p: store.delete_partition(p) for p in _stored_partitions(store) - current}
-            points = points_frame(store)
+            points = points_frame(store)  # one pass over the collection serves the pruning and the topics
+            pruned = {p: store.delete_partition(p) for p in set(points["partition"].to_list()) - current}
+        points = points.filter(~pl.col("partition").is_in(list(pruned)))
         for partition in pruned:
             layout.remove_partition_files(partition)
         if pruned:
@@ -641,9 +642,9 @@ def build_embedmap_defs(
         )
         extra = [c for c in points.columns if c not in ("id", "partition", "x", "y", "topic_id", "topic_label", "text")]
         title = f"{name}: {points.height} records"
-        render_preview_png(points.drop_nulls(["x", "y"]).with_columns(pl.col("topic_id").fill_null(-1)), layout.png, title=title)
-        render_html_map(points.drop_nulls(["x", "y"]).with_columns(pl.col("topic_id").fill_null(-1)), layout.html,
-                        title=title, extra_columns=extra)
+        drawable = points.drop_nulls(["x", "y"]).with_columns(pl.col("topic_id").fill_null(-1))
+        render_preview_png(drawable, layout.png, title=title)
+        render_html_map(drawable, layout.html, title=title, extra_columns=extra)
         unmapped = points.filter(pl.col("x").is_null() | pl.col("topic_id").is_null() | (pl.col("topic_id") < 0)).height
         table = pl.read_parquet(layout.topics) if layout.topics.exists() else None
         meta = file_metadata(layout.html)
@@ -749,10 +750,6 @@ def build_embedmap_defs(
         schedules=schedules,
         sensors=sensors,
     )
-
-
-def _stored_partitions(store) -> set[str]:
-    return {str((r.payload or {}).get("partition")) for r in store.scroll(with_payload=["partition"])}
 
 
 def _read_json(path) -> dict:
