@@ -98,10 +98,14 @@ def _summary(home: Path, name: str, result, started: float, top: int = 10) -> No
         _log(f"embedding  {sum(rates) / len(rates):.1f} docs/s (mean over {len(rates)} partition(s))")
     _log(f"checks     {'all passed' if not failed else 'FAILED: ' + ', '.join(failed)}")
     _log(f"wall time  {time.perf_counter() - started:.1f} s")
-    topics = pl.read_parquet(layout.topics)
-    _log(f"\ntop topics ({topics.height} in all):")
-    for row in topics.head(top).iter_rows(named=True):
-        _log(f"  {row['topic_id']:>3}  {row['size']:>5}  {row['label']}")
+    table = pl.read_parquet(layout.topics)
+    depth = int(table["level"].max()) + 1
+    for level in range(depth):
+        topics = table.filter((pl.col("level") == level) & (pl.col("topic_id") >= 0))
+        what = "broad topics" if level == 0 and depth > 1 else "topics" if level == depth - 1 else f"level-{level} topics"
+        _log(f"\ntop {what} ({topics.height} in all):")
+        for row in topics.head(top).iter_rows(named=True):
+            _log(f"  {row['topic_id']:>3}  {row['size']:>5}  {_one_line(row['label'], 80)}")
 
 
 def cmd_build(args: argparse.Namespace) -> int:
@@ -176,7 +180,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from .core.points import points_frame
+    import polars as pl
+
+    from .core.paths import MapLayout
+    from .core.points import PIPELINE_FIELDS, full_texts, points_frame
     from .core.store import StoreLocation, open_store
 
     home = Path(args.home).expanduser().resolve()
@@ -185,7 +192,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         points = points_frame(store)
     if points.is_empty():
         raise SystemExit(f"embedmap: map {name!r} has no points in {entry['qdrant_path']}")
-    if not args.with_text:
+    points = points.drop(PIPELINE_FIELDS, strict=False)
+    if args.with_text:  # the whole text, not the payload's snippet
+        layout = MapLayout(home, name)
+        points = points.with_columns(pl.Series("text", full_texts(points, layout.documents), dtype=pl.String))
+    else:
         points = points.drop("text")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -226,8 +237,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     with open_store(StoreLocation(path=entry["qdrant_path"]), entry["collection"]) as store:
         if not store.exists():
             raise SystemExit(f"embedmap: map {name!r} has no collection in {entry['qdrant_path']}")
-        hits = search_map(store, encoder, args.query, k=args.k, topic=topic, partition=args.partition,
-                          where=_parse_where(args.where))
+        hits = search_map(store, encoder, args.query, k=args.k, topic=topic, level=args.level,
+                          partition=args.partition, where=_parse_where(args.where))
     if args.json:
         for hit in hits:
             print(json.dumps(hit.__dict__, ensure_ascii=True, default=str))
@@ -236,7 +247,8 @@ def cmd_search(args: argparse.Namespace) -> int:
         _log("no match")
     for rank, hit in enumerate(hits, 1):
         where = f"({hit.x:.2f}, {hit.y:.2f})" if hit.x is not None and hit.y is not None else "(not placed)"
-        _log(f"{rank:>3}. {hit.score:.3f}  {_one_line(hit.id, 60)}  [topic {hit.topic_id}: {_one_line(hit.topic_label, 40)}] "
+        path = " > ".join(hit.topic_path) if hit.topic_path else f"{hit.topic_label}"
+        _log(f"{rank:>3}. {hit.score:.3f}  {_one_line(hit.id, 60)}  [topic {hit.topic_id}: {_one_line(path, 80)}] "
              f"{where}\n      {_one_line(hit.text, 160)}")
     return 0
 
@@ -283,6 +295,8 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--name", help="which map, when the home holds several")
     search.add_argument("-k", type=int, default=10, help="how many records (default 10)")
     search.add_argument("--topic", help="only this topic: its id, or its exact label")
+    search.add_argument("--level", type=int, help="the topic tree level --topic refers to (0 = broadest; "
+                        "default: the finest)")
     search.add_argument("--partition", help="only this partition")
     search.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
                         help="only records whose metadata FIELD equals VALUE (repeatable)")
@@ -294,7 +308,8 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--home", required=True)
     export.add_argument("--out", required=True, help="output parquet file")
     export.add_argument("--name", help="which map, when the home holds several")
-    export.add_argument("--with-text", action="store_true", help="include the stored text snippet")
+    export.add_argument("--with-text", action="store_true", help="include each record's text (needed by "
+                        "viewers such as Embedding Atlas: --text text --x x --y y)")
     export.set_defaults(func=cmd_export)
     return parser
 

@@ -107,7 +107,10 @@ def test_materialization_metadata_follows_dagster_conventions(built):
     assert topics["share_assigned"] == 1.0 and topics["topics"] >= 2
     the_map = result.metadata(keys.map)
     assert the_map["preview"].startswith("![wiki map](data:image/png;base64,")
-    assert "| topic | size | label | keywords |" in the_map["topic_table"]
+    broad = pl.read_parquet(home / "wiki" / "topics.parquet").filter(pl.col("level") == 0)
+    assert the_map["topic_tree"].startswith("- **")  # broad topics in bold, sub-topics nested under them
+    assert the_map["topic_tree"].count("\n  - ") >= 2 and the_map["topic_tree"].count("\n- ") == broad.height - 1
+    assert "topic_tree" in topics and topics["topics_per_level"][0] < topics["topics_per_level"][1]
     html = (home / "wiki" / "map.html").read_text(encoding="utf-8")
     assert the_map["dagster/uri"] == (home / "wiki" / "map.html").resolve().as_uri()
     assert "embedmap-data" in html and not re.search(r"(src|href)=[\"']https?://", html)
@@ -115,14 +118,39 @@ def test_materialization_metadata_follows_dagster_conventions(built):
 
 def test_topic_labels_read_as_topics(built):
     topics = pl.read_parquet(built["home"] / "wiki" / "topics.parquet")
-    assert topics["size"].sum() == 120
+    assert sorted(topics["level"].unique()) == [0, 1]
+    for level in (0, 1):
+        assert topics.filter(pl.col("level") == level)["size"].sum() == 120
     for keywords in topics["keywords"].to_list():
         assert keywords, "every topic has keywords"
-        assert not set(keywords) & ENGLISH_STOP_WORDS
-        assert all(w.isalpha() for w in keywords)
+        words = [w for term in keywords for w in term.split(" ")]
+        assert not set(words) & ENGLISH_STOP_WORDS
+        assert all(w.isalpha() for w in words)
     with _store(built["home"]) as store:
-        labels = {r.payload["topic_id"]: r.payload["topic_label"] for r in store.scroll()}
-    assert labels == dict(zip(topics["topic_id"], topics["label"]))
+        payloads = [r.payload for r in store.scroll()]
+    fine = topics.filter(pl.col("level") == 1)
+    assert {p["topic_id"]: p["topic_label"] for p in payloads} == dict(zip(fine["topic_id"], fine["label"]))
+    broad = topics.filter(pl.col("level") == 0)
+    assert {p["topic_0_id"]: p["topic_0_label"] for p in payloads} == dict(zip(broad["topic_id"], broad["label"]))
+    assert all(p["topic_1_id"] == p["topic_id"] for p in payloads)
+
+
+def test_every_sub_topic_has_exactly_one_parent_and_siblings_share_no_keyword(built):
+    topics = pl.read_parquet(built["home"] / "wiki" / "topics.parquet")
+    broad = topics.filter(pl.col("level") == 0)
+    fine = topics.filter(pl.col("level") == 1)
+    assert broad["parent_id"].null_count() == broad.height
+    assert fine["parent_id"].null_count() == 0 and set(fine["parent_id"]) == set(broad["topic_id"])
+    assert fine["topic_id"].is_unique().all()  # one row, so one parent, per sub-topic
+    with _store(built["home"]) as store:
+        parent_of = dict(zip(fine["topic_id"], fine["parent_id"]))
+        for record in store.scroll():  # and every point's broad topic is its sub-topic's parent
+            assert record.payload["topic_0_id"] == parent_of[record.payload["topic_id"]]
+    for group in [broad, *fine.partition_by("parent_id")]:
+        keywords = group["keywords"].to_list()
+        for i in range(len(keywords)):
+            for j in range(i + 1, len(keywords)):
+                assert not set(keywords[i]) & set(keywords[j])
 
 
 def test_rematerializing_a_partition_keeps_one_point_per_record(built):
@@ -545,6 +573,11 @@ def test_semantic_search_finds_the_topic_and_honours_filters(built, wiki_small):
         assert in_topic and all(h.topic_id == topic for h in in_topic)
         by_label = search_map(store, encoder, "war and empires", k=5, topic=hits[0].topic_label)
         assert [h.id for h in by_label] == [h.id for h in in_topic]
+        broad = hits[0].topic_path[0]
+        assert len(hits[0].topic_path) == 2 and hits[0].topic_path[-1] == hits[0].topic_label
+        in_broad = search_map(store, encoder, "war and empires", k=8, topic=broad, level=0)
+        assert in_broad and all(h.topic_path[0] == broad for h in in_broad)
+        assert "content_hash" not in hits[0].metadata and "topic_0_id" not in hits[0].metadata
         arts = search_map(store, encoder, "war and empires", k=4, where={"category": "Arts"}, partition="batch-001")
         assert arts and all(h.metadata["category"] == "Arts" and h.partition == "batch-001" for h in arts)
         with pytest.raises(ValueError, match="empty"):

@@ -18,20 +18,22 @@ import dagster as dg
 import numpy as np
 import polars as pl
 
-from ..core.cluster import ClusterSettings, assign_topics
+from ..core.cluster import ClusterSettings
 from ..core.documents import RecordSchema, prepare_documents
 from ..core.duplicates import near_duplicate_pairs, topic_outliers
 from ..core.embed import split_cached, stack_vectors, vector_health
 from ..core.errors import EmbedMapInputError
-from ..core.label import LabelSettings, ctfidf_keywords
+from ..core.label import LabelSettings
 from ..core.paths import MapLayout, atomic_path
-from ..core.points import points_frame
+from ..core.points import full_texts, level_field, points_frame, topic_levels
+from ..core.points import metadata_columns as record_metadata_columns
 from ..core.project import ProjectionModel, ProjectionSettings, fit_projection
 from ..core.render import png_markdown, render_html_map, render_preview_png
 from ..core.sources import SINGLE_PARTITION, FileSource
 from ..core.store import point_id
 from ..sensors import build_landing_sensor
-from .metadata import file_metadata, md_table
+from ..core.topic_model import update_topics
+from .metadata import file_metadata, md_table, topic_tree_markdown
 
 __all__ = ["build_embedmap_defs", "MapKeys", "default_home", "SNIPPET_CHARS"]
 
@@ -194,6 +196,9 @@ def build_embedmap_defs(
         empty_text=empty_text,
     )
     pdef = partitions_def or _default_partitions(source)
+    # where a point sits and its topics at every level: kept while the record's text is unchanged
+    placement = PLACEMENT_FIELDS + tuple(level_field(level, kind) for level in range(clustering.levels)
+                                         for kind in ("id", "label"))
     source_key = _source_key(source)
     eager = dg.AutomationCondition.eager()
 
@@ -360,14 +365,14 @@ def build_embedmap_defs(
         vectors = joined.get_column("vector").to_numpy() if joined.height else np.empty((0, 1), np.float32)
         with getattr(context.resources, qdrant_key).open(collection) as store:
             # a record whose text is unchanged keeps its place on the map and its topic
-            kept = {str(r.id): r.payload for r in store.scroll(partition=partition, with_payload=list(PLACEMENT_FIELDS))}
+            kept = {str(r.id): r.payload for r in store.scroll(partition=partition, with_payload=list(placement))}
             payloads = []
             for pid, row in zip(ids, joined.select("id", "text", "content_hash", *meta_cols).iter_rows(named=True)):
                 payload = {"record_id": row["id"], "text": row["text"][:SNIPPET_CHARS], "content_hash": row["content_hash"],
                            **{c: row[c] for c in meta_cols}}
                 before = kept.get(pid) or {}
                 if before.get("content_hash") == row["content_hash"]:
-                    payload.update({k: before[k] for k in PLACEMENT_FIELDS if k in before and k != "content_hash"})
+                    payload.update({k: before[k] for k in placement if k in before and k != "content_hash"})
                 payloads.append(payload)
             upserted, deleted = store.upsert_partition(partition, ids, np.asarray(vectors, np.float32), payloads)
             in_partition = store.count(partition)
@@ -532,50 +537,27 @@ def build_embedmap_defs(
         model = layout_model()
         before = _read_json(layout.topics_state)
         relayout = model is not None and before.get("layout_version") != model.version
-        recluster = config.recluster or relayout or not layout.topics.exists()
-        previous = points["topic_id"].fill_null(-1).to_numpy()
+        old_table = pl.read_parquet(layout.topics) if layout.topics.exists() else None
+        depth = topic_levels(points.columns)
+        previous = [points[level_field(level, "id")].fill_null(-1).to_numpy() for level in range(depth)]
+        if not previous:
+            previous = [points["topic_id"].fill_null(-1).to_numpy()]
         started = time.perf_counter()
-        result = assign_topics(points.select("x", "y").to_numpy(), previous, recluster, clustering)
-        old_label, old_keywords = {}, {}
-        if layout.topics.exists():
-            old_table = pl.read_parquet(layout.topics)
-            old_label = dict(zip(old_table["topic_id"].to_list(), old_table["label"].to_list()))
-            old_keywords = dict(zip(old_table["topic_id"].to_list(), old_table["keywords"].to_list()))
-        if result.reclustered:
-            keywords = ctfidf_keywords(_texts_for(points), result.topic_ids, labels)
-            label_of = {t: kw.label for t, kw in keywords.items()}
-            keywords_of = {t: kw.keywords for t, kw in keywords.items()}
-            if result.match is not None:  # a topic that still exists keeps its name
-                kept = set(result.match.mapping.values()) - set(result.match.births)
-                label_of.update({t: old_label[t] for t in kept if t in old_label})
-                keywords_of.update({t: old_keywords[t] for t in kept if t in old_keywords})
-        else:
-            label_of, keywords_of = old_label, old_keywords
-        seconds = time.perf_counter() - started
-        topic_ids = result.topic_ids
-        points = points.with_columns(
-            pl.Series("topic_id", topic_ids, dtype=pl.Int64),
-            pl.Series("topic_label", [label_of.get(int(t), f"topic {t}") for t in topic_ids], dtype=pl.String),
+        result = update_topics(
+            points.select("x", "y").to_numpy(), previous, old_table, lambda: _texts_for(points),
+            recluster=config.recluster or relayout, clustering=clustering, labels=labels,
         )
+        seconds = time.perf_counter() - started
         # a recluster renames topics too, so every point is written; otherwise only the newly assigned ones
-        changed = points if result.reclustered else points.filter(pl.Series(result.changed))
         with resource.open(collection) as store:
             store.set_payloads({
-                point_id(name, rid): {"topic_id": int(t), "topic_label": lab}
-                for rid, t, lab in zip(changed["id"], changed["topic_id"], changed["topic_label"])
+                point_id(name, rid): result.payload(i)
+                for i, rid in enumerate(points["id"].to_list()) if result.changed[i]
             })
-        table = (
-            points.group_by("topic_id")
-            .agg(pl.len().alias("size"), pl.col("x").median(), pl.col("y").median())
-            .with_columns(
-                pl.col("topic_id").map_elements(lambda t: label_of.get(t, f"topic {t}"), return_dtype=pl.String).alias("label"),
-                pl.col("topic_id").map_elements(lambda t: list(keywords_of.get(t, [])),
-                                                return_dtype=pl.List(pl.String)).alias("keywords"),
-            )
-            .sort("size", descending=True)
-        )
+        table = result.table
         with atomic_path(layout.topics) as tmp:
             table.write_parquet(tmp)
+        topic_ids = result.tree.fine
         state = {
             "layout_version": model.version if model else None,
             "reclustered": result.reclustered,
@@ -585,16 +567,19 @@ def build_embedmap_defs(
         }
         _write_json(layout.topics_state, state)
         meta = file_metadata(layout.topics, table)
+        fine_level = table.filter(pl.col("level") == table["level"].max()) if table.height else table
         meta.update(
             {
-                "topics": int(table.height),
+                "topics": int(fine_level.filter(pl.col("topic_id") >= 0).height),
+                "topics_per_level": [int(table.filter((pl.col("level") == level) & (pl.col("topic_id") >= 0)).height)
+                                     for level in range(result.tree.depth)],
                 "reclustered": result.reclustered,
                 "points_assigned": int(result.changed.sum()),
                 "share_clustered": round(float(state["clustered_share"] or 0.0), 4),
                 "share_assigned": round(float((topic_ids >= 0).mean()), 4) if len(topic_ids) else 0.0,
                 "removed_partitions": sorted(pruned),
                 "seconds": round(seconds, 2),
-                "topic_table": dg.MetadataValue.md(_topic_markdown(table)),
+                "topic_tree": dg.MetadataValue.md(topic_tree_markdown(table)),
             }
         )
         if result.match is not None:
@@ -602,18 +587,7 @@ def build_embedmap_defs(
         return dg.MaterializeResult(metadata=meta)
 
     def _texts_for(points: pl.DataFrame) -> list[str]:
-        """Each point's full text (the payload holds a snippet), from the partitions' documents."""
-        frames = [
-            pl.read_parquet(layout.documents(p), columns=["id", "text"]).with_columns(pl.lit(p).alias("partition"))
-            for p in points["partition"].unique().sort().to_list()
-            if layout.documents(p).exists()
-        ]
-        if not frames:
-            return points["text"].fill_null("").to_list()
-        full = points.select("id", "partition", "text").join(
-            pl.concat(frames).rename({"text": "full_text"}), on=["partition", "id"], how="left"
-        )
-        return full.select(pl.coalesce("full_text", "text").fill_null("")).to_series().to_list()
+        return full_texts(points, layout.documents)
 
     @dg.asset(
         key=keys.map,
@@ -640,7 +614,7 @@ def build_embedmap_defs(
             for p in partition_keys
             if layout.documents(p).exists()
         )
-        extra = [c for c in points.columns if c not in ("id", "partition", "x", "y", "topic_id", "topic_label", "text")]
+        extra = record_metadata_columns(points.columns)
         title = f"{name}: {points.height} records"
         drawable = points.drop_nulls(["x", "y"]).with_columns(pl.col("topic_id").fill_null(-1))
         render_preview_png(drawable, layout.png, title=title)
@@ -657,7 +631,7 @@ def build_embedmap_defs(
             }
         )
         if table is not None:
-            meta["topic_table"] = dg.MetadataValue.md(_topic_markdown(table))
+            meta["topic_tree"] = dg.MetadataValue.md(topic_tree_markdown(table))
         return dg.MaterializeResult(
             metadata=meta,
             check_results=[
@@ -795,11 +769,3 @@ def _in_order(ids: pl.Series, cached: pl.DataFrame, todo_ids: pl.Series, fresh: 
     if len(todo_ids):
         out[[position[r] for r in todo_ids.to_list()]] = fresh
     return out
-
-
-def _topic_markdown(table: pl.DataFrame, limit: int = 30) -> str:
-    rows = [
-        (r["topic_id"], r["size"], r["label"], ", ".join(r["keywords"][:8]))
-        for r in table.head(limit).iter_rows(named=True)
-    ]
-    return md_table(["topic", "size", "label", "keywords"], rows)

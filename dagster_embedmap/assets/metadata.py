@@ -9,7 +9,7 @@ from typing import Iterable, Sequence
 import dagster as dg
 import polars as pl
 
-__all__ = ["md_cell", "md_table", "column_schema", "file_metadata"]
+__all__ = ["md_cell", "md_table", "column_schema", "file_metadata", "topic_tree_markdown"]
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
 
@@ -46,3 +46,36 @@ def file_metadata(path: Path, frame: pl.DataFrame | None = None) -> dict[str, ob
         meta["dagster/row_count"] = frame.height
         meta["dagster/column_schema"] = column_schema(frame)
     return meta
+
+
+def topic_tree_markdown(table: pl.DataFrame, max_children: int = 25, max_keywords: int = 8) -> str:
+    """The topic tree as a nested markdown list, broad topics first, biggest first at every level.
+
+    ``table`` is the topics step's table (``level``, ``topic_id``, ``parent_id``, ``size``, ``label``,
+    ``keywords``). Labels and keywords are record-derived text, so every one goes through :func:`md_cell`.
+    """
+    if table.height == 0:
+        return "_no topics yet_"
+    rows = table.sort(["level", "size", "topic_id"], descending=[False, True, False]).to_dicts()
+    depth = max(r["level"] for r in rows) + 1
+    children: dict[tuple[int, int], list[dict]] = {}
+    for r in rows:
+        if r["level"] > 0 and r["parent_id"] is not None:
+            children.setdefault((r["level"] - 1, r["parent_id"]), []).append(r)
+    lines: list[str] = []
+
+    def emit(r: dict, indent: int) -> None:
+        words = ", ".join(md_cell(w, 40) for w in (r["keywords"] or [])[:max_keywords])
+        name = md_cell(r["label"])
+        head = f"**{name}**" if r["level"] < depth - 1 else name
+        lines.append(f"{'  ' * indent}- {head} ({r['size']:,}; id {r['topic_id']})" + (f": {words}" if words else ""))
+        kids = children.get((r["level"], r["topic_id"]), [])
+        for kid in kids[:max_children]:
+            emit(kid, indent + 1)
+        if len(kids) > max_children:
+            lines.append(f"{'  ' * (indent + 1)}- … {len(kids) - max_children} more")
+
+    for r in rows:
+        if r["level"] == 0:
+            emit(r, 0)
+    return "\n".join(lines)

@@ -29,6 +29,10 @@ class ClusterSettings:
     assign_noise: bool = True
     """Give points HDBSCAN left unclustered the majority topic of their nearest clustered neighbours."""
     noise_neighbors: int = 10
+    """How many labelled neighbours vote on the topic of an unclustered or new point."""
+    levels: int = 2
+    """Levels of the topic tree: broad neighbourhoods over the clusters (1 = flat topics, 3 = a middle
+    level as well). The finest level is HDBSCAN's clusters; see :mod:`dagster_embedmap.core.hierarchy`."""
 
 
 class HDBSCANTopics:

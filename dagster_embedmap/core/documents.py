@@ -7,6 +7,7 @@ brings vectors, ``vector``; every other kept column is metadata that travels to 
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from typing import Literal, Sequence
 
@@ -17,7 +18,14 @@ from .errors import EmbedMapInputError
 __all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "content_hash", "RESERVED_COLUMNS"]
 
 # Names the pipeline uses itself; a metadata column with one of them is kept as ``meta_<name>``.
-RESERVED_COLUMNS = ("id", "text", "content_hash", "vector", "record_id", "partition", "x", "y", "topic_id", "topic_label")
+# So are the topic levels' fields, ``topic_<level>_id`` and ``topic_<level>_label``.
+RESERVED_COLUMNS = ("id", "text", "content_hash", "vector", "record_id", "partition", "x", "y", "topic_id",
+                    "topic_label", "layout_version")
+_RESERVED_PATTERN = re.compile(r"^topic_\d+_(id|label)$")
+
+
+def _reserved(column: str) -> bool:
+    return column in RESERVED_COLUMNS or _RESERVED_PATTERN.match(column) is not None
 
 
 def content_hash(text: str) -> str:
@@ -105,7 +113,7 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         series = df.get_column(col)
         if series.dtype.is_temporal():
             series = series.cast(pl.String)
-        name = col if col not in RESERVED_COLUMNS else f"meta_{col}"
+        name = f"meta_{col}" if _reserved(col) else col
         if name in renamed or (name != col and name in meta_cols):
             raise EmbedMapInputError(
                 f"{where}: metadata column {col!r} is a reserved name and is kept as {name!r}, "

@@ -1,13 +1,30 @@
-"""Topic names from class-based TF-IDF: the words that are frequent in one topic and rare in the others."""
+"""Topic names from class-based TF-IDF: the words and phrases frequent in one topic and rare in the others.
+
+- :func:`ctfidf_keywords` names the topics of one level.
+- :func:`hierarchy_keywords` names every level of a topic tree from one pass over the texts: broad
+  topics are compared with each other, sub-topics with every topic of their level, and a keyword
+  is never shared by two siblings (topics with the same parent, or all broad topics).
+
+A term is a word or a two-word phrase ("united states", "world war"); English stop words, the
+encyclopaedic filler in :data:`EXTRA_STOP_WORDS`, numbers and one-letter tokens are removed before
+counting, so no keyword is or contains one.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["LabelSettings", "TopicKeywords", "ctfidf_keywords", "EXTRA_STOP_WORDS"]
+__all__ = [
+    "LabelSettings",
+    "TopicKeywords",
+    "ctfidf_keywords",
+    "hierarchy_keywords",
+    "EXTRA_STOP_WORDS",
+    "stop_words",
+]
 
 # Words that pass scikit-learn's English list but say nothing about a topic in encyclopaedic text.
 EXTRA_STOP_WORDS = frozenset(
@@ -19,6 +36,13 @@ EXTRA_STOP_WORDS = frozenset(
 )
 
 
+def stop_words() -> frozenset[str]:
+    """Every word a keyword may not be or contain: scikit-learn's English list plus :data:`EXTRA_STOP_WORDS`."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    return frozenset(ENGLISH_STOP_WORDS) | EXTRA_STOP_WORDS
+
+
 @dataclass(frozen=True)
 class LabelSettings:
     top_n: int = 10
@@ -26,8 +50,11 @@ class LabelSettings:
     label_words: int = 3
     """Keywords joined into the short label shown on the map."""
     min_df: int = 2
-    """Ignore words found in fewer documents than this (typos, one-off names)."""
+    """Ignore terms found in fewer documents than this (typos, one-off names)."""
     max_features: int = 50_000
+    """Vocabulary cap (the most frequent terms are kept)."""
+    phrases: bool = True
+    """Also score two-word phrases; a phrase replaces a single word of it already chosen."""
 
 
 @dataclass
@@ -38,57 +65,166 @@ class TopicKeywords:
     label: str
 
 
-def ctfidf_keywords(
-    texts: Sequence[str], topics: np.ndarray, settings: LabelSettings = LabelSettings()
+#: a phrase replaces a chosen word of it only when it makes up this share of the word's uses
+_PHRASE_SHARE = 0.7
+
+
+class _Counts:
+    """The term counts of every text, computed once and shared by every level of a tree."""
+
+    def __init__(self, texts: Sequence[str], settings: LabelSettings):
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        self.n = len(texts)
+        vectorizer = CountVectorizer(
+            stop_words=sorted(stop_words()),
+            token_pattern=r"(?u)\b[^\W\d_]{2,}\b",
+            lowercase=True,
+            ngram_range=(1, 2 if settings.phrases else 1),
+            min_df=min(settings.min_df, max(1, len(texts))),
+            max_features=settings.max_features,
+        )
+        try:
+            self.matrix = vectorizer.fit_transform(texts).tocsr()
+            self.vocab = vectorizer.get_feature_names_out()
+        except ValueError:  # every text was stop words only
+            self.matrix, self.vocab = None, np.array([], dtype=object)
+        self.index = {str(v): i for i, v in enumerate(self.vocab)}
+
+    def scores(self, topics: np.ndarray, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """c-TF-IDF and the raw counts, one row per topic id: a term's share of the topic's words times
+        ``log(1 + A / f)``, ``A`` the average topic size in words, ``f`` the term's count over all topics."""
+        from scipy import sparse
+
+        rows = {t: i for i, t in enumerate(ids)}
+        member = np.array([rows.get(int(t), -1) for t in topics], dtype=np.int64)
+        keep = member >= 0
+        indicator = sparse.csr_matrix(
+            (np.ones(int(keep.sum())), (member[keep], np.flatnonzero(keep))), shape=(len(ids), self.n)
+        )
+        class_counts = np.asarray((indicator @ self.matrix).todense(), dtype=np.float64)
+        sizes = class_counts.sum(axis=1, keepdims=True)
+        tf = np.divide(class_counts, sizes, out=np.zeros_like(class_counts), where=sizes > 0)
+        avg_words = float(sizes.mean())
+        freq = class_counts.sum(axis=0)
+        idf = np.log1p(np.divide(avg_words, freq, out=np.zeros_like(freq), where=freq > 0))
+        return tf * idf, class_counts
+
+
+def _choose(
+    order: Iterable[int], score_row: np.ndarray, count_row: np.ndarray, counts: "_Counts", allowed: np.ndarray,
+    top_n: int,
+):
+    """The best ``top_n`` allowed terms, in score order. A phrase takes the place of a lone word of it
+    chosen before when it accounts for most of that word's uses ("states" -> "united states"); a word
+    already inside a chosen phrase, or a phrase whose words are all chosen, adds nothing."""
+    vocab, index = counts.vocab, counts.index
+    terms: list[str] = []
+    scores: list[float] = []
+    for i in order:
+        if len(terms) >= top_n or score_row[i] <= 0:
+            break
+        if not allowed[i]:
+            continue
+        term = str(vocab[i])
+        words = term.split(" ")
+        used = {w for t in terms for w in t.split(" ")}
+        if len(words) == 1:
+            if term not in used:
+                terms.append(term)
+                scores.append(float(score_row[i]))
+            continue
+        lone = [j for j, t in enumerate(terms) if t in words]
+        if lone and count_row[i] < _PHRASE_SHARE * max(count_row[index[terms[j]]] for j in lone):
+            continue  # a phrase of a word, not what the word means here
+        if lone:  # the phrase says more, in the place (and with the score) of the word it extends
+            terms[lone[0]] = term
+            for j in reversed(lone[1:]):
+                del terms[j], scores[j]
+        elif not all(w in used for w in words):
+            terms.append(term)
+            scores.append(float(score_row[i]))
+    return terms, scores
+
+
+def _level_keywords(
+    counts: _Counts,
+    topics: np.ndarray,
+    settings: LabelSettings,
+    groups: Mapping[int, Hashable] | None = None,
+    avoid: Mapping[int, Iterable[str]] | None = None,
 ) -> dict[int, TopicKeywords]:
-    """Keywords per topic id (topic -1, noise, gets none).
-
-    Each topic's texts form one class document; a word's weight is its frequency in the class
-    (L1-normalised) times ``log(1 + A / f)``, with ``A`` the average class size in words and ``f``
-    the word's frequency over all classes (BERTopic's c-TF-IDF). English stop words, numbers and
-    one-letter tokens are removed before counting.
-    """
-    from scipy import sparse
-    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS, CountVectorizer
-
     topics = np.asarray(topics)
     ids = sorted(int(t) for t in np.unique(topics) if t >= 0)
     if not ids:
         return {}
-    vectorizer = CountVectorizer(
-        stop_words=sorted(ENGLISH_STOP_WORDS | EXTRA_STOP_WORDS),
-        token_pattern=r"(?u)\b[^\W\d_]{2,}\b",
-        lowercase=True,
-        min_df=min(settings.min_df, len(texts)),
-        max_features=settings.max_features,
-    )
-    try:
-        counts = vectorizer.fit_transform(texts)
-    except ValueError:  # every text was stop words only
+    if counts.matrix is None or len(counts.vocab) == 0:
         return {t: TopicKeywords(t, [], [], f"topic {t}") for t in ids}
-    vocab = vectorizer.get_feature_names_out()
-    rows = {t: i for i, t in enumerate(ids)}
-    member = np.array([rows.get(int(t), -1) for t in topics])
-    keep = member >= 0
-    indicator = sparse.csr_matrix(
-        (np.ones(int(keep.sum())), (member[keep], np.flatnonzero(keep))), shape=(len(ids), len(texts))
-    )
-    class_counts = np.asarray((indicator @ counts).todense(), dtype=np.float64)
-    sizes = class_counts.sum(axis=1, keepdims=True)
-    tf = np.divide(class_counts, sizes, out=np.zeros_like(class_counts), where=sizes > 0)
-    avg_words = float(sizes.mean())
-    freq = class_counts.sum(axis=0)
-    idf = np.log1p(np.divide(avg_words, freq, out=np.zeros_like(freq), where=freq > 0))
-    scores = tf * idf
+    scores, class_counts = counts.scores(topics, ids)
+    group_of = [groups.get(t, None) if groups is not None else None for t in ids]
+    # each term belongs to the sibling that scores it highest, so siblings never share a keyword
+    owner = np.full(scores.shape, False)
+    for g in dict.fromkeys(group_of):
+        members = [r for r, gg in enumerate(group_of) if gg == g]
+        sub = scores[members]
+        best = np.argmax(sub, axis=0)
+        for pos, r in enumerate(members):
+            owner[r] = best == pos
     out: dict[int, TopicKeywords] = {}
-    for t, row in rows.items():
-        order = np.argsort(-scores[row], kind="stable")[: settings.top_n]
-        order = order[scores[row][order] > 0]
-        words = [str(vocab[i]) for i in order]
-        out[t] = TopicKeywords(
-            topic_id=t,
-            keywords=words,
-            scores=[float(scores[row][i]) for i in order],
-            label=", ".join(words[: settings.label_words]) if words else f"topic {t}",
-        )
+    for r, t in enumerate(ids):
+        order = np.argsort(-scores[r], kind="stable")
+        words, word_scores = _choose(order, scores[r], class_counts[r], counts, owner[r], settings.top_n)
+        skip = set(avoid.get(t, ())) if avoid else set()
+        label_terms = [w for w in words if not set(w.split(" ")) & skip]
+        if len(label_terms) < settings.label_words:
+            label_terms = label_terms + [w for w in words if w not in label_terms]
+        label = ", ".join(label_terms[: settings.label_words]) if words else f"topic {t}"
+        out[t] = TopicKeywords(topic_id=t, keywords=words, scores=word_scores, label=label)
+    return out
+
+
+def ctfidf_keywords(
+    texts: Sequence[str],
+    topics: np.ndarray,
+    settings: LabelSettings = LabelSettings(),
+    groups: Mapping[int, Hashable] | None = None,
+) -> dict[int, TopicKeywords]:
+    """Keywords per topic id (topic -1, noise, gets none), best first.
+
+    Each topic's texts form one class document; a term's weight is its frequency in the class
+    (L1-normalised) times ``log(1 + A / f)``, with ``A`` the average class size in words and ``f``
+    the term's frequency over all classes (BERTopic's c-TF-IDF). Topics in the same ``groups`` entry
+    (by default: all of them) never share a keyword: a term goes to the one that scores it highest.
+    """
+    return _level_keywords(_Counts(texts, settings), np.asarray(topics), settings, groups)
+
+
+def hierarchy_keywords(
+    texts: Sequence[str],
+    levels: Sequence[np.ndarray],
+    parents: Sequence[Mapping[int, int]],
+    settings: LabelSettings = LabelSettings(),
+) -> list[dict[int, TopicKeywords]]:
+    """Keywords for every level of a topic tree, broadest first.
+
+    ``levels[L]`` holds each text's topic id at level ``L`` (-1: none); ``parents[L]`` maps the ids of
+    level ``L + 1`` to their parent at level ``L``. Siblings never share a keyword, and a sub-topic's
+    label prefers terms that are not in its parent's label (the parent already says those).
+    """
+    if len(parents) != max(0, len(levels) - 1):
+        raise ValueError(f"{len(levels)} levels need {len(levels) - 1} parent maps, got {len(parents)}")
+    counts = _Counts(texts, settings)
+    out: list[dict[int, TopicKeywords]] = []
+    for level, topics in enumerate(levels):
+        if level == 0:
+            out.append(_level_keywords(counts, np.asarray(topics), settings))
+            continue
+        parent_of = parents[level - 1]
+        above = out[level - 1]
+        avoid = {
+            t: {w for term in above[p].label.split(", ") for w in term.split(" ")}
+            for t, p in parent_of.items()
+            if p in above
+        }
+        out.append(_level_keywords(counts, np.asarray(topics), settings, groups=parent_of, avoid=avoid))
     return out

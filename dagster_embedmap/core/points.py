@@ -2,31 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import polars as pl
 
 from .store import VectorStore
 
-__all__ = ["points_frame", "POINT_FIELDS"]
+__all__ = ["points_frame", "POINT_FIELDS", "PIPELINE_FIELDS", "is_pipeline_field", "metadata_columns",
+           "level_field", "topic_levels", "full_texts"]
 
 # Payload fields the pipeline itself writes; every other payload field is the record's metadata.
 POINT_FIELDS = ("record_id", "partition", "text", "x", "y", "topic_id", "topic_label")
+# Bookkeeping fields: when a text changed, which layout placed the point.
+PIPELINE_FIELDS = ("content_hash", "layout_version")
+_LEVEL_FIELD = re.compile(r"^topic_(\d+)_(id|label)$")
+
+
+def level_field(level: int, kind: str) -> str:
+    """The payload / column name of a topic level's id (``kind="id"``) or label: ``topic_0_id``, ..."""
+    if kind not in ("id", "label"):
+        raise ValueError(f"kind must be 'id' or 'label', got {kind!r}")
+    return f"topic_{level}_{kind}"
+
+
+def is_pipeline_field(name: str) -> bool:
+    """True for the fields the pipeline writes (place, topics at every level, bookkeeping)."""
+    return name in POINT_FIELDS or name in PIPELINE_FIELDS or _LEVEL_FIELD.match(name) is not None
+
+
+def metadata_columns(columns: Iterable[str]) -> list[str]:
+    """The record's own metadata among ``columns`` (or payload keys), in their order; ``id`` excluded."""
+    return [c for c in columns if c != "id" and not is_pipeline_field(c)]
+
+
+def topic_levels(columns: Iterable[str]) -> int:
+    """How many topic levels the columns (or payload keys) carry: ``topic_0_id`` .. ``topic_{n-1}_id``."""
+    found = {int(m.group(1)) for c in columns if (m := _LEVEL_FIELD.match(c)) and m.group(2) == "id"}
+    n = 0
+    while n in found:
+        n += 1
+    return n
 
 
 def points_frame(store: VectorStore) -> pl.DataFrame:
-    """One row per point: ``id`` (the record id), ``partition``, ``x``, ``y``, ``topic_id``,
-    ``topic_label``, ``text`` (the stored snippet), then the metadata fields, sorted by id.
-    Points not yet projected or labelled have nulls there."""
+    """One row per point, sorted by id: ``id`` (the record id), ``partition``, ``x``, ``y``,
+    ``topic_id``, ``topic_label`` (the finest topic), ``text`` (the stored snippet), the topic levels
+    ``topic_0_id``, ``topic_0_label``, ... (broadest first), the record's metadata fields, then the
+    bookkeeping fields (``content_hash``, ``layout_version``). Points not yet projected or labelled
+    have nulls there."""
     rows: list[dict[str, Any]] = []
-    meta_keys: dict[str, None] = {}
+    keys: dict[str, None] = {}
     for record in store.scroll(with_payload=True):
         payload = dict(record.payload or {})
         for key in payload:
-            if key not in POINT_FIELDS:
-                meta_keys.setdefault(key, None)
+            keys.setdefault(key, None)
         rows.append(payload)
-    schema = {
+    depth = topic_levels(keys)
+    schema: dict[str, Any] = {
         "id": pl.String,
         "partition": pl.String,
         "x": pl.Float32,
@@ -35,17 +69,35 @@ def points_frame(store: VectorStore) -> pl.DataFrame:
         "topic_label": pl.String,
         "text": pl.String,
     }
-    data: dict[str, list[Any]] = {
-        "id": [r.get("record_id") for r in rows],
-        "partition": [r.get("partition") for r in rows],
-        "x": [r.get("x") for r in rows],
-        "y": [r.get("y") for r in rows],
-        "topic_id": [r.get("topic_id") for r in rows],
-        "topic_label": [r.get("topic_label") for r in rows],
-        "text": [r.get("text") for r in rows],
-    }
-    frame = pl.DataFrame(data, schema=schema)
-    if meta_keys:
-        meta = pl.DataFrame([{k: r.get(k) for k in meta_keys} for r in rows], infer_schema_length=None)
+    for level in range(depth):
+        schema[level_field(level, "id")] = pl.Int64
+        schema[level_field(level, "label")] = pl.String
+    source = {"id": "record_id"}
+    frame = pl.DataFrame(
+        {name: [r.get(source.get(name, name)) for r in rows] for name in schema}, schema=schema
+    )
+    extra = metadata_columns(k for k in keys if k != "record_id")
+    extra += [k for k in PIPELINE_FIELDS if k in keys]
+    if extra:
+        meta = pl.DataFrame([{k: r.get(k) for k in extra} for r in rows], infer_schema_length=None)
         frame = pl.concat([frame, meta], how="horizontal")
     return frame.sort("id")
+
+
+def full_texts(points: pl.DataFrame, documents_of: Callable[[str], Path]) -> list[str]:
+    """Each point's full text, in the order of ``points`` (the payload only holds a snippet).
+
+    ``documents_of(partition)`` is the partition's documents parquet (``id``, ``text``); a point whose
+    partition file is gone keeps its snippet.
+    """
+    frames = []
+    for partition in points["partition"].drop_nulls().unique().sort().to_list():
+        path = documents_of(partition)
+        if path.exists():
+            frames.append(pl.read_parquet(path, columns=["id", "text"]).with_columns(pl.lit(partition).alias("partition")))
+    if not frames:
+        return points["text"].fill_null("").to_list()
+    full = points.select("id", "partition", "text").join(
+        pl.concat(frames).rename({"text": "full_text"}), on=["partition", "id"], how="left", maintain_order="left"
+    )
+    return full.select(pl.coalesce("full_text", "text").fill_null("")).to_series().to_list()
