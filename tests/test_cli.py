@@ -26,7 +26,7 @@ def test_build_then_export(tmp_path, wiki_small):
     html = tmp_path / "maps" / "articles" / "map.html"
     assert f"map        {html}" in out and html.stat().st_size > 5_000
     assert "collection 'articles' in embedded:" in out and "(60 points)" in out
-    assert "checks     all passed" in out and "top topics" in out
+    assert "checks     all passed" in out and "top topics" in out and "top broad topics" in out
     assert "[1/2] partition batch-000" in out and "[2/2] partition batch-001" in out
 
     exported = run("export", "--home", "maps", "--out", "points.parquet", cwd=tmp_path)
@@ -37,12 +37,29 @@ def test_build_then_export(tmp_path, wiki_small):
     assert points.height == 60 and sorted(points["id"]) == sorted(sample["id"])
     assert points["x"].null_count() == 0 and (points["topic_id"] >= 0).all()
     assert points["topic_label"].str.len_chars().min() > 0
+    # every level of the topic tree, broadest first; the finest is topic_id; no bookkeeping fields
+    assert {"topic_0_id", "topic_0_label", "topic_1_id", "topic_1_label"} <= set(points.columns)
+    assert (points["topic_1_id"] == points["topic_id"]).all() and (points["topic_0_id"] >= 0).all()
+    assert points.group_by("topic_1_id").agg(pl.col("topic_0_id").n_unique())["topic_0_id"].max() == 1
+    assert not {"content_hash", "layout_version"} & set(points.columns)
+
+    # --with-text: the whole text (the payload keeps a snippet), as viewers like Embedding Atlas want it
+    assert run("export", "--home", "maps", "--out", "full.parquet", "--with-text", cwd=tmp_path).returncode == 0
+    full = pl.read_parquet(tmp_path / "full.parquet").join(sample.select("id", pl.col("text").alias("orig")), on="id")
+    assert full.height == 60 and (full["text"] == full["orig"]).all()
 
     found = run("search", "--home", "maps", "a disease of the human body", "-k", "3", cwd=tmp_path)
     assert found.returncode == 0, found.stderr[-3000:]
     ranked = [line for line in found.stdout.splitlines() if line[:4].strip().rstrip(".").isdigit()]
     assert [line.split(".")[0].strip() for line in ranked] == ["1", "2", "3"]
-    assert "[topic " in ranked[0]
+    assert "[topic " in ranked[0] and " > " in ranked[0]  # broad > fine topic
+    broad = points.row(0, named=True)["topic_0_label"]
+    within = run("search", "--home", "maps", "history", "--topic", broad, "--level", "0", "--json", cwd=tmp_path)
+    assert within.returncode == 0, within.stderr[-3000:]
+    import json
+
+    hits = [json.loads(line) for line in within.stdout.splitlines()]
+    assert hits and all(h["topic_path"][0] == broad for h in hits)
 
 
 def test_search_output_cannot_carry_terminal_escapes():

@@ -7,7 +7,10 @@ One module per stage of the flow:
 - :mod:`.store`      the only place that knows Qdrant: collections, partitions, payloads, search
 - :mod:`.project`    fit a 2-D projection (UMAP) and place points with it
 - :mod:`.cluster`    find topics among the 2-D points (HDBSCAN) and give every point one
-- :mod:`.label`      name topics with class-based TF-IDF keywords
+- :mod:`.hierarchy`  the topic tree: broad neighbourhoods over those topics
+- :mod:`.label`      name the topics of every level with class-based TF-IDF keywords and phrases
+- :mod:`.topic_model` one update of a map's topics: clusters, tree and labels, ids kept stable
+- :mod:`.search` / :mod:`.duplicates`  semantic search, near-duplicates and outliers through Qdrant
 - :mod:`.render`     the PNG preview and the standalone HTML map
 - :mod:`.sources`    read records from parquet / CSV / JSONL files
 - :mod:`.datasets`   the bundled demo corpus (Wikipedia vital-article summaries)
