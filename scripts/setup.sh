@@ -9,6 +9,30 @@ VENV="${EMBEDMAP_VENV:-.venv}"
 # TORCH_SPEC (e.g. TORCH_SPEC="torch" on a GPU machine).
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 
+# Headless Chromium for tests/test_browser.py and benchmarks/html_map.py: Debian's package, never
+# a browser download. Checked on every run (cheap when present); EMBEDMAP_SKIP_CHROMIUM=1 skips
+# the install (the browser tests then fail unless EMBEDMAP_CHROMIUM names a browser).
+if [ "${EMBEDMAP_SKIP_CHROMIUM:-0}" != 1 ] && [ -z "${EMBEDMAP_CHROMIUM:-}" ] \
+  && ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt=(env DEBIAN_FRONTEND=noninteractive apt-get)
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    apt=(sudo env DEBIAN_FRONTEND=noninteractive apt-get)
+  else
+    apt=()
+  fi
+  if [ "${#apt[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing chromium (apt-get) for the browser tests"
+    if ! { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq chromium; }; then
+      echo "setup: WARNING: could not install chromium; tests/test_browser.py will fail" >&2
+    fi
+  else
+    echo "setup: chromium not found and no root, sudo or apt-get to install it: run" \
+      "'apt-get install -y chromium' as root (or set EMBEDMAP_CHROMIUM to a Chromium/Chrome" \
+      "binary); until then tests/test_browser.py fails" >&2
+  fi
+fi
+
 if [ ! -x "$VENV/bin/python" ]; then
   echo "setup: creating $VENV"
   "$PYTHON" -m venv "$VENV"

@@ -95,11 +95,11 @@ def _groups_after(k: int, merges: list[tuple[int, int, float]], n_groups: int) -
 
 
 def _natural_cut(merges: list[tuple[int, int, float]], k: int, target: int, below: int) -> int:
-    """How many groups to keep: the cut within ``target / 1.5 .. target * 1.5`` (and under ``below``)
+    """How many groups to keep: the cut within ``target / 1.5 .. target * 2`` (and under ``below``)
     where the next merge costs the most relative to the one before it, i.e. where the map's
     neighbourhoods are most clearly apart. Falls back to ``target``."""
     lo = max(min(2, below), int(np.ceil(target / 1.5)))
-    hi = min(max(lo, below - 1), int(np.ceil(target * 1.5)))
+    hi = min(max(lo, below - 1), int(np.ceil(target * 2)))
     costs = [m[2] for m in merges]
     best, best_ratio = target, -1.0
     for m in range(max(lo, 1), hi + 1):

@@ -1,0 +1,190 @@
+"""The HTML map at 100,000 points: render time, file size and how the page behaves in Chromium.
+
+    .venv/bin/python benchmarks/html_map.py              # 100,000 points
+    .venv/bin/python benchmarks/html_map.py --n 20000    # another size
+
+Builds a synthetic collection consistent with its own map: 8 broad topics of 5 sub-topics each,
+every sub-topic a gaussian blob near its broad topic's centre, with texts drawn from the
+sub-topic's vocabulary (plus shared filler words), 3% unlabelled scatter, 12 partitions and
+metadata (title, source, a numeric score). The projection of 100k points is benchmarked
+elsewhere; this times the topics step on those points (HDBSCAN, the topic tree and labels, unless
+``--planted-topics``), :func:`render_html_map` and the page. It prints the render seconds and
+file size, then opens the file in headless Chromium (the CDP client of tests/test_browser.py)
+and prints the time to the first draw, a zoom redraw and two searches over all points. The
+screenshot goes to ``test-artifacts/browser/map-100k.png`` (``map-20k.png`` for ``--n 20000``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+BROAD = ["astronomy", "biology", "music", "painting", "sport", "cooking", "law", "computing"]
+FILLER = ("the of and a in to is was for on with as by at from that which its an are this also "
+          "has have been were it or new first two one after into most later during").split()
+
+
+def synthetic(n: int, seed: int = 0) -> pl.DataFrame:
+    """``n`` records: coordinates, two topic levels and texts that agree with each other."""
+    rng = np.random.default_rng(seed)
+    n_fine = len(BROAD) * 5
+    angle = np.linspace(0, 2 * np.pi, len(BROAD), endpoint=False)
+    broad_xy = np.c_[np.cos(angle), np.sin(angle)] * 12
+    fine_xy = np.repeat(broad_xy, 5, axis=0) + rng.normal(0, 3.0, (n_fine, 2))
+    vocab = [[f"{BROAD[f // 5]}{f % 5}w{w}" for w in range(60)] for f in range(n_fine)]
+
+    n_noise = n * 3 // 100
+    fine = np.concatenate([rng.integers(0, n_fine, n - n_noise), np.full(n_noise, -1)])
+    xy = np.where(
+        (fine >= 0)[:, None],
+        fine_xy[np.maximum(fine, 0)] + rng.normal(0, 0.8, (n, 2)),
+        rng.uniform(-17, 17, (n, 2)),
+    )
+    lengths = rng.integers(15, 60, n)
+    topic_words = rng.integers(0, 60, (n, 60))
+    filler = rng.integers(0, len(FILLER), (n, 60))
+    use_topic = rng.random((n, 60)) < 0.4
+    texts = []
+    for i in range(n):
+        words = vocab[fine[i]] if fine[i] >= 0 else FILLER
+        texts.append(" ".join(
+            words[topic_words[i, j] % len(words)] if use_topic[i, j] else FILLER[filler[i, j]]
+            for j in range(lengths[i])
+        ))  # fmt: skip
+    broad = np.where(fine >= 0, fine // 5, -1)
+    return pl.DataFrame(
+        {
+            "id": [f"doc-{i:06d}" for i in range(n)],
+            "x": xy[:, 0],
+            "y": xy[:, 1],
+            "topic_0_id": broad,
+            "topic_0_label": [BROAD[b] if b >= 0 else "" for b in broad],
+            "topic_1_id": fine,
+            "topic_1_label": [f"{BROAD[f // 5]} / theme {f % 5}" if f >= 0 else "" for f in fine],
+            "topic_id": fine,
+            "topic_label": [f"{BROAD[f // 5]} / theme {f % 5}" if f >= 0 else "" for f in fine],
+            "text": texts,
+            "partition": [f"2024-{1 + i % 12:02d}" for i in range(n)],
+            "title": [f"Document {i}" for i in range(n)],
+            "source": rng.choice(["web", "book", "mail", "paper", "wiki"], n).tolist(),
+            "score": np.round(rng.gamma(2.0, 1.5, n), 3),
+        }
+    )
+
+
+def browse(path: Path, needle: str, shot: Path) -> dict[str, float | int]:
+    from test_browser import Browser, find_chromium
+
+    exe = find_chromium()
+    if exe is None:
+        raise SystemExit("no Chromium: run scripts/setup.sh or set EMBEDMAP_CHROMIUM")
+    out: dict[str, float | int] = {}
+    with Browser(exe, timeout=60) as b:
+        b.open_page()
+        started = time.perf_counter()
+        b.navigate(path.as_uri(), timeout=60)
+        b.wait_for("window.embedmap && embedmap.timings().draws > 0", timeout=60)
+        out["page load to first draw (wall, s)"] = time.perf_counter() - started
+        # performance.now() counts from the navigation start
+        out["first draw done, page clock (ms)"] = b.evaluate("embedmap.timings().firstDraw")
+        out["one full draw (ms)"] = b.evaluate("embedmap.timings().lastDraw")
+        b.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        b.screenshot(shot)
+
+        draws = b.evaluate("embedmap.timings().draws")
+        started = time.perf_counter()
+        b.wheel(500, 400, -400)
+        b.wait_for(f"embedmap.timings().draws > {draws}", timeout=30)
+        out["zoom: wheel to redrawn (wall, ms)"] = (time.perf_counter() - started) * 1000
+        out["zoom redraw (ms)"] = b.evaluate("embedmap.timings().lastDraw")
+
+        for label, query in (("first search, builds the index", needle),
+                             ("second search", "astronomy1w3 the")):  # fmt: skip
+            b.evaluate(f"location.hash = {json.dumps('#q=' + query)}")
+            b.wait_for(f"document.getElementById('search').value === {json.dumps(query)}")
+            out[f"{label} (ms)"] = b.evaluate("embedmap.timings().lastSearch")
+            out[f"  matches of '{query}'"] = b.evaluate("embedmap.matchCount()")
+        if b.page_errors or b.dialogs:
+            raise SystemExit(f"page errors: {b.page_errors} dialogs: {b.dialogs}")
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--out", help="keep the HTML file here (default: a temporary file)")
+    parser.add_argument("--planted-topics", action="store_true",
+                        help="draw the planted topics instead of finding them (render and page only)")
+    args = parser.parse_args()
+    if args.out:
+        return run(args.n, Path(args.out), not args.planted_topics)
+    with tempfile.TemporaryDirectory(prefix="embedmap-html-") as tmp:
+        return run(args.n, Path(tmp) / "map.html", not args.planted_topics)
+
+
+def find_topics(frame: pl.DataFrame) -> pl.DataFrame:
+    """The pipeline's own topics step on these points: HDBSCAN, the topic tree and c-TF-IDF labels
+    of every level (:func:`dagster_embedmap.core.topic_model.update_topics`), replacing the planted ones."""
+    from sklearn.metrics import adjusted_rand_score
+
+    from dagster_embedmap.core.topic_model import update_topics
+
+    xy = frame.select("x", "y").to_numpy()
+    started = time.perf_counter()
+    update = update_topics(xy, [np.full(frame.height, -1)], None, lambda: frame["text"].to_list())
+    seconds = time.perf_counter() - started
+    rows = [update.payload(i) for i in range(frame.height)]
+    found = pl.DataFrame(rows)
+    planted = frame["topic_0_id"].to_numpy()
+    counts = [len(np.unique(level[level >= 0])) for level in update.tree.levels]
+    print(f"topics (HDBSCAN + tree + labels of every level): {seconds:.1f} s; topics per level {counts}; "
+          f"ARI of broad topics vs the 8 planted: {adjusted_rand_score(planted, update.tree.levels[0]):.3f}")
+    return frame.drop(found.columns).hstack(found)
+
+
+def run(n: int, path: Path, with_topics: bool = True) -> int:
+    from dagster_embedmap.core.render import render_html_map
+
+    total = time.perf_counter()
+    started = time.perf_counter()
+    frame = synthetic(n)
+    seconds = time.perf_counter() - started
+    print(f"synthetic collection of {frame.height:,} records: {seconds:.1f} s")
+    if with_topics:
+        frame = find_topics(frame)
+
+    started = time.perf_counter()
+    render_html_map(frame, path, title=f"{n:,} synthetic documents",
+                    extra_columns=["title", "source", "score"])  # fmt: skip
+    seconds = time.perf_counter() - started
+    data = path.read_bytes()
+    print(f"render_html_map: {seconds:.2f} s")
+    print(f"map built (collection, topics, HTML): {time.perf_counter() - total:.1f} s (target: under 120 s)")
+    zipped = len(gzip.compress(data, 6))
+    print(f"file size: {len(data) / 1e6:.1f} MB ({zipped / 1e6:.1f} MB gzipped)")
+
+    needle = f"{frame['title'][frame.height // 2]} {frame['text'][frame.height // 2].split()[4]}"
+    size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
+    shot = REPO / "test-artifacts" / "browser" / f"map-{size}.png"
+    for name, value in browse(path, needle, shot).items():
+        if "matches" in name or value >= 100:
+            print(f"{name}: {value:,.0f}")
+        else:
+            print(f"{name}: {value:.1f}")
+    print(f"screenshot: {shot.relative_to(REPO)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
