@@ -112,3 +112,11 @@ def test_topic_ids_need_not_be_contiguous():
     assert sorted(out) == [3, 7]
     assert "football" in out[3].keywords[:3]
     assert "telescope" in out[7].keywords[:3] or "stars" in out[7].keywords[:3]
+
+
+def test_a_plural_of_a_chosen_keyword_is_not_a_second_keyword():
+    texts = ["the cell divides and cells grow", "cells and the cell wall", "a cell membrane of cells"] * 2 + \
+            ["stars in the galaxy shine", "the galaxy has stars"] * 3
+    out = ctfidf_keywords(texts, np.array([0] * 6 + [1] * 6), LabelSettings(phrases=False))
+    assert "cell" in out[0].keywords and "cells" not in out[0].keywords
+    assert "stars" in out[1].keywords and "star" not in out[1].keywords

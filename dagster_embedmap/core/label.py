@@ -111,6 +111,15 @@ class _Counts:
         return tf * idf, class_counts
 
 
+def _singular(word: str) -> str:
+    """A crude singular, only to tell "cell" and "cells" apart as the same keyword."""
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("s") and not word.endswith(("ss", "us", "is")) and len(word) > 3:
+        return word[:-1]
+    return word
+
+
 def _choose(
     order: Iterable[int], score_row: np.ndarray, count_row: np.ndarray, counts: "_Counts", allowed: np.ndarray,
     top_n: int,
@@ -129,6 +138,8 @@ def _choose(
         term = str(vocab[i])
         words = term.split(" ")
         used = {w for t in terms for w in t.split(" ")}
+        if tuple(_singular(w) for w in words) in {tuple(_singular(w) for w in t.split(" ")) for t in terms}:
+            continue  # "cells" after "cell" says nothing new
         if len(words) == 1:
             if term not in used:
                 terms.append(term)
