@@ -142,6 +142,7 @@ def cmd_build(args: argparse.Namespace) -> int:
             "vector_column": args.vector_column,
             "partition_column": args.partition_column,
             "qdrant_path": str(home / "qdrant"),
+            "engine": "edge",
             "collection": name,
             "model": args.model,
         },
@@ -165,7 +166,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     started = time.perf_counter()
     _write_manifest(home, wiki.MAP_NAME, {"input": "wiki demo corpus", "qdrant_path": str(home / "qdrant"),
-                                          "collection": wiki.MAP_NAME, "model": "all-MiniLM-L6-v2"})
+                                          "engine": "edge", "collection": wiki.MAP_NAME, "model": "all-MiniLM-L6-v2"})
     _quiet_dagster()
     instance = _instance(home)
     try:
@@ -188,7 +189,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     home = Path(args.home).expanduser().resolve()
     name, entry = _pick_map(home, args.name)
-    with open_store(StoreLocation(path=entry["qdrant_path"]), entry["collection"]) as store:
+    # a manifest without an engine was written before the edge engine became the default
+    location = StoreLocation(path=entry["qdrant_path"], engine=entry.get("engine", "local"))
+    with open_store(location, entry["collection"]) as store:
         points = points_frame(store)
     if points.is_empty():
         raise SystemExit(f"embedmap: map {name!r} has no points in {entry['qdrant_path']}")
@@ -234,7 +237,9 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.topic is not None:
         topic = int(args.topic) if args.topic.lstrip("-").isdigit() else args.topic
     encoder = Encoder(EncoderSettings(model=entry.get("model") or "all-MiniLM-L6-v2", device=args.device))
-    with open_store(StoreLocation(path=entry["qdrant_path"]), entry["collection"]) as store:
+    # a manifest without an engine was written before the edge engine became the default
+    location = StoreLocation(path=entry["qdrant_path"], engine=entry.get("engine", "local"))
+    with open_store(location, entry["collection"]) as store:
         if not store.exists():
             raise SystemExit(f"embedmap: map {name!r} has no collection in {entry['qdrant_path']}")
         hits = search_map(store, encoder, args.query, k=args.k, topic=topic, level=args.level,

@@ -1,4 +1,5 @@
-"""Tests for dagster_embedmap.core.store against the real embedded Qdrant engine."""
+"""Tests for dagster_embedmap.core.store against both real embedded engines: Qdrant's in-process
+engine (qdrant-edge, the default) and qdrant-client's local mode. The same tests run on each."""
 
 from __future__ import annotations
 
@@ -32,9 +33,17 @@ def records(n: int, seed: int = 0, prefix: str = "r"):
     return rids, pids, vectors, payloads
 
 
+ENGINES = ["edge", "local"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request) -> str:
+    return request.param
+
+
 @pytest.fixture
-def location(tmp_path) -> StoreLocation:
-    return StoreLocation(path=str(tmp_path / "qdrant"), lock_timeout_s=5)
+def location(tmp_path, engine) -> StoreLocation:
+    return StoreLocation(path=str(tmp_path / "qdrant"), lock_timeout_s=5, engine=engine)
 
 
 @pytest.fixture
@@ -296,32 +305,32 @@ def test_search_finds_nearest_first_and_honours_filter(store):
 HOLDER = textwrap.dedent(
     """
     import sys
-    from qdrant_client import QdrantClient
-    client = QdrantClient(path=sys.argv[1])
-    print("ready", flush=True)
-    sys.stdin.readline()
-    client.close()
+    from dagster_embedmap.core.store import StoreLocation, open_store
+    with open_store(StoreLocation(path=sys.argv[1], engine=sys.argv[2]), "docs") as store:
+        store.ensure_collection(4)
+        print("ready", flush=True)
+        sys.stdin.readline()
     """
 )
 
 
-def _hold(folder):
-    """Another process that opens the embedded folder and keeps it until a line arrives on its stdin."""
+def _hold(folder, engine):
+    """Another process that opens the embedded store and keeps it until a line arrives on its stdin."""
     folder.mkdir(exist_ok=True)
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLDER, str(folder)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", HOLDER, str(folder), engine], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
     )
     assert holder.stdout.readline().strip() == "ready"
     return holder
 
 
-def test_second_open_waits_then_fails_while_folder_is_held(tmp_path):
+def test_second_open_waits_then_fails_while_folder_is_held(tmp_path, engine):
     folder = tmp_path / "qdrant"
-    holder = _hold(folder)
+    holder = _hold(folder, engine)
     try:
         start = time.monotonic()
         with pytest.raises(EmbedMapStoreError) as err:
-            with open_store(StoreLocation(path=str(folder), lock_timeout_s=0.6), "docs"):
+            with open_store(StoreLocation(path=str(folder), lock_timeout_s=0.6, engine=engine), "docs"):
                 pass
         waited = time.monotonic() - start
         assert waited >= 0.5  # it retried before giving up
@@ -333,20 +342,20 @@ def test_second_open_waits_then_fails_while_folder_is_held(tmp_path):
         holder.wait(timeout=30)
     assert holder.returncode == 0
     # once released, the folder opens
-    with open_store(StoreLocation(path=str(folder), lock_timeout_s=5), "docs") as s:
-        assert s.ensure_collection(DIM) is True
+    with open_store(StoreLocation(path=str(folder), lock_timeout_s=5, engine=engine), "docs") as s:
+        assert s.dimension() == 4 and s.count() == 0  # what the holder wrote is intact
 
 
-def test_open_waits_for_a_holder_that_lets_go(tmp_path):
+def test_open_waits_for_a_holder_that_lets_go(tmp_path, engine):
     folder = tmp_path / "qdrant"
-    holder = _hold(folder)
+    holder = _hold(folder, engine)
     try:
         import threading
 
         release = threading.Timer(0.5, lambda: (holder.stdin.write("\n"), holder.stdin.flush()))
         release.start()
         start = time.monotonic()
-        with open_store(StoreLocation(path=str(folder), lock_timeout_s=30), "docs") as s:
+        with open_store(StoreLocation(path=str(folder), lock_timeout_s=30, engine=engine), "docs") as s:
             assert s.count() == 0
         assert time.monotonic() - start >= 0.4
         release.join()
@@ -361,7 +370,7 @@ def test_open_store_releases_the_lock_even_when_the_block_raises(location):
         with open_store(location, "docs") as s:
             s.ensure_collection(DIM)
             raise KeyError("boom")
-    with open_store(StoreLocation(path=location.path, lock_timeout_s=0.3), "docs") as s:
+    with open_store(StoreLocation(path=location.path, lock_timeout_s=0.3, engine=location.engine), "docs") as s:
         assert s.dimension() == DIM
 
 
@@ -388,3 +397,31 @@ def test_an_empty_first_partition_does_not_fix_the_collection_dimension(store):
     store.upsert_partition("full2", ids2, vectors2, payloads2)
     assert store.upsert_partition("full2", [], np.empty((0, vectors.shape[1]), np.float32), []) == (0, 1)
     assert store.count("full2") == 0 and store.count("full") == 3
+
+
+def test_a_local_mode_collection_is_not_silently_hidden_by_the_edge_engine(tmp_path):
+    folder = tmp_path / "qdrant"
+    _, pids, vectors, payloads = records(3)
+    with open_store(StoreLocation(path=str(folder), engine="local"), "docs") as s:
+        s.upsert_partition("p1", pids, vectors, payloads)
+    with pytest.raises(EmbedMapStoreError, match="engine='local'"):
+        with open_store(StoreLocation(path=str(folder)), "docs"):
+            pass
+    with open_store(StoreLocation(path=str(folder), engine="local"), "docs") as s:
+        assert s.count() == 3  # nothing was touched
+
+
+def test_edge_delete_by_partition_uses_the_payload_index_and_leaves_the_rest(tmp_path):
+    with open_store(StoreLocation(path=str(tmp_path / "q")), "docs") as s:
+        for p in range(5):
+            _, pids, vectors, payloads = records(200, seed=p, prefix=f"p{p}-")
+            s.upsert_partition(f"p{p}", pids, vectors, payloads)
+        assert s.delete_partition("p2") == 200
+        assert s.count() == 800 and s.count("p2") == 0 and s.count("p3") == 200
+        assert s.delete_partition("p2") == 0
+
+
+def test_edge_store_refuses_a_collection_name_that_is_not_a_folder_name(tmp_path):
+    with pytest.raises(EmbedMapStoreError, match="cannot name a folder"):
+        with open_store(StoreLocation(path=str(tmp_path / "q")), "../escape"):
+            pass

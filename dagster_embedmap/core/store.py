@@ -1,10 +1,17 @@
 """The vector store: the only module that knows Qdrant.
 
-One interface, :class:`VectorStore`, over two ways of running Qdrant:
+One interface, :class:`VectorStore`, over the ways of running Qdrant:
 
-- **embedded** (default): ``QdrantClient(path=...)``, an on-disk engine inside the Python process;
-  no server to start. One process holds the folder at a time; others wait for it (``lock_timeout_s``).
-- **server / cluster**: ``QdrantClient(url=..., api_key=...)``.
+- **embedded** (default, ``engine="edge"``): Qdrant's own in-process engine (PyPI ``qdrant-edge-py``),
+  one shard per collection in ``<path>/edge/<collection>``, with payload indexes on the fields the
+  pipeline filters by. No server to start. One process holds a shard at a time (a file lock);
+  others wait for it (``lock_timeout_s``). See :class:`EdgeStore`.
+- **embedded, qdrant-client's local mode** (``engine="local"``): ``QdrantClient(path=...)``, kept for
+  maps written before the edge engine became the default; much slower (see benchmarks/README.md).
+- **server / cluster**: ``QdrantClient(url=..., api_key=...)``. See :class:`ClientStore`.
+
+The engines share every higher-level operation (idempotent partition upserts, reads, search) through
+the base class; each implements a handful of primitives.
 
 Points are keyed by a deterministic UUID derived from the map name and the record id, so upserting a
 partition twice leaves one point per record. Each payload carries ``record_id`` and ``partition``.
@@ -12,20 +19,25 @@ partition twice leaves one point per record. Each payload carries ``record_id`` 
 
 from __future__ import annotations
 
+import fcntl
+import json
+import os
 import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
 from .errors import EmbedMapStoreError
 
-__all__ = ["StoreLocation", "VectorStore", "point_id", "open_store"]
+__all__ = ["StoreLocation", "VectorStore", "ClientStore", "EdgeStore", "StoredPoint", "point_id", "open_store"]
 
 _NAMESPACE = uuid.UUID("3f6b1c3e-8d0a-4c2e-9a57-6f2d0e9b4a11")
+# payload fields the pipeline filters by: indexed where the engine supports it
+_INDEXED = (("partition", "keyword"), ("record_id", "keyword"), ("topic_id", "integer"))
 
 
 def point_id(map_name: str, record_id: str) -> str:
@@ -43,17 +55,40 @@ class StoreLocation:
     timeout_s: int = 60
     prefer_grpc: bool = False
     lock_timeout_s: float = 600.0
+    engine: Literal["edge", "local"] = "edge"
+    """Embedded engine: ``edge`` (Qdrant's in-process engine) or ``local`` (qdrant-client's local mode)."""
 
     @property
     def embedded(self) -> bool:
         return not self.url
 
+    def folder(self) -> Path:
+        return Path(self.path or ".embedmap/qdrant").expanduser().resolve()
+
     def describe(self) -> str:
         """Where the data is, for logs and metadata (never the API key)."""
-        return self.url if self.url else f"embedded:{Path(self.path or '.').expanduser().resolve()}"
+        if self.url:
+            return self.url
+        return f"embedded:{self.folder()}" + (" (qdrant-client local mode)" if self.engine == "local" else "")
 
 
-def _connect(location: StoreLocation):
+@dataclass
+class StoredPoint:
+    """One point read back: its id (a UUID string), payload and, when asked for, vector."""
+
+    id: str
+    payload: dict[str, Any]
+    vector: list[float] | None = None
+
+
+def _wait_note(location: StoreLocation, what: Path) -> str:
+    return (
+        f"the embedded Qdrant {what} is still held by another process after {location.lock_timeout_s:.0f} s; "
+        "let it finish, or use a Qdrant server (url=...) for concurrent writers"
+    )
+
+
+def _connect_client(location: StoreLocation):
     from qdrant_client import QdrantClient
 
     if not location.embedded:
@@ -63,7 +98,7 @@ def _connect(location: StoreLocation):
             timeout=location.timeout_s,
             prefer_grpc=location.prefer_grpc,
         )
-    folder = Path(location.path or ".embedmap/qdrant").expanduser().resolve()
+    folder = location.folder()
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + location.lock_timeout_s
     delay = 0.2
@@ -74,50 +109,112 @@ def _connect(location: StoreLocation):
             if "already accessed" not in str(exc):
                 raise
             if time.monotonic() >= deadline:
-                raise EmbedMapStoreError(
-                    f"the embedded Qdrant folder {folder} is still held by another process after "
-                    f"{location.lock_timeout_s:.0f} s; let it finish, or use a Qdrant server (url=...) for "
-                    "concurrent writers"
-                ) from exc
+                raise EmbedMapStoreError(_wait_note(location, Path(f"folder {folder}"))) from exc
             time.sleep(delay)
             delay = min(delay * 1.5, 5.0)
 
 
 @contextmanager
-def open_store(location: StoreLocation, collection: str) -> Iterator["VectorStore"]:
-    """Open a connection for the duration of a block and always release it (and the folder lock)."""
-    client = _connect(location)
+def _file_lock(path: Path, location: StoreLocation) -> Iterator[None]:
+    """An exclusive lock on ``path`` held for the block; waits up to ``lock_timeout_s`` for another holder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        yield VectorStore(client, collection, location)
+        deadline = time.monotonic() + location.lock_timeout_s
+        delay = 0.05
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise EmbedMapStoreError(_wait_note(location, Path(f"shard {path.with_suffix('')}"))) from None
+                time.sleep(delay)
+                delay = min(delay * 1.5, 2.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def open_store(location: StoreLocation, collection: str) -> Iterator["VectorStore"]:
+    """Open the collection for the duration of a block and always release it (and the embedded lock)."""
+    if location.embedded and location.engine == "edge":
+        store = EdgeStore(collection, location)
+        with _file_lock(store.lock_path, location):
+            try:
+                yield store
+            finally:
+                store.close()
+        return
+    if location.embedded and location.engine != "local":
+        raise EmbedMapStoreError(f"unknown embedded engine {location.engine!r}; use 'edge' or 'local'")
+    client = _connect_client(location)
+    try:
+        yield ClientStore(client, collection, location)
     finally:
         client.close()
 
 
 class VectorStore:
-    """A map's collection: create it, write partitions, set payloads, read points back, search."""
+    """A map's collection: create it, write partitions, set payloads, read points back, search.
 
-    def __init__(self, client: Any, collection: str, location: StoreLocation | None = None):
-        self.client = client
+    Subclasses implement the primitives (``exists``, ``dimension``, ``_create``, ``drop``, ``count``,
+    ``_upsert``, ``delete_points``, ``_delete_matching``, ``set_payloads``, ``_scroll_page``,
+    ``_query``); everything else is shared, so every engine behaves the same.
+    """
+
+    def __init__(self, collection: str, location: StoreLocation | None = None):
         self.collection = collection
         self.location = location or StoreLocation()
 
-    # -- collection -----------------------------------------------------------------------------
+    # -- primitives -----------------------------------------------------------------------------
     def exists(self) -> bool:
-        return bool(self.client.collection_exists(self.collection))
+        raise NotImplementedError
 
     def dimension(self) -> int | None:
-        if not self.exists():
-            return None
-        params = self.client.get_collection(self.collection).config.params.vectors
-        return int(params.size)
+        raise NotImplementedError
 
+    def _create(self, dimension: int) -> None:
+        raise NotImplementedError
+
+    def drop(self) -> None:
+        raise NotImplementedError
+
+    def count(self, partition: str | None = None) -> int:
+        raise NotImplementedError
+
+    def _upsert(self, ids: Sequence[str], vectors: np.ndarray, payloads: Sequence[Mapping[str, Any]]) -> None:
+        raise NotImplementedError
+
+    def delete_points(self, ids: Sequence[str]) -> None:
+        raise NotImplementedError
+
+    def _delete_matching(self, must: Mapping[str, Any]) -> None:
+        raise NotImplementedError
+
+    def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]], batch_size: int = 512) -> None:
+        """Merge per-point payload fields (``{point_id: {field: value}}``) into existing points
+        (``batch_size`` points per request where the engine batches)."""
+        raise NotImplementedError
+
+    def _scroll_page(self, must: Mapping[str, Any] | None, limit: int, offset: Any,
+                     with_payload: bool | list[str], with_vectors: bool) -> tuple[list[StoredPoint], Any]:
+        raise NotImplementedError
+
+    def _query(self, vectors: np.ndarray, k: int, must: Mapping[str, Any] | None, min_score: float | None,
+               with_payload: bool) -> list[list[tuple[str, float, dict[str, Any]]]]:
+        raise NotImplementedError
+
+    # -- collection -----------------------------------------------------------------------------
     def ensure_collection(self, dimension: int) -> bool:
         """Create the collection for ``dimension``-d cosine vectors; refuse a different dimension.
 
         Returns True when the collection was created by this call.
         """
-        from qdrant_client import models
-
         existing = self.dimension()
         if existing is not None:
             if existing != dimension:
@@ -127,37 +224,12 @@ class VectorStore:
                     "rebuild every partition"
                 )
             return False
-        self.client.create_collection(
-            self.collection,
-            vectors_config=models.VectorParams(size=int(dimension), distance=models.Distance.COSINE),
-        )
-        if not self.location.embedded:  # payload indexes are a server feature; embedded mode ignores them
-            for field, schema in (("partition", "keyword"), ("record_id", "keyword"), ("topic_id", "integer")):
-                self.client.create_payload_index(self.collection, field, field_schema=schema)
+        self._create(int(dimension))
         return True
 
-    def drop(self) -> None:
-        if self.exists():
-            self.client.delete_collection(self.collection)
-
     # -- partitions -----------------------------------------------------------------------------
-    @staticmethod
-    def _partition_filter(partition: str | None):
-        from qdrant_client import models
-
-        if partition is None:
-            return None
-        return models.Filter(
-            must=[models.FieldCondition(key="partition", match=models.MatchValue(value=partition))]
-        )
-
-    def count(self, partition: str | None = None) -> int:
-        if not self.exists():
-            return 0
-        return int(self.client.count(self.collection, count_filter=self._partition_filter(partition), exact=True).count)
-
     def partition_point_ids(self, partition: str) -> set[str]:
-        return {str(r.id) for r in self.scroll(partition=partition, with_payload=False)}
+        return {r.id for r in self.scroll(partition=partition, with_payload=False)}
 
     def upsert_partition(
         self,
@@ -165,15 +237,13 @@ class VectorStore:
         ids: Sequence[str],
         vectors: np.ndarray,
         payloads: Sequence[Mapping[str, Any]],
-        batch_size: int = 256,
+        batch_size: int = 1024,
     ) -> tuple[int, int]:
         """Make the collection hold exactly these points for ``partition``.
 
         Upserts every point (new or changed), then deletes the partition's points whose ids are no
         longer present. Rerunning with the same input changes nothing. Returns (upserted, deleted).
         """
-        from qdrant_client import models
-
         if len(ids) != len(vectors) or len(ids) != len(payloads):
             raise ValueError("ids, vectors and payloads must have the same length")
         if len(ids):
@@ -181,15 +251,121 @@ class VectorStore:
         elif not self.exists():  # an empty partition and no collection yet: nothing to write or delete
             return 0, 0
         before = self.partition_point_ids(partition)
+        vectors = np.asarray(vectors, dtype=np.float32)
         for lo in range(0, len(ids), batch_size):
-            points = [
-                models.PointStruct(id=ids[i], vector=vectors[i].tolist(), payload={**payloads[i], "partition": partition})
-                for i in range(lo, min(lo + batch_size, len(ids)))
-            ]
-            self.client.upsert(self.collection, points=points, wait=True)
+            hi = min(lo + batch_size, len(ids))
+            self._upsert(ids[lo:hi], vectors[lo:hi], [{**payloads[i], "partition": partition} for i in range(lo, hi)])
         stale = sorted(before - set(ids))
         self.delete_points(stale)
         return len(ids), len(stale)
+
+    def delete_partition(self, partition: str) -> int:
+        """Remove every point of ``partition``; returns how many there were."""
+        if not self.exists():
+            return 0
+        n = self.count(partition)
+        if n:
+            self._delete_matching({"partition": partition})
+        return n
+
+    # -- reading --------------------------------------------------------------------------------
+    def scroll(
+        self,
+        partition: str | None = None,
+        with_payload: bool | Sequence[str] = True,
+        with_vectors: bool = False,
+        page_size: int = 2048,
+    ) -> Iterator[StoredPoint]:
+        """Every point (optionally of one partition), page by page."""
+        if not self.exists():
+            return
+        offset = None
+        payload_arg = list(with_payload) if not isinstance(with_payload, bool) else with_payload
+        must = {"partition": partition} if partition is not None else None
+        while True:
+            records, offset = self._scroll_page(must, page_size, offset, payload_arg, with_vectors)
+            yield from records
+            if offset is None:
+                break
+
+    def read_vectors(self, partition: str | None = None) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+        """(point ids, vectors as float32 (n, d), payloads) of every point, sorted by point id."""
+        records = sorted(self.scroll(partition=partition, with_vectors=True), key=lambda r: r.id)
+        ids = [r.id for r in records]
+        dim = self.dimension() or 0
+        vectors = np.asarray([r.vector for r in records], dtype=np.float32).reshape(len(records), dim)
+        return ids, vectors, [r.payload for r in records]
+
+    def neighbours(
+        self, vectors: np.ndarray, k: int, min_score: float | None = None, batch_size: int = 64
+    ) -> list[list[tuple[str, float]]]:
+        """For each vector, the ids and scores of its ``k`` nearest points (at least ``min_score``),
+        asked of Qdrant in batches."""
+        out: list[list[tuple[str, float]]] = []
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for lo in range(0, len(vectors), batch_size):
+            for hits in self._query(vectors[lo : lo + batch_size], k, None, min_score, False):
+                out.append([(pid, score) for pid, score, _ in hits])
+        return out
+
+    def search(
+        self, vector: np.ndarray, k: int = 10, must: Mapping[str, Any] | None = None
+    ) -> list[tuple[str, float, dict[str, Any]]]:
+        """Top-``k`` points by cosine similarity, optionally restricted to exact payload matches."""
+        return self._query(np.asarray(vector, dtype=np.float32)[None, :], k, must or None, None, True)[0]
+
+
+class ClientStore(VectorStore):
+    """A collection through ``qdrant_client``: a server or cluster, or the client's local mode."""
+
+    def __init__(self, client: Any, collection: str, location: StoreLocation | None = None):
+        super().__init__(collection, location)
+        self.client = client
+
+    @staticmethod
+    def _filter(must: Mapping[str, Any] | None):
+        from qdrant_client import models
+
+        if not must:
+            return None
+        return models.Filter(
+            must=[models.FieldCondition(key=key, match=models.MatchValue(value=value)) for key, value in must.items()]
+        )
+
+    def exists(self) -> bool:
+        return bool(self.client.collection_exists(self.collection))
+
+    def dimension(self) -> int | None:
+        if not self.exists():
+            return None
+        return int(self.client.get_collection(self.collection).config.params.vectors.size)
+
+    def _create(self, dimension: int) -> None:
+        from qdrant_client import models
+
+        self.client.create_collection(
+            self.collection, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+        )
+        if not self.location.embedded:  # payload indexes are a server feature; local mode ignores them
+            for field, schema in _INDEXED:
+                self.client.create_payload_index(self.collection, field, field_schema=schema)
+
+    def drop(self) -> None:
+        if self.exists():
+            self.client.delete_collection(self.collection)
+
+    def count(self, partition: str | None = None) -> int:
+        if not self.exists():
+            return 0
+        must = {"partition": partition} if partition is not None else None
+        return int(self.client.count(self.collection, count_filter=self._filter(must), exact=True).count)
+
+    def _upsert(self, ids, vectors, payloads) -> None:
+        from qdrant_client import models
+
+        points = [models.PointStruct(id=pid, vector=vec.tolist(), payload=dict(pl))
+                  for pid, vec, pl in zip(ids, vectors, payloads)]
+        self.client.upsert(self.collection, points=points, wait=True)
 
     def delete_points(self, ids: Sequence[str], batch_size: int = 1000) -> None:
         from qdrant_client import models
@@ -199,15 +375,24 @@ class VectorStore:
                 self.collection, points_selector=models.PointIdsList(points=list(ids[lo : lo + batch_size])), wait=True
             )
 
-    def delete_partition(self, partition: str) -> int:
-        """Remove every point of ``partition``; returns how many there were."""
-        ids = sorted(self.partition_point_ids(partition))
-        self.delete_points(ids)
-        return len(ids)
+    def _delete_matching(self, must: Mapping[str, Any]) -> None:
+        if self.location.embedded:  # local mode deletes by filter in O(n) per call; ids in batches are faster
+            ids = sorted({r.id for r in self._scroll_all(must)})
+            self.delete_points(ids)
+            return
+        from qdrant_client import models
 
-    # -- payloads -------------------------------------------------------------------------------
+        self.client.delete(self.collection, points_selector=models.FilterSelector(filter=self._filter(must)), wait=True)
+
+    def _scroll_all(self, must: Mapping[str, Any]) -> Iterator[StoredPoint]:
+        offset = None
+        while True:
+            records, offset = self._scroll_page(must, 2048, offset, False, False)
+            yield from records
+            if offset is None:
+                break
+
     def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]], batch_size: int = 512) -> None:
-        """Merge per-point payload fields (``{point_id: {field: value}}``) into existing points."""
         from qdrant_client import models
 
         items = list(payloads.items())
@@ -218,71 +403,165 @@ class VectorStore:
             ]
             self.client.batch_update_points(self.collection, update_operations=ops, wait=True)
 
-    # -- reading --------------------------------------------------------------------------------
-    def scroll(
-        self,
-        partition: str | None = None,
-        with_payload: bool | Sequence[str] = True,
-        with_vectors: bool = False,
-        page_size: int = 1024,
-    ) -> Iterator[Any]:
-        """Every point (optionally of one partition), page by page."""
-        if not self.exists():
-            return
-        offset = None
-        payload_arg = list(with_payload) if not isinstance(with_payload, bool) else with_payload
-        while True:
-            records, offset = self.client.scroll(
-                self.collection,
-                scroll_filter=self._partition_filter(partition),
-                limit=page_size,
-                offset=offset,
-                with_payload=payload_arg,
-                with_vectors=with_vectors,
-            )
-            yield from records
-            if offset is None:
-                break
-
-    def read_vectors(self, partition: str | None = None) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
-        """(point ids, vectors as float32 (n, d), payloads) of every point, sorted by point id."""
-        records = sorted(self.scroll(partition=partition, with_vectors=True), key=lambda r: str(r.id))
-        ids = [str(r.id) for r in records]
-        dim = self.dimension() or 0
-        vectors = np.asarray([r.vector for r in records], dtype=np.float32).reshape(len(records), dim)
-        return ids, vectors, [dict(r.payload or {}) for r in records]
-
-    def neighbours(
-        self, vectors: np.ndarray, k: int, min_score: float | None = None, batch_size: int = 64
-    ) -> list[list[tuple[str, float]]]:
-        """For each vector, the ids and scores of its ``k`` nearest points (at least ``min_score``),
-        asked of Qdrant in batches."""
-        from qdrant_client import models
-
-        out: list[list[tuple[str, float]]] = []
-        for lo in range(0, len(vectors), batch_size):
-            requests = [
-                models.QueryRequest(query=np.asarray(v, dtype=np.float32).tolist(), limit=k,
-                                    score_threshold=min_score, with_payload=False)
-                for v in vectors[lo : lo + batch_size]
-            ]
-            for response in self.client.query_batch_points(self.collection, requests=requests):
-                out.append([(str(p.id), float(p.score)) for p in response.points])
-        return out
-
-    def search(
-        self, vector: np.ndarray, k: int = 10, must: Mapping[str, Any] | None = None
-    ) -> list[tuple[str, float, dict[str, Any]]]:
-        """Top-``k`` points by cosine similarity, optionally restricted to exact payload matches."""
-        from qdrant_client import models
-
-        query_filter = None
-        if must:
-            query_filter = models.Filter(
-                must=[models.FieldCondition(key=key, match=models.MatchValue(value=value)) for key, value in must.items()]
-            )
-        result = self.client.query_points(
-            self.collection, query=np.asarray(vector, dtype=np.float32).tolist(), query_filter=query_filter,
-            limit=k, with_payload=True,
+    def _scroll_page(self, must, limit, offset, with_payload, with_vectors):
+        records, offset = self.client.scroll(
+            self.collection, scroll_filter=self._filter(must), limit=limit, offset=offset,
+            with_payload=with_payload, with_vectors=with_vectors,
         )
-        return [(str(p.id), float(p.score), dict(p.payload or {})) for p in result.points]
+        return [StoredPoint(str(r.id), dict(r.payload or {}), r.vector if with_vectors else None)
+                for r in records], offset
+
+    def _query(self, vectors, k, must, min_score, with_payload):
+        from qdrant_client import models
+
+        flt = self._filter(must)
+        requests = [models.QueryRequest(query=v.tolist(), limit=k, score_threshold=min_score, filter=flt,
+                                        with_payload=with_payload) for v in vectors]
+        responses = self.client.query_batch_points(self.collection, requests=requests)
+        return [[(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
+
+
+class EdgeStore(VectorStore):
+    """A collection in Qdrant's in-process engine (``qdrant-edge-py``): one shard per collection.
+
+    The shard lives in ``<path>/edge/<collection>``; ``<path>/edge/<collection>.json`` records the
+    vector size (written before the shard, so a half-created shard is detected and rebuilt), and
+    ``<collection>.lock`` serialises processes (held by :func:`open_store`). Payload indexes on
+    ``partition``, ``record_id`` and ``topic_id`` make deletes and filtered searches cheap. Writes go
+    through the shard's write-ahead log and are flushed when the store closes.
+    """
+
+    def __init__(self, collection: str, location: StoreLocation | None = None):
+        super().__init__(collection, location)
+        root = self.location.folder() / "edge"
+        safe = collection.replace("/", "_").replace("\\", "_")
+        if safe in ("", ".", "..") or safe != collection:
+            raise EmbedMapStoreError(f"collection name {collection!r} cannot name a folder; use letters, digits, - and _")
+        self.shard_path = root / safe
+        self.meta_path = root / f"{safe}.json"
+        self.lock_path = root / f"{safe}.lock"
+        self._shard = None
+        legacy = self.location.folder() / "collection" / collection
+        if legacy.exists() and not self.meta_path.exists():
+            raise EmbedMapStoreError(
+                f"{self.location.folder()} holds collection {collection!r} written by qdrant-client's local mode; "
+                "open it with engine='local' (QdrantResource(engine='local')), or rebuild the map with the "
+                "default edge engine (materialize every partition again)"
+            )
+
+    # the shard is opened on first use and closed by open_store
+    def _open(self, create_dimension: int | None = None):
+        if self._shard is not None:
+            return self._shard
+        import qdrant_edge as qe
+
+        if self.meta_path.exists() and (self.shard_path / "edge_config.json").exists():
+            self._shard = qe.EdgeShard.load(str(self.shard_path))
+        elif create_dimension is not None:
+            import shutil
+
+            shutil.rmtree(self.shard_path, ignore_errors=True)  # a shard whose creation was cut short
+            tmp = self.meta_path.with_suffix(".json.tmp")
+            tmp.parent.mkdir(parents=True, exist_ok=True)
+            tmp.write_text(json.dumps({"dimension": create_dimension, "distance": "cosine", "engine": "qdrant-edge"}))
+            os.replace(tmp, self.meta_path)
+            config = qe.EdgeConfig(vectors=qe.EdgeVectorParams(size=create_dimension, distance=qe.Distance.Cosine))
+            self._shard = qe.EdgeShard.create(str(self.shard_path), config)
+            kinds = {"keyword": qe.PayloadSchemaType.Keyword, "integer": qe.PayloadSchemaType.Integer}
+            for field, schema in _INDEXED:
+                self._shard.update(qe.UpdateOperation.create_field_index(field, kinds[schema]))
+        return self._shard
+
+    def close(self) -> None:
+        if self._shard is not None:
+            try:
+                self._shard.flush()
+            finally:
+                self._shard.close()
+                self._shard = None
+
+    @staticmethod
+    def _filter(must: Mapping[str, Any] | None):
+        import qdrant_edge as qe
+
+        if not must:
+            return None
+        return qe.Filter(must=[qe.FieldCondition(key=key, match=qe.MatchValue(value)) for key, value in must.items()])
+
+    def exists(self) -> bool:
+        return self.meta_path.exists() and (self.shard_path / "edge_config.json").exists()
+
+    def dimension(self) -> int | None:
+        if not self.exists():
+            return None
+        return int(json.loads(self.meta_path.read_text())["dimension"])
+
+    def _create(self, dimension: int) -> None:
+        self._open(create_dimension=dimension)
+
+    def drop(self) -> None:
+        import shutil
+
+        self.close()
+        if self.meta_path.exists():
+            self.meta_path.unlink()
+        shutil.rmtree(self.shard_path, ignore_errors=True)
+
+    def count(self, partition: str | None = None) -> int:
+        import qdrant_edge as qe
+
+        if not self.exists():
+            return 0
+        must = {"partition": partition} if partition is not None else None
+        return int(self._open().count(qe.CountRequest(exact=True, filter=self._filter(must))))
+
+    def _upsert(self, ids, vectors, payloads) -> None:
+        import qdrant_edge as qe
+
+        points = [qe.Point(pid, vec.tolist(), dict(pl)) for pid, vec, pl in zip(ids, vectors, payloads)]
+        self._open().update(qe.UpdateOperation.upsert_points(points))
+
+    def delete_points(self, ids: Sequence[str], batch_size: int = 4096) -> None:
+        import qdrant_edge as qe
+
+        if not ids or not self.exists():
+            return
+        for lo in range(0, len(ids), batch_size):
+            self._open().update(qe.UpdateOperation.delete_points(list(ids[lo : lo + batch_size])))
+
+    def _delete_matching(self, must: Mapping[str, Any]) -> None:
+        import qdrant_edge as qe
+
+        self._open().update(qe.UpdateOperation.delete_points_by_filter(self._filter(must)))
+
+    def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]], batch_size: int = 512) -> None:
+        import qdrant_edge as qe
+
+        if not payloads:
+            return
+        shard = self._open()
+        for pid, fields in payloads.items():
+            shard.update(qe.UpdateOperation.set_payload([pid], dict(fields)))
+
+    def _scroll_page(self, must, limit, offset, with_payload, with_vectors):
+        import qdrant_edge as qe
+
+        records, offset = self._open().scroll(qe.ScrollRequest(
+            offset=offset, limit=limit, filter=self._filter(must), with_payload=with_payload,
+            with_vector=with_vectors,
+        ))
+        return [StoredPoint(str(r.id), dict(r.payload or {}), list(r.vector) if with_vectors else None)
+                for r in records], offset
+
+    def _query(self, vectors, k, must, min_score, with_payload):
+        import qdrant_edge as qe
+
+        flt = self._filter(must)
+        requests = [qe.QueryRequest(limit=k, query=qe.Query.Nearest(v.tolist()), filter=flt,
+                                    score_threshold=min_score, with_payload=with_payload) for v in vectors]
+        if len(requests) == 1:
+            responses = [self._open().query(requests[0])]
+        else:
+            responses = self._open().query_batch(qe.QueryBatchRequest(requests))
+        return [[(str(p.id), float(p.score), dict(p.payload or {}) if with_payload else {}) for p in r]
+                for r in responses]

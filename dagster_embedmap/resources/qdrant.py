@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Iterator, Optional
+from typing import Iterator, Literal, Optional
 
 import dagster as dg
 from pydantic import Field
@@ -35,6 +35,11 @@ class QdrantResource(dg.ConfigurableResource):
         ge=0,
         description="Embedded engine only: how long a step waits for another process to release the folder.",
     )
+    engine: Literal["edge", "local"] = Field(
+        default="edge",
+        description="Embedded engine only: 'edge' (Qdrant's in-process engine, qdrant-edge-py; fast, the default) "
+        "or 'local' (qdrant-client's local mode, for maps written before edge became the default).",
+    )
 
     def location(self) -> StoreLocation:
         return StoreLocation(
@@ -44,6 +49,7 @@ class QdrantResource(dg.ConfigurableResource):
             timeout_s=self.timeout_s,
             prefer_grpc=self.prefer_grpc,
             lock_timeout_s=self.lock_timeout_s,
+            engine=self.engine,
         )
 
     @contextmanager
