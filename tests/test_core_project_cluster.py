@@ -262,3 +262,46 @@ def test_assign_topics_keeps_ids_and_only_labels_new_points(topics, full):
     again = assign_topics(coords, shuffled, recluster=True, settings=ClusterSettings(min_cluster_size=20))
     assert again.reclustered and (again.topic_ids == shuffled).all()
     assert again.match.births == [] and again.match.deaths == []
+
+
+# -- parallel fits and epochs for large maps ------------------------------------------------------
+
+
+def test_large_fits_use_fewer_epochs_and_stay_seeded():
+    from dagster_embedmap.core.project import LARGE_FIT
+
+    s = ProjectionSettings()
+    assert s.parallel is False and s.n_epochs is None
+    assert s.epochs_for(LARGE_FIT) is None and s.epochs_for(LARGE_FIT + 1) == 100
+    small, large = UMAPProjector(s)._make(2000), UMAPProjector(s)._make(LARGE_FIT + 1)
+    assert small.random_state == 42 and small.n_epochs is None  # umap-learn's own choice (500) for small maps
+    assert large.random_state == 42 and large.n_epochs == 100
+    assert ProjectionSettings(n_epochs=300).epochs_for(10**6) == 300
+    parallel = UMAPProjector(ProjectionSettings(parallel=True))._make(LARGE_FIT + 1)
+    assert parallel.random_state is None  # the seed goes to NumPy's generator instead
+
+
+def test_parallel_fit_is_seeded_and_leaves_global_state_alone(blobs):
+    import numba
+
+    x, truth, _ = blobs
+    np.random.seed(123)
+    before = np.random.get_state()[1].copy()
+    threads = numba.get_num_threads()
+    projector = UMAPProjector(ProjectionSettings(n_neighbors=15, random_state=5, parallel=True))
+    coords = projector.fit_transform(x)
+    assert np.array_equal(np.random.get_state()[1], before)  # the caller's generator is restored
+    assert numba.get_num_threads() == threads
+    assert projector.model_.random_state is None
+    labels = HDBSCANTopics(ClusterSettings(min_cluster_size=20)).fit_predict(coords)
+    assert adjusted_rand_score(truth, labels) > 0.9
+
+
+def test_seeded_fit_gives_numba_its_threads_back(blobs):
+    """umap-learn sets numba to one thread for the whole process when seeded; the projector undoes that."""
+    import numba
+
+    x, _, _ = blobs
+    threads = numba.get_num_threads()
+    UMAPProjector(ProjectionSettings(n_neighbors=15, random_state=1, parallel=False, n_epochs=20)).fit(x)
+    assert numba.get_num_threads() == threads
