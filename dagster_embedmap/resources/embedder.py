@@ -34,6 +34,24 @@ class EmbedderResource(dg.ConfigurableResource):
         default=None, ge=8, description="Tokens kept per text (longer texts are truncated); None keeps the model's own."
     )
     normalize: bool = Field(default=True, description="Scale vectors to unit length (cosine similarity = dot product).")
+    backend: Literal["torch", "onnx", "onnx-int8"] = Field(
+        default="torch",
+        description="'torch' runs the sentence-transformers model as is (use it on a GPU). 'onnx' runs an ONNX "
+        "export of it with onnxruntime (fp32, same vectors); 'onnx-int8' quantises the weights to int8, the fast "
+        "CPU path (about 2x torch, cosine to the fp32 vectors above 0.99). ONNX models are exported offline from "
+        "the local model folder on first use and cached (see cache_dir); they need the 'onnx' extra "
+        "(onnxruntime, onnx). Changing the backend changes the vectors' fingerprint, so records are re-embedded.",
+    )
+    cache_dir: Optional[str] = Field(
+        default=None,
+        description="Folder for the ONNX exports (one subfolder per model and backend, reused by later runs and "
+        "other processes). None: $EMBEDMAP_ONNX_CACHE, else ~/.cache/dagster-embedmap/onnx.",
+    )
+    num_threads: Optional[int] = Field(
+        default=None, ge=1,
+        description="CPU threads for encoding (torch.set_num_threads for 'torch', onnxruntime's intra-op threads "
+        "for the ONNX backends); None keeps the library's default (all cores).",
+    )
 
     _encoder: Optional[Encoder] = PrivateAttr(default=None)
 
@@ -45,6 +63,9 @@ class EmbedderResource(dg.ConfigurableResource):
             batch_size=self.batch_size,
             max_seq_length=self.max_seq_length,
             normalize=self.normalize,
+            backend=self.backend,
+            cache_dir=self.cache_dir,
+            num_threads=self.num_threads,
         )
 
     def get_encoder(self) -> Encoder:
