@@ -16,11 +16,9 @@ it by default (unigrams, no stop-word list, no sibling rule).
 """
 
 import argparse
-import os
 import sys
-import tempfile
-import time
-from pathlib import Path
+
+from demo_map import add_demo_arguments, demo_home
 
 import numpy as np
 
@@ -58,20 +56,11 @@ def measure(keywords: dict[int, list[str]], stop_sets: dict[str, frozenset[str]]
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", help="map home (default: a fresh temp folder)")
-    parser.add_argument("--size", type=int, default=2000)
-    parser.add_argument("--reuse", action="store_true", help="score the map already in --home, do not rebuild")
+    add_demo_arguments(parser)
     args = parser.parse_args()
-    home = Path(args.home or tempfile.mkdtemp(prefix="embedmap-labels-")).resolve()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
-    if not args.reuse:
-        from dagster_embedmap.cli import main as cli
-
-        started = time.perf_counter()
-        if cli(["demo", "--home", str(home), "--size", str(args.size)]) != 0:
-            return 1
-        print(f"\nbuilt the map in {time.perf_counter() - started:.1f} s")
+    home = demo_home(args, "embedmap-labels-")
+    if home is None:
+        return 1
 
     import polars as pl
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS

@@ -9,33 +9,22 @@ itself, the share that ended with a topic, and the ratio of our NMI to KMeans' (
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 import time
-from pathlib import Path
+
+from demo_map import add_demo_arguments, demo_home
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--home", help="map home (default: a fresh temp folder)")
-    parser.add_argument("--size", type=int, default=2000)
-    parser.add_argument("--reuse", action="store_true", help="score the map already in --home, do not rebuild")
+    add_demo_arguments(parser)
     parser.add_argument("--kmeans-seeds", type=int, default=5, help="KMeans is averaged over this many seeds")
     parser.add_argument("--layout-seeds", type=int, default=4,
                         help="also rerun projection + topics with this many other UMAP seeds (core only) for the spread")
     args = parser.parse_args()
-    home = Path(args.home or tempfile.mkdtemp(prefix="embedmap-quality-")).resolve()
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
-
-    if not args.reuse:
-        from dagster_embedmap.cli import main as cli
-
-        started = time.perf_counter()
-        if cli(["demo", "--home", str(home), "--size", str(args.size)]) != 0:
-            return 1
-        print(f"\nbuilt the map in {time.perf_counter() - started:.1f} s")
+    home = demo_home(args, "embedmap-quality-")
+    if home is None:
+        return 1
 
     import numpy as np
     from sklearn.cluster import KMeans
