@@ -118,3 +118,19 @@ def test_atomic_path_creates_parent_folders(tmp_path):
         tmp.write_text("hi")
     assert target.read_text() == "hi"
     assert leftovers(target.parent) == []
+
+
+def test_file_lock_waits_then_raises_the_given_error_and_frees_on_exit(tmp_path):
+    import time
+
+    from dagster_embedmap.core.paths import file_lock
+
+    lock = tmp_path / "sub" / "x.lock"
+    with file_lock(lock):
+        started = time.monotonic()
+        with pytest.raises(RuntimeError, match="held"):
+            with file_lock(lock, timeout_s=0.3, on_timeout=lambda: RuntimeError("held")):
+                pass
+        assert time.monotonic() - started >= 0.25
+    with file_lock(lock, timeout_s=0.1):  # released: taken at once
+        pass

@@ -22,10 +22,12 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Literal, Sequence
+from typing import Callable, Literal, Sequence
 
 import numpy as np
 import polars as pl
+
+from .paths import file_lock
 
 __all__ = [
     "EncoderSettings",
@@ -212,25 +214,6 @@ def onnx_export_path(model: str, backend: str = "onnx-int8", cache_dir: str | os
     return onnx_cache_dir(cache_dir) / f"{key}-v{ONNX_EXPORT_VERSION}-{variant}"
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``path`` (POSIX ``flock``); a no-op where that does not exist.
-
-    Only saves duplicate work: correctness comes from the atomic rename in :func:`export_onnx`."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - Windows
-        yield
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as handle:
-        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-
-
 def export_onnx(
     model: str = "all-MiniLM-L6-v2",
     backend: str = "onnx-int8",
@@ -248,7 +231,7 @@ def export_onnx(
     final = onnx_export_path(model, backend, cache_dir)
     if (final / _ONNX_META).is_file():
         return final
-    with _file_lock(final.parent / f".{final.name}.lock"):
+    with file_lock(final.parent / f".{final.name}.lock"):  # saves duplicate work; the rename keeps it correct
         if (final / _ONNX_META).is_file():  # another process finished it while we waited
             return final
         if final.exists():  # a leftover without its export.json (made by hand or by another recipe)

@@ -6,11 +6,12 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
-__all__ = ["partition_filename", "atomic_path", "MapLayout"]
+__all__ = ["partition_filename", "atomic_path", "file_lock", "MapLayout"]
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -107,3 +108,43 @@ class MapLayout:
     @property
     def png(self) -> Path:
         return self.root / "map.png"
+
+
+@contextmanager
+def file_lock(
+    path: str | os.PathLike, timeout_s: float | None = None, on_timeout: Callable[[], Exception] | None = None
+) -> Iterator[None]:
+    """An exclusive advisory lock on ``path`` (POSIX ``flock``, the file created if missing) for the block.
+
+    Waits for another holder without limit, or up to ``timeout_s`` and then raises ``on_timeout()``
+    (a ``TimeoutError`` by default). Where ``flock`` does not exist (Windows) it locks nothing.
+    """
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if timeout_s is None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        else:
+            deadline = time.monotonic() + timeout_s
+            delay = 0.05
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise (on_timeout() if on_timeout else TimeoutError(f"{target} is locked")) from None
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 2.0)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)

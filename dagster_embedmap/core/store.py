@@ -19,7 +19,6 @@ partition twice leaves one point per record. Each payload carries ``record_id`` 
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import time
@@ -32,6 +31,7 @@ from typing import Any, Iterator, Literal, Mapping, Sequence
 import numpy as np
 
 from .errors import EmbedMapStoreError
+from .paths import file_lock
 
 __all__ = ["StoreLocation", "VectorStore", "ClientStore", "EdgeStore", "StoredPoint", "point_id", "open_store"]
 
@@ -115,36 +115,12 @@ def _connect_client(location: StoreLocation):
 
 
 @contextmanager
-def _file_lock(path: Path, location: StoreLocation) -> Iterator[None]:
-    """An exclusive lock on ``path`` held for the block; waits up to ``lock_timeout_s`` for another holder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        deadline = time.monotonic() + location.lock_timeout_s
-        delay = 0.05
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise EmbedMapStoreError(_wait_note(location, Path(f"shard {path.with_suffix('')}"))) from None
-                time.sleep(delay)
-                delay = min(delay * 1.5, 2.0)
-        try:
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
-
-
-@contextmanager
 def open_store(location: StoreLocation, collection: str) -> Iterator["VectorStore"]:
     """Open the collection for the duration of a block and always release it (and the embedded lock)."""
     if location.embedded and location.engine == "edge":
         store = EdgeStore(collection, location)
-        with _file_lock(store.lock_path, location):
+        held = lambda: EmbedMapStoreError(_wait_note(location, Path(f"shard {store.shard_path}")))  # noqa: E731
+        with file_lock(store.lock_path, location.lock_timeout_s, held):
             try:
                 yield store
             finally:
