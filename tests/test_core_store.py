@@ -425,3 +425,16 @@ def test_edge_store_refuses_a_collection_name_that_is_not_a_folder_name(tmp_path
     with pytest.raises(EmbedMapStoreError, match="cannot name a folder"):
         with open_store(StoreLocation(path=str(tmp_path / "q")), "../escape"):
             pass
+
+
+def test_an_unreachable_server_is_retried_with_backoff_then_named_without_its_key():
+    location = StoreLocation(url="http://127.0.0.1:9", api_key="sekret-key", retries=2, timeout_s=2)
+    started = time.monotonic()
+    with pytest.raises(EmbedMapStoreError) as err:
+        with open_store(location, "docs") as s:
+            s.count()
+    waited = time.monotonic() - started
+    assert 1.4 <= waited < 10  # backoff 0.5 s + 1 s, then it gives up
+    message = str(err.value)
+    assert "http://127.0.0.1:9" in message and "3 tries" in message and "'collection_exists'" in message
+    assert "sekret-key" not in message and "sekret-key" not in repr(err.value.__cause__)

@@ -55,6 +55,9 @@ class StoreLocation:
     timeout_s: int = 60
     prefer_grpc: bool = False
     lock_timeout_s: float = 600.0
+    retries: int = 3
+    """Server only: how many times a request that failed on the network (refused, timed out, 502-504)
+    is tried again, waiting 0.5 s, 1 s, 2 s, ... in between, before the step fails naming the URL."""
     engine: Literal["edge", "local"] = "edge"
     """Embedded engine: ``edge`` (Qdrant's in-process engine) or ``local`` (qdrant-client's local mode)."""
 
@@ -88,16 +91,68 @@ def _wait_note(location: StoreLocation, what: Path) -> str:
     )
 
 
+def _transient(exc: BaseException) -> bool:
+    """A failure worth retrying: the server could not be reached, timed out, or answered 502-504."""
+    from qdrant_client.http.exceptions import ResponseHandlingException, UnexpectedResponse
+
+    if isinstance(exc, ResponseHandlingException):  # connection refused / reset, timeouts
+        return True
+    if isinstance(exc, UnexpectedResponse):
+        return exc.status_code in (502, 503, 504)
+    try:
+        import grpc
+    except ImportError:  # pragma: no cover - grpc ships with qdrant-client
+        return False
+    return isinstance(exc, grpc.RpcError) and exc.code() in (
+        grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED)
+
+
+class _RetryingClient:
+    """A qdrant-client whose calls are retried with exponential backoff on network failures, then fail
+    with :class:`EmbedMapStoreError` naming the server (never the API key). Every call the store makes
+    is idempotent (upserts by deterministic id, deletes, payload merges), so a retry cannot duplicate."""
+
+    def __init__(self, client: Any, location: StoreLocation):
+        self._client = client
+        self._location = location
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._client, name)
+        if not callable(attr) or name == "close":
+            return attr
+
+        def call(*args: Any, **kwargs: Any) -> Any:
+            delay = 0.5
+            for attempt in range(self._location.retries + 1):
+                try:
+                    return attr(*args, **kwargs)
+                except Exception as exc:
+                    if not _transient(exc):
+                        raise
+                    if attempt == self._location.retries:
+                        raise EmbedMapStoreError(
+                            f"Qdrant server {self._location.describe()} did not answer {name!r} after "
+                            f"{attempt + 1} tries ({type(exc).__name__}: {str(exc)[:200]}); is it running and "
+                            "reachable? Rerun the step once it is back: every write is idempotent, so the rerun completes "
+                            "whatever this run left unfinished"
+                        ) from None
+                    time.sleep(delay)
+                    delay = min(delay * 2, 8.0)
+
+        return call
+
+
 def _connect_client(location: StoreLocation):
     from qdrant_client import QdrantClient
 
     if not location.embedded:
-        return QdrantClient(
+        client = QdrantClient(
             url=location.url,
             api_key=location.api_key,
             timeout=location.timeout_s,
             prefer_grpc=location.prefer_grpc,
         )
+        return _RetryingClient(client, location)
     folder = location.folder()
     folder.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + location.lock_timeout_s

@@ -29,6 +29,11 @@ class QdrantResource(dg.ConfigurableResource):
         default=None, description="API key for the server; pass dg.EnvVar('QDRANT_API_KEY'), never a literal."
     )
     timeout_s: int = Field(default=60, ge=1, description="Seconds before a server request times out.")
+    retries: int = Field(
+        default=3, ge=0,
+        description="Server only: retries of a request that failed on the network (refused, timed out, 502-504), "
+        "with backoff 0.5 s, 1 s, 2 s, ...; then the step fails naming the URL.",
+    )
     prefer_grpc: bool = Field(default=False, description="Talk gRPC to the server instead of REST.")
     lock_timeout_s: float = Field(
         default=600.0,
@@ -47,6 +52,7 @@ class QdrantResource(dg.ConfigurableResource):
             url=self.url,
             api_key=self.api_key,
             timeout_s=self.timeout_s,
+            retries=self.retries,
             prefer_grpc=self.prefer_grpc,
             lock_timeout_s=self.lock_timeout_s,
             engine=self.engine,
