@@ -310,11 +310,16 @@ class VectorStore:
         """Every point (optionally of one partition), page by page."""
         if not self.exists():
             return
-        offset = None
         payload_arg = list(with_payload) if not isinstance(with_payload, bool) else with_payload
         must = {"partition": partition} if partition is not None else None
+        yield from self._matching(must, payload_arg, with_vectors, page_size)
+
+    def _matching(self, must: Mapping[str, Any] | None, with_payload: bool | list[str] = False,
+                  with_vectors: bool = False, page_size: int = 2048) -> Iterator[StoredPoint]:
+        """Every point matching ``must`` (all points when None), page by page."""
+        offset = None
         while True:
-            records, offset = self._scroll_page(must, page_size, offset, payload_arg, with_vectors)
+            records, offset = self._scroll_page(must, page_size, offset, with_payload, with_vectors)
             yield from records
             if offset is None:
                 break
@@ -408,20 +413,12 @@ class ClientStore(VectorStore):
 
     def _delete_matching(self, must: Mapping[str, Any]) -> None:
         if self.location.embedded:  # local mode deletes by filter in O(n) per call; ids in batches are faster
-            ids = sorted({r.id for r in self._scroll_all(must)})
+            ids = sorted({r.id for r in self._matching(must)})
             self.delete_points(ids)
             return
         from qdrant_client import models
 
         self.client.delete(self.collection, points_selector=models.FilterSelector(filter=self._filter(must)), wait=True)
-
-    def _scroll_all(self, must: Mapping[str, Any]) -> Iterator[StoredPoint]:
-        offset = None
-        while True:
-            records, offset = self._scroll_page(must, 2048, offset, False, False)
-            yield from records
-            if offset is None:
-                break
 
     def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]], batch_size: int = 512) -> None:
         from qdrant_client import models
@@ -465,12 +462,11 @@ class EdgeStore(VectorStore):
     def __init__(self, collection: str, location: StoreLocation | None = None):
         super().__init__(collection, location)
         root = self.location.folder() / "edge"
-        safe = collection.replace("/", "_").replace("\\", "_")
-        if safe in ("", ".", "..") or safe != collection:
+        if collection in ("", ".", "..") or "/" in collection or "\\" in collection:
             raise EmbedMapStoreError(f"collection name {collection!r} cannot name a folder; use letters, digits, - and _")
-        self.shard_path = root / safe
-        self.meta_path = root / f"{safe}.json"
-        self.lock_path = root / f"{safe}.lock"
+        self.shard_path = root / collection
+        self.meta_path = root / f"{collection}.json"
+        self.lock_path = root / f"{collection}.lock"
         self._shard = None
         legacy = self.location.folder() / "collection" / collection
         if legacy.exists() and not self.meta_path.exists():
