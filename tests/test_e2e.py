@@ -102,7 +102,10 @@ def test_materialization_metadata_follows_dagster_conventions(built):
     assert emb["dimension"] == 384 and emb["device"] == "cpu" and emb["precision"] == "fp32"
     assert emb["docs_per_s"] > 0 and "all-MiniLM-L6-v2" in emb["model"]
     stored = pl.read_parquet(emb["path"])
-    assert stored.columns == ["id", "content_hash", "model", "vector"] and stored["vector"].dtype == pl.Array(pl.Float32, 384)
+    assert stored.columns == ["id", "content_hash", "model", "vector", "truncated"]
+    assert stored["vector"].dtype == pl.Array(pl.Float32, 384)
+    # texts over the model's 256-token window are flagged per record and counted
+    assert emb["truncated_texts"] == stored["truncated"].sum() and stored["truncated"].null_count() == 0
     topics = result.metadata(keys.topics)
     assert topics["share_assigned"] == 1.0 and topics["topics"] >= 2
     the_map = result.metadata(keys.map)

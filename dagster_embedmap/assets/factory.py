@@ -213,12 +213,18 @@ def build_embedmap_defs(
         meta.update(
             {
                 "skipped_empty_text": prepared.skipped_empty_text,
+                "control_characters_replaced": prepared.control_characters,
                 "metadata_columns": prepared.metadata_columns,
                 "preview": dg.MetadataValue.md(
                     md_table(["id", "text"], zip(preview["id"].to_list(), preview["text"].to_list()), max_chars=100)
                 ),
             }
         )
+        if prepared.control_characters:
+            context.log.warning(
+                f"partition {partition!r}: control characters replaced by spaces in {prepared.control_characters} "
+                f"text(s) of column {text_column!r} (ids: {prepared.control_ids[:5]})"
+            )
         if prepared.skipped_empty_text:
             context.log.warning(
                 f"partition {partition!r}: skipped {prepared.skipped_empty_text} record(s) with empty text "
@@ -277,26 +283,33 @@ def build_embedmap_defs(
             fingerprint = f"column:{vector_column}"
             info: dict[str, object] = {"model": f"vectors from column {vector_column!r}", "device": "none"}
             expected_dim = vectors.shape[1]
+            truncated = pl.Series("truncated", [None] * docs.height, dtype=pl.Boolean)
         else:
             encoder = getattr(context.resources, embedder_key).get_encoder()
             fingerprint = encoder.fingerprint()
             previous = pl.read_parquet(path) if path.exists() else None
             cached, todo = split_cached(docs, previous, fingerprint)
             reused = cached.height
+            cut: set[str] = set()
             if todo.height:
                 loading = time.perf_counter()
                 expected_dim = encoder.dimension  # loads the model outside the timed part: docs/s is encoding alone
                 started = time.perf_counter()
                 load_s = started - loading
-                fresh = encoder.encode(
-                    todo.get_column("text").to_list(), progress=_Progress(context.log, f"partition {partition!r}")
-                )
+                texts = todo.get_column("text").to_list()
+                fresh = encoder.encode(texts, progress=_Progress(context.log, f"partition {partition!r}"))
+                encoded = time.perf_counter()
                 info = {k: v for k, v in encoder.identity().items() if k != "dimension"}
+                cut = set(todo["id"].gather(encoder.over_window(texts)).to_list())
+                started += time.perf_counter() - encoded  # the window check is not encoding time
             else:  # every text unchanged under the same model: the model is not even loaded
                 started = time.perf_counter()
                 expected_dim = len(cached["vector"][0]) if reused else 0
                 fresh = np.empty((0, expected_dim), dtype=np.float32)
                 info = {"model": encoder.settings.model, "fingerprint": fingerprint, "device": "not loaded"}
+            flags = dict(zip(cached["id"].to_list(), cached["truncated"].to_list()))
+            flags.update({rid: rid in cut for rid in todo["id"].to_list()})
+            truncated = pl.Series("truncated", [flags.get(rid) for rid in docs["id"].to_list()], dtype=pl.Boolean)
             vectors = _in_order(docs["id"], cached, todo["id"], fresh, expected_dim)
         elapsed = time.perf_counter() - started
         embedded = docs.height - reused
@@ -308,6 +321,7 @@ def build_embedmap_defs(
                 "model": pl.Series("model", [fingerprint] * docs.height, dtype=pl.String),
                 "vector": pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, max(dim, 1))) if docs.height
                 else pl.Series("vector", [], dtype=pl.Array(pl.Float32, max(dim, 1))),
+                "truncated": truncated,
             }
         )
         path = layout.embeddings(partition)
@@ -319,6 +333,16 @@ def build_embedmap_defs(
         meta.update({k: dg.MetadataValue.text(str(v)) for k, v in info.items()})
         meta.update({"dimension": dim, "docs_per_s": round(rate, 1), "seconds": round(elapsed, 2),
                      "model_load_seconds": round(load_s, 2), "embedded": embedded, "reused": reused})
+        cut_ids = docs["id"].filter(truncated.fill_null(False)).to_list()
+        if "vector" not in docs.columns:
+            # texts longer than the model's window: the vector describes their beginning only
+            meta["truncated_texts"] = len(cut_ids)
+        if cut_ids:
+            context.log.warning(
+                f"partition {partition!r}: {len(cut_ids)} text(s) are longer than the model's window"
+                + (f" of {info['max_seq_length']} tokens" if "max_seq_length" in info else "")
+                + f" and were embedded from their beginning (ids: {cut_ids[:5]})"
+            )
         context.log.info(
             f"partition {partition!r}: {embedded} records embedded at {rate:.1f} docs/s, {reused} unchanged reused"
         )
@@ -374,10 +398,16 @@ def build_embedmap_defs(
                 if before.get("content_hash") == row["content_hash"]:
                     payload.update({k: before[k] for k in placement if k in before and k != "content_hash"})
                 payloads.append(payload)
-            upserted, deleted = store.upsert_partition(partition, ids, np.asarray(vectors, np.float32), payloads)
+            # from the first write until the last, the collection may hold half of this partition: the
+            # global steps leave a pending partition out, and a rerun of this step completes it
+            upserted, deleted = store.upsert_partition(
+                partition, ids, np.asarray(vectors, np.float32), payloads,
+                before_write=lambda: layout.mark_pending(partition, "collection"),
+            )
             in_partition = store.count(partition)
             total = store.count()
             where = store.location.describe()
+        layout.clear_pending(partition)
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": in_partition,
@@ -417,6 +447,7 @@ def build_embedmap_defs(
     def projection_model_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         with getattr(context.resources, qdrant_key).open(collection) as store:
             ids, vectors, payloads = store.read_vectors()
+        ids, vectors, payloads = _without_pending(context, ids, vectors, payloads)
         if len(ids) < 3:
             raise EmbedMapInputError(
                 f"collection {collection!r} holds {len(ids)} point(s); a projection needs at least 3 — "
@@ -529,6 +560,8 @@ def build_embedmap_defs(
             points = points_frame(store)  # one pass over the collection serves the pruning and the topics
             pruned = {p: store.delete_partition(p) for p in set(points["partition"].to_list()) - current}
         points = points.filter(~pl.col("partition").is_in(list(pruned)))
+        pending = _pending(context)
+        points = points.filter(~pl.col("partition").is_in(list(pending)))
         for partition in pruned:
             layout.remove_partition_files(partition)
         if pruned:
@@ -578,6 +611,7 @@ def build_embedmap_defs(
                 "share_clustered": round(float(state["clustered_share"] or 0.0), 4),
                 "share_assigned": round(float((topic_ids >= 0).mean()), 4) if len(topic_ids) else 0.0,
                 "removed_partitions": sorted(pruned),
+                "incomplete_partitions": sorted(pending),
                 "seconds": round(seconds, 2),
                 "topic_tree": dg.MetadataValue.md(topic_tree_markdown(table)),
             }
@@ -585,6 +619,23 @@ def build_embedmap_defs(
         if result.match is not None:
             meta["topic_changes"] = dg.MetadataValue.json(result.match.to_metadata())
         return dg.MaterializeResult(metadata=meta)
+
+    def _pending(context) -> set[str]:
+        """Partitions whose points are half written (a collection step interrupted): left off, said loudly."""
+        pending = layout.pending_partitions()
+        if pending:
+            context.log.warning(
+                f"partition(s) {sorted(pending)} of map {name!r} were interrupted while writing their points; they "
+                f"are left out until {keys.collection.to_user_string()} is materialized for them again"
+            )
+        return pending
+
+    def _without_pending(context, ids, vectors, payloads):
+        pending = _pending(context)
+        if not pending:
+            return ids, vectors, payloads
+        keep = [i for i, p in enumerate(payloads) if p.get("partition") not in pending]
+        return [ids[i] for i in keep], vectors[keep], [payloads[i] for i in keep]
 
     def _texts_for(points: pl.DataFrame) -> list[str]:
         return full_texts(points, layout.documents)
@@ -608,6 +659,8 @@ def build_embedmap_defs(
         with getattr(context.resources, qdrant_key).open(collection) as store:
             points = points_frame(store)
             total = store.count()
+        pending = _pending(context)
+        points = points.filter(~pl.col("partition").is_in(list(pending)))
         partition_keys = pdef.get_partition_keys(dynamic_partitions_store=context.instance)
         documents_total = sum(
             pl.scan_parquet(layout.documents(p)).select(pl.len()).collect().item()
@@ -637,8 +690,11 @@ def build_embedmap_defs(
             check_results=[
                 dg.AssetCheckResult(
                     check_name="collection_matches_documents",
-                    passed=total == documents_total,
-                    metadata={"collection_points": total, "documents": documents_total},
+                    passed=total == documents_total and not pending,
+                    metadata={"collection_points": total, "documents": documents_total,
+                              "incomplete_partitions": sorted(pending)},
+                    description=(f"partition(s) {sorted(pending)} were interrupted while writing their points and "
+                                 "are left off the map; rematerialize their collection step") if pending else None,
                 ),
                 dg.AssetCheckResult(
                     check_name="every_point_mapped",
@@ -660,7 +716,7 @@ def build_embedmap_defs(
     )
     def duplicates_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         with getattr(context.resources, qdrant_key).open(collection) as store:
-            ids, vectors, payloads = store.read_vectors()
+            ids, vectors, payloads = _without_pending(context, *store.read_vectors())
             pairs = near_duplicate_pairs(store, ids, vectors, threshold=duplicate_threshold)
         record = {pid: str(p.get("record_id")) for pid, p in zip(ids, payloads)}
         pairs = pairs.with_columns(

@@ -15,13 +15,19 @@ import polars as pl
 
 from .errors import EmbedMapInputError
 
-__all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "content_hash", "RESERVED_COLUMNS"]
+__all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "content_hash", "RESERVED_COLUMNS",
+           "CONTROL_CHARACTERS"]
 
 # Names the pipeline uses itself; a metadata column with one of them is kept as ``meta_<name>``.
 # So are the topic levels' fields, ``topic_<level>_id`` and ``topic_<level>_label``.
 RESERVED_COLUMNS = ("id", "text", "content_hash", "vector", "record_id", "partition", "x", "y", "topic_id",
                     "topic_label", "layout_version")
 _RESERVED_PATTERN = re.compile(r"^topic_\d+_(id|label)$")
+
+
+# C0 controls but tab, newline and carriage return; DEL; C1 controls. Replaced by a space in texts:
+# they carry no meaning for the model and can steer a terminal (ANSI escapes) or break a parser.
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 
 
 def _reserved(column: str) -> bool:
@@ -52,6 +58,9 @@ class PreparedDocuments:
     metadata_columns: list[str]
     skipped_empty_text: int = 0
     skipped_ids: list[str] = field(default_factory=list)
+    control_characters: int = 0
+    """Texts in which control characters were replaced by spaces."""
+    control_ids: list[str] = field(default_factory=list)
 
 
 def _ids_preview(ids: Sequence[object], limit: int = 5) -> str:
@@ -64,8 +73,9 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
     """Check ``df`` against ``schema`` and return it in the map's document shape.
 
     Raises :class:`EmbedMapInputError` naming the partition, the column and the offending record ids
-    for: a missing column, a null id, duplicate ids, a text column that is not text, empty texts under
-    the ``fail`` policy, and vectors of the wrong length or with NaN / inf values.
+    for: a missing column, a null id, ids that are floats or of mixed types, duplicate ids, a text column
+    that is not text, empty texts under the ``fail`` policy, and vectors of the wrong length or with
+    NaN / inf values. Control characters in texts (ANSI escapes, NUL, ...) become spaces, counted.
     """
     where = f"partition {partition_key!r}"
     if not isinstance(df, pl.DataFrame):
@@ -74,6 +84,8 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
     if schema.metadata_columns is not None:
         wanted += list(schema.metadata_columns)
     missing = [c for c in wanted if c not in df.columns]
+    if missing and df.height == 0 and not df.columns:  # e.g. a JSON file holding []: an empty partition
+        return _empty(schema)
     if missing:
         raise EmbedMapInputError(
             f"{where}: column(s) {missing} not found; the source has columns {df.columns}"
@@ -88,7 +100,21 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
             raise EmbedMapInputError(
                 f"{where}: id column {schema.id_column!r} holds floats ({ids.dtype}); use integer or string ids"
             )
+        if ids.dtype == pl.Object:
+            kinds = sorted({type(v).__name__ for v in ids.to_list()})
+            raise EmbedMapInputError(
+                f"{where}: id column {schema.id_column!r} mixes value types ({', '.join(kinds)}); "
+                "give every id one type, integer or string"
+            )
+        if not (ids.dtype.is_integer() or isinstance(ids.dtype, (pl.Categorical, pl.Enum))):
+            raise EmbedMapInputError(
+                f"{where}: id column {schema.id_column!r} holds {ids.dtype}; ids must be integers or strings"
+            )
         ids = ids.cast(pl.String)
+    empty = ids.str.strip_chars().str.len_chars() == 0
+    if empty.any():
+        rows = df.with_row_index("_row").filter(empty).get_column("_row").to_list()
+        raise EmbedMapInputError(f"{where}: id column {schema.id_column!r} is empty or blank in row(s) {_ids_preview(rows)}")
     dup = ids.filter(ids.is_duplicated()).unique(maintain_order=True).to_list()
     if dup:
         raise EmbedMapInputError(
@@ -126,6 +152,10 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
     if schema.vector_column:
         frame = frame.with_columns(_validated_vectors(df, schema, ids, where).alias("vector"))
 
+    controlled = frame.get_column("text").str.contains(CONTROL_CHARACTERS).fill_null(False)
+    control_ids = frame.filter(controlled).get_column("id").to_list()
+    if control_ids:
+        frame = frame.with_columns(pl.col("text").str.replace_all(CONTROL_CHARACTERS, " "))
     blank = frame.get_column("text").is_null() | (frame.get_column("text").str.strip_chars().str.len_chars() == 0)
     blank_ids = frame.filter(blank).get_column("id").to_list()
     if blank_ids and schema.empty_text == "fail":
@@ -142,7 +172,16 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         metadata_columns=renamed,
         skipped_empty_text=len(blank_ids),
         skipped_ids=[str(i) for i in blank_ids],
+        control_characters=len(control_ids),
+        control_ids=[str(i) for i in control_ids],
     )
+
+
+def _empty(schema: RecordSchema) -> PreparedDocuments:
+    columns: dict[str, pl.DataType] = {"id": pl.String, "text": pl.String, "content_hash": pl.String}
+    if schema.vector_column:
+        columns["vector"] = pl.List(pl.Float32)
+    return PreparedDocuments(frame=pl.DataFrame(schema=columns), metadata_columns=[])
 
 
 def _validated_vectors(df: pl.DataFrame, schema: RecordSchema, ids: pl.Series, where: str) -> pl.Series:

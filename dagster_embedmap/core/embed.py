@@ -109,16 +109,18 @@ def split_cached(
     ``documents`` has ``id``, ``text`` and ``content_hash``; ``previous`` is the partition's last
     embeddings (``id``, ``content_hash``, ``model``, ``vector``) or None. A record keeps its vector when
     its id, its text's hash and the model fingerprint are all unchanged. Returns
-    ``(cached: id, vector; todo: id, text)``.
+    ``(cached: id, vector, truncated; todo: id, text)``; ``truncated`` (the text was longer than the
+    model's window) is null for vectors written before it was recorded.
     """
     if previous is None or "model" not in previous.columns or previous.is_empty():
-        empty = pl.DataFrame(schema={"id": pl.String, "vector": pl.List(pl.Float32)})
+        empty = pl.DataFrame(schema={"id": pl.String, "vector": pl.List(pl.Float32), "truncated": pl.Boolean})
         return empty, documents.select("id", "text")
+    truncated = pl.col("truncated") if "truncated" in previous.columns else pl.lit(None, dtype=pl.Boolean)
     usable = previous.filter(pl.col("model") == fingerprint).select(
-        "id", "content_hash", pl.col("vector").cast(pl.List(pl.Float32))
+        "id", "content_hash", pl.col("vector").cast(pl.List(pl.Float32)), truncated.alias("truncated")
     )
     matched = documents.select("id", "text", "content_hash").join(usable, on=["id", "content_hash"], how="left")
-    cached = matched.filter(pl.col("vector").is_not_null()).select("id", "vector")
+    cached = matched.filter(pl.col("vector").is_not_null()).select("id", "vector", "truncated")
     todo = matched.filter(pl.col("vector").is_null()).select("id", "text")
     return cached, todo
 
@@ -601,6 +603,19 @@ class Encoder:
                 if progress is not None:
                     progress(min(lo + chunk, total), total, time.perf_counter() - start)
         return out
+
+    def over_window(self, texts: Sequence[str]) -> list[int]:
+        """Positions of the texts longer than the model's window (``max_seq_length`` tokens, special
+        tokens included): the model sees only their beginning. Only texts with more characters than
+        the window are tokenized (a token covers at least one character)."""
+        model = self.model
+        window = int(model.max_seq_length)
+        candidates = [i for i, t in enumerate(texts) if len(t) + 2 > window]
+        if not candidates:
+            return []
+        tokens = model.tokenizer([texts[i] for i in candidates], add_special_tokens=True, truncation=False,
+                                 verbose=False)["input_ids"]
+        return [i for i, ids in zip(candidates, tokens) if len(ids) > window]
 
     def close(self) -> None:
         """Free the model (and the GPU memory it held)."""

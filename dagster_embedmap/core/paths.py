@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import tempfile
@@ -72,9 +73,37 @@ class MapLayout:
         return self.root / "coordinates" / f"{partition_filename(partition_key)}.parquet"
 
     def remove_partition_files(self, partition_key: str) -> None:
-        """Forget a removed partition: its documents, embeddings and coordinates."""
-        for path in (self.documents(partition_key), self.embeddings(partition_key), self.coordinates(partition_key)):
+        """Forget a removed partition: its documents, embeddings, coordinates and pending mark."""
+        for path in (self.documents(partition_key), self.embeddings(partition_key), self.coordinates(partition_key),
+                     self.pending(partition_key)):
             path.unlink(missing_ok=True)
+
+    # -- partitions whose points are being written ------------------------------------------------
+    def pending(self, partition_key: str) -> Path:
+        return self.root / "pending" / f"{partition_filename(partition_key)}.json"
+
+    def mark_pending(self, partition_key: str, step: str) -> None:
+        """Say that ``partition_key``'s points are being rewritten: until :meth:`clear_pending`, the
+        collection may hold half of them, and the map's global steps leave the partition out."""
+        with atomic_path(self.pending(partition_key)) as tmp:
+            tmp.write_text(json.dumps({"partition": partition_key, "step": step, "since": time.time()}),
+                           encoding="utf-8")
+
+    def clear_pending(self, partition_key: str) -> None:
+        self.pending(partition_key).unlink(missing_ok=True)
+
+    def pending_partitions(self) -> set[str]:
+        """Partitions whose last write into the collection started and did not finish."""
+        folder = self.root / "pending"
+        if not folder.is_dir():
+            return set()
+        keys = set()
+        for path in folder.glob("*.json"):
+            try:
+                keys.add(str(json.loads(path.read_text(encoding="utf-8"))["partition"]))
+            except (OSError, ValueError, KeyError):  # removed meanwhile, or unreadable: not ours to judge
+                continue
+        return keys
 
     @property
     def projection_model(self) -> Path:

@@ -29,6 +29,7 @@ def detect_format(path: str | os.PathLike) -> str:
 def read_records(path: str | os.PathLike, format: str | None = None) -> pl.DataFrame:
     """Read one file into a polars DataFrame; a file that is not what its name says fails naming the file."""
     fmt = format or detect_format(path)
+    _sniff(path, fmt)
     try:
         if fmt == "parquet":
             return pl.read_parquet(path)
@@ -41,8 +42,68 @@ def read_records(path: str | os.PathLike, format: str | None = None) -> pl.DataF
     except FileNotFoundError:
         raise
     except Exception as exc:  # polars raises several types for unreadable content
+        if fmt != "parquet" and "utf-8" in str(exc).lower().replace("utf8", "utf-8"):
+            where = _first_invalid_utf8(path)
+            if where is not None:
+                line, offset = where
+                raise EmbedMapInputError(
+                    f"{path}: line {line} is not valid UTF-8 (byte {offset} of the file); save the file as UTF-8, "
+                    "e.g. iconv -f latin1 -t utf-8"
+                ) from exc
         raise EmbedMapInputError(f"{path}: could not be read as {fmt}: {type(exc).__name__}: {exc}") from exc
     raise EmbedMapInputError(f"{path}: unsupported format {fmt!r}")
+
+
+_MAGIC = {b"PAR1": "parquet", b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd",
+          b"%PDF": "PDF", b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG"}
+
+
+def _sniff(path: str | os.PathLike, fmt: str) -> None:
+    """Refuse a file whose first bytes say it is something else than ``fmt`` (naming what it looks like)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise EmbedMapInputError(f"{path}: could not be opened: {exc}") from exc
+    if not head:
+        raise EmbedMapInputError(
+            f"{path}: the file is empty (0 bytes), so it has no columns to read as {fmt}; if it is still being "
+            "written, materialize this partition once it is complete (an empty partition is a file with a header "
+            "and no rows)"
+        )
+    seen = next((kind for magic, kind in _MAGIC.items() if head.startswith(magic)), None)
+    if fmt == "parquet":
+        if seen != "parquet":
+            looks = f"a {seen} file" if seen else "text" if b"\x00" not in head else "binary data"
+            raise EmbedMapInputError(
+                f"{path}: could not be read as parquet: it does not start with parquet's PAR1 marker and looks like "
+                f"{looks}; name it for what it is (.csv, .jsonl, .json) or pass format="
+            )
+        return
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise EmbedMapInputError(
+            f"{path}: is UTF-16 text; save it as UTF-8 (e.g. iconv -f utf-16 -t utf-8) to read it as {fmt}"
+        )
+    if seen is not None or b"\x00" in head:
+        raise EmbedMapInputError(
+            f"{path}: could not be read as {fmt}: the file is {f'a {seen} file' if seen else 'binary data'}, "
+            "not text; name it for what it is or pass format="
+        )
+
+
+def _first_invalid_utf8(path: str | os.PathLike) -> tuple[int, int] | None:
+    """(1-based line, byte offset) of the first byte that is not UTF-8, or None."""
+    offset = 0
+    with open(path, "rb") as fh:
+        for number, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as err:
+                return number, offset + err.start
+            offset += len(line)
+    return None
 
 
 @dataclass(frozen=True)

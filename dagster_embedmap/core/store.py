@@ -24,13 +24,13 @@ import os
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .errors import EmbedMapStoreError
+from .errors import EmbedMapInputError, EmbedMapStoreError
 from .paths import file_lock
 
 __all__ = ["StoreLocation", "VectorStore", "ClientStore", "EdgeStore", "StoredPoint", "point_id", "open_store"]
@@ -51,7 +51,8 @@ class StoreLocation:
 
     path: str | None = ".embedmap/qdrant"
     url: str | None = None
-    api_key: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    """Never shown: left out of ``repr`` and of :meth:`describe`."""
     timeout_s: int = 60
     prefer_grpc: bool = False
     lock_timeout_s: float = 600.0
@@ -71,8 +72,20 @@ class StoreLocation:
     def describe(self) -> str:
         """Where the data is, for logs and metadata (never the API key)."""
         if self.url:
-            return self.url
+            return _public_url(self.url)
         return f"embedded:{self.folder()}" + (" (qdrant-client local mode)" if self.engine == "local" else "")
+
+
+def _public_url(url: str) -> str:
+    """The URL without user info, query or fragment (where credentials could hide)."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:  # an IPv6 address
+        host = f"[{host}]"
+    netloc = host + (f":{parts.port}" if parts.port else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 @dataclass
@@ -240,6 +253,10 @@ class VectorStore:
                with_payload: bool) -> list[list[tuple[str, float, dict[str, Any]]]]:
         raise NotImplementedError
 
+    def _retrieve(self, ids: Sequence[str], with_payload: bool | list[str]) -> list[StoredPoint]:
+        """The points with these ids that exist (no vectors)."""
+        raise NotImplementedError
+
     # -- collection -----------------------------------------------------------------------------
     def ensure_collection(self, dimension: int) -> bool:
         """Create the collection for ``dimension``-d cosine vectors; refuse a different dimension.
@@ -250,9 +267,12 @@ class VectorStore:
         if existing is not None:
             if existing != dimension:
                 raise EmbedMapStoreError(
-                    f"collection {self.collection!r} holds {existing}-d vectors but these are {dimension}-d "
-                    "(was the model changed?); use a new map/collection name, or drop the collection and "
-                    "rebuild every partition"
+                    f"collection {self.collection!r} in {self.location.describe()} holds {existing}-d vectors but "
+                    f"these are {dimension}-d (was the model changed?); nothing was written. To migrate, either "
+                    f"(1) write to a new collection, e.g. build_embedmap_defs(..., "
+                    f"collection_name='{self.collection}_{dimension}d'), and materialize every partition into it "
+                    "(the old map stays readable meanwhile), or (2) rebuild in place: drop the collection "
+                    "(VectorStore.drop(), or delete it on the server) and materialize every partition again"
                 )
             return False
         self._create(int(dimension))
@@ -269,11 +289,14 @@ class VectorStore:
         vectors: np.ndarray,
         payloads: Sequence[Mapping[str, Any]],
         batch_size: int = 1024,
+        before_write: Callable[[], None] | None = None,
     ) -> tuple[int, int]:
         """Make the collection hold exactly these points for ``partition``.
 
-        Upserts every point (new or changed), then deletes the partition's points whose ids are no
-        longer present. Rerunning with the same input changes nothing. Returns (upserted, deleted).
+        First refuses, writing nothing, a dimension other than the collection's and ids that another
+        partition holds; then calls ``before_write`` (if given), upserts every point (new or changed)
+        and deletes the partition's points whose ids are no longer present. Rerunning with the same
+        input changes nothing, and completes a run that was cut short. Returns (upserted, deleted).
         """
         if len(ids) != len(vectors) or len(ids) != len(payloads):
             raise ValueError("ids, vectors and payloads must have the same length")
@@ -281,7 +304,10 @@ class VectorStore:
             self.ensure_collection(int(vectors.shape[1]))
         elif not self.exists():  # an empty partition and no collection yet: nothing to write or delete
             return 0, 0
+        self._refuse_foreign(partition, ids)
         before = self.partition_point_ids(partition)
+        if before_write is not None:
+            before_write()
         vectors = np.asarray(vectors, dtype=np.float32)
         for lo in range(0, len(ids), batch_size):
             hi = min(lo + batch_size, len(ids))
@@ -289,6 +315,30 @@ class VectorStore:
         stale = sorted(before - set(ids))
         self.delete_points(stale)
         return len(ids), len(stale)
+
+    def owners(self, ids: Sequence[str], batch_size: int = 1024) -> dict[str, dict[str, Any]]:
+        """``{point id: {"partition", "record_id"}}`` for those of ``ids`` already stored."""
+        out: dict[str, dict[str, Any]] = {}
+        if not self.exists():
+            return out
+        for lo in range(0, len(ids), batch_size):
+            for point in self._retrieve(list(ids[lo : lo + batch_size]), ["partition", "record_id"]):
+                out[point.id] = point.payload
+        return out
+
+    def _refuse_foreign(self, partition: str, ids: Sequence[str]) -> None:
+        """A record lives in one partition: refuse, before any write, ids another partition holds."""
+        foreign = {pid: p for pid, p in self.owners(ids).items() if p.get("partition") != partition}
+        if not foreign:
+            return
+        pairs = sorted((str(p.get("record_id", pid)), str(p.get("partition"))) for pid, p in foreign.items())
+        shown = ", ".join(f"{rid!r} (in partition {part!r})" for rid, part in pairs[:5])
+        more = f" and {len(pairs) - 5} more" if len(pairs) > 5 else ""
+        raise EmbedMapInputError(
+            f"partition {partition!r}: {len(pairs)} record id(s) already belong to another partition: {shown}{more}; "
+            "ids must be unique across partitions. Remove them from one partition's records (rematerialize that "
+            "partition first if they moved), or make ids unique, e.g. prefixed with the partition"
+        )
 
     def delete_partition(self, partition: str) -> int:
         """Remove every point of ``partition``; returns how many there were."""
@@ -439,6 +489,10 @@ class ClientStore(VectorStore):
         return [StoredPoint(str(r.id), dict(r.payload or {}), r.vector if with_vectors else None)
                 for r in records], offset
 
+    def _retrieve(self, ids, with_payload):
+        records = self.client.retrieve(self.collection, ids=list(ids), with_payload=with_payload, with_vectors=False)
+        return [StoredPoint(str(r.id), dict(r.payload or {}), None) for r in records]
+
     def _query(self, vectors, k, must, min_score, with_payload):
         from qdrant_client import models
 
@@ -579,6 +633,10 @@ class EdgeStore(VectorStore):
         ))
         return [StoredPoint(str(r.id), dict(r.payload or {}), list(r.vector) if with_vectors else None)
                 for r in records], offset
+
+    def _retrieve(self, ids, with_payload):
+        records = self._open().retrieve(list(ids), with_payload, False)
+        return [StoredPoint(str(r.id), dict(r.payload or {}), None) for r in records]
 
     def _query(self, vectors, k, must, min_score, with_payload):
         import qdrant_edge as qe

@@ -26,7 +26,9 @@ class QdrantResource(dg.ConfigurableResource):
         default=None, description="Qdrant server or cluster URL, e.g. https://qdrant.example.com:6333."
     )
     api_key: Optional[str] = Field(
-        default=None, description="API key for the server; pass dg.EnvVar('QDRANT_API_KEY'), never a literal."
+        default=None, repr=False,
+        description="API key for the server; pass dg.EnvVar('QDRANT_API_KEY'), never a literal. Sent only to "
+        "the server (use an https:// URL so it travels encrypted); never logged, never in metadata or errors.",
     )
     timeout_s: int = Field(default=60, ge=1, description="Seconds before a server request times out.")
     retries: int = Field(
