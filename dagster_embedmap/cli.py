@@ -24,8 +24,14 @@ __all__ = ["main"]
 MANIFEST = "embedmap.json"
 
 
+def _terminal_safe(message: object) -> str:
+    """Text for a terminal: every control character (escape sequences, bells, ...) but newlines
+    becomes a space, so record ids, partition keys and labels cannot drive the terminal."""
+    return "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in str(message))
+
+
 def _log(message: str) -> None:
-    print(message, flush=True)
+    print(_terminal_safe(message), flush=True)
 
 
 def _quiet_dagster() -> None:
@@ -332,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cause = cause.__cause__ or getattr(cause, "user_exception", None)
         if cause is None:
             raise
-        print(f"embedmap: {cause}", file=sys.stderr)
+        print(_terminal_safe(f"embedmap: {cause}"), file=sys.stderr)
         return 2
 
 

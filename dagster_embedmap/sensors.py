@@ -180,7 +180,7 @@ def build_landing_sensor(
         for stem, paths in sorted(by_stem.items()):
             if len(paths) > 1:
                 log.warning(
-                    f"skipping {', '.join(str(p) for p in paths)}: several files share the partition key "
+                    f"skipping {', '.join(repr(str(p)) for p in paths)}: several files share the partition key "
                     f"{stem!r}; rename all but one"
                 )
                 held.add(stem)
@@ -198,7 +198,7 @@ def build_landing_sensor(
                 held.add(stem)
                 continue
             except OSError as exc:
-                log.warning(f"skipping {path}: could not be read ({type(exc).__name__}: {exc})")
+                log.warning(f"skipping {str(path)!r}: could not be read ({type(exc).__name__}: {exc})")
                 held.add(stem)
                 continue
             present[stem] = (mtime, str(path), sha)
@@ -219,11 +219,11 @@ def build_landing_sensor(
                 dg.RunRequest(run_key=run_key, partition_key=stem, job_name=job_name,
                               tags={FILE_TAG: file, SHA_TAG: sha})
             )
-            log.info(f"{'changed' if was else 'new'} file {file}: run {job_name!r} for partition {stem!r} ({run_key})")
+            log.info(f"{'changed' if was else 'new'} file {file!r}: run {job_name!r} for partition {stem!r} ({run_key})")
         if deferred:
             log.info(
                 f"{len(deferred)} more new or changed file(s) wait for the next tick "
-                f"(max_runs_per_tick={max_runs_per_tick}): {', '.join(f for _, f, _, _ in deferred[:5])}"
+                f"(max_runs_per_tick={max_runs_per_tick}): {', '.join(repr(f) for _, f, _, _ in deferred[:5])}"
                 + (" ..." if len(deferred) > 5 else "")
             )
 

@@ -12,12 +12,15 @@ import polars as pl
 __all__ = ["md_cell", "md_table", "column_schema", "file_metadata", "topic_tree_markdown"]
 
 _MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|~>-])")
+# control characters and the bidi controls that can reorder how the rest of a line reads
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def md_cell(value: object, max_chars: int = 120) -> str:
-    """Untrusted text made inert inside a markdown table cell: HTML entities, markdown escapes, one line."""
+    """Untrusted text made inert inside a markdown table cell: HTML entities, markdown escapes, no control
+    or bidi characters, one line."""
     text = "" if value is None else str(value)
-    text = " ".join(text.split())
+    text = " ".join(_INVISIBLE.sub(" ", text).split())
     if len(text) > max_chars:
         text = text[: max_chars - 1] + "…"
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

@@ -14,6 +14,19 @@ from .errors import EmbedMapInputError
 __all__ = ["read_records", "FileSource", "detect_format", "SINGLE_PARTITION"]
 
 SINGLE_PARTITION = "all"
+# What Dagster refuses inside a partition key ("..." marks a range in its UI; the rest do not display).
+FORBIDDEN_IN_KEYS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0")
+
+
+def _refuse_unusable_keys(keys: list[str], where: str) -> None:
+    bad = [k for k in keys if any(f in k for f in FORBIDDEN_IN_KEYS)]
+    if bad:
+        shown = ", ".join(repr(k) for k in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise EmbedMapInputError(
+            f"{where} would give partition key(s) Dagster cannot use: {shown}; a key may not contain '...', "
+            "tabs, newlines or other control characters"
+        )
+
 _FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "json"}
 
 
@@ -148,7 +161,9 @@ class FileSource:
                 raise EmbedMapInputError(
                     f"partition column {self.partition_column!r} is null in {values.null_count()} row(s) of {self.path}"
                 )
-            return sorted(str(v) for v in values.cast(pl.String).unique().to_list())
+            keys = sorted(str(v) for v in values.cast(pl.String).unique().to_list())
+            _refuse_unusable_keys(keys, f"partition column {self.partition_column!r} of {self.path}")
+            return keys
         if self.per_file:
             stems = [f.stem for f in self.files()]
             clashes = sorted({s for s in stems if stems.count(s) > 1})
@@ -157,6 +172,7 @@ class FileSource:
                     f"{self.path!r}: several files share the partition key(s) {clashes}; "
                     "give each file a distinct name"
                 )
+            _refuse_unusable_keys(stems, f"the file names matching {self.path!r}")
             return stems
         return [SINGLE_PARTITION]
 
