@@ -40,11 +40,26 @@ __all__ = [
 ]
 
 
+QDRANT_URL_ENV = "EMBEDMAP_QDRANT_URL"
+QDRANT_API_KEY_ENV = "EMBEDMAP_QDRANT_API_KEY"
+
+
 def embedmap_resources(home: str | os.PathLike | None = None, **embedder: object) -> dict[str, object]:
-    """The default resources: the bundled model on the best device, and the embedded Qdrant engine
-    in ``<home>/qdrant``. Keyword arguments go to :class:`EmbedderResource`."""
+    """The default resources: the bundled model on the best device, and Qdrant.
+
+    Qdrant is the embedded engine in ``<home>/qdrant``, unless ``$EMBEDMAP_QDRANT_URL`` names a server
+    or cluster; its API key then comes from ``$EMBEDMAP_QDRANT_API_KEY``. Both are read through
+    ``dg.EnvVar`` at run time, so neither value is stored with the definitions or shown in the UI.
+    Keyword arguments go to :class:`EmbedderResource`.
+    """
+    import dagster as dg
+
     folder = os.path.abspath(os.path.expanduser(str(home or default_home())))
-    return {
-        "embedder": EmbedderResource(**embedder),
-        "qdrant": QdrantResource(path=os.path.join(folder, "qdrant")),
-    }
+    if os.environ.get(QDRANT_URL_ENV):
+        qdrant = QdrantResource(
+            url=dg.EnvVar(QDRANT_URL_ENV),
+            api_key=dg.EnvVar(QDRANT_API_KEY_ENV) if os.environ.get(QDRANT_API_KEY_ENV) else None,
+        )
+    else:
+        qdrant = QdrantResource(path=os.path.join(folder, "qdrant"))
+    return {"embedder": EmbedderResource(**embedder), "qdrant": qdrant}

@@ -19,8 +19,9 @@ import pytest
 from hostile import HOSTILE_STRINGS
 from test_browser import Browser, assert_nothing_ran, find_chromium, hover_record, load
 
-from dagster_embedmap import FileSource, MapKeys, QdrantResource, build_embedmap_defs, embedmap_resources
+from dagster_embedmap import FileSource, MapKeys, build_embedmap_defs, embedmap_resources
 from dagster_embedmap.core.errors import EmbedMapStoreError
+from dagster_embedmap.core.paths import MapLayout
 from dagster_embedmap.core.store import StoreLocation, open_store
 
 pytestmark = pytest.mark.e2e
@@ -134,14 +135,16 @@ def _refusing_port() -> int:
 
 
 def test_the_api_key_never_reaches_logs_metadata_errors_run_storage_or_files(tmp_path, monkeypatch):
-    monkeypatch.setenv("EMBEDMAP_TEST_QDRANT_KEY", SECRET)
+    """A server given only through the environment, down: the step fails naming it, never the key."""
     url = f"http://127.0.0.1:{_refusing_port()}"
+    monkeypatch.setenv("EMBEDMAP_QDRANT_URL", url)
+    monkeypatch.setenv("EMBEDMAP_QDRANT_API_KEY", SECRET)
     frame = pl.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y", "z"],
                           "emb": np.eye(3, 4, dtype=np.float32).tolist()})
     frame.write_parquet(tmp_path / "records.parquet")
     home = tmp_path / "home"
     resources = embedmap_resources(home)
-    resources["qdrant"] = QdrantResource(url=url, api_key=dg.EnvVar("EMBEDMAP_TEST_QDRANT_KEY"), retries=1)
+    assert isinstance(resources["qdrant"].api_key, dg.EnvVar)  # resolved at run time, never stored
     defs = dg.Definitions.merge(
         build_embedmap_defs("secret", FileSource(str(tmp_path / "records.parquet")), vector_column="emb", home=home),
         dg.Definitions(resources=resources),
@@ -154,11 +157,12 @@ def test_the_api_key_never_reaches_logs_metadata_errors_run_storage_or_files(tmp
                                 raise_on_error=False)
         assert not result.success
         error = result.get_step_failure_events()[0].event_specific_data.error.to_string()
-        assert url in error and "2 tries" in error  # the failure names the server...
+        assert url in error and "4 tries" in error  # the failure names the server...
         assert SECRET not in error  # ...and never the key
         logs = [entry.user_message for entry in instance.all_logs(result.run_id)]
         assert logs and not any(SECRET in m for m in logs)
-        assert SECRET not in repr(resources["qdrant"]) and SECRET not in repr(resources["qdrant"].location())
+        assert SECRET not in repr(resources["qdrant"])
+        assert not MapLayout(home, "secret").pending_partitions()  # down from the start: nothing half written
     # nothing written anywhere holds it: run storage, event logs, the map's files
     for path in tmp_path.rglob("*"):
         if path.is_file():
@@ -224,3 +228,46 @@ def test_a_partition_value_dagster_cannot_use_is_refused_by_name(tmp_path):
     assert "partition column 'part'" in failed.stderr and "Dagster cannot use" in failed.stderr
     assert repr(HOSTILE_STRINGS[9]) in failed.stderr  # shown escaped
     assert not any(e in failed.stderr for e in TERMINAL_ESCAPES)
+
+
+class _Silent:
+    """A TCP listener that accepts connections and never answers (a hung server)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self):
+        while True:
+            try:
+                self.held.append(self.sock.accept()[0])
+            except OSError:
+                return
+
+    def close(self):
+        for conn in self.held:
+            conn.close()
+        self.sock.close()
+
+
+def test_a_server_that_times_out_is_retried_then_named(monkeypatch):
+    import time
+
+    server = _Silent()
+    try:
+        location = StoreLocation(url=f"http://127.0.0.1:{server.port}", api_key=SECRET, retries=1, timeout_s=1)
+        started = time.perf_counter()
+        with pytest.raises(EmbedMapStoreError) as err:
+            with open_store(location, "anything") as store:
+                store.count()
+        waited = time.perf_counter() - started
+    finally:
+        server.close()
+    message = str(err.value)
+    assert f"http://127.0.0.1:{server.port}" in message and "2 tries" in message and SECRET not in message
+    assert "Timeout" in message or "timed out" in message, message
+    assert 2.0 <= waited < 30, waited  # two timeouts of 1 s and a backoff of 0.5 s
