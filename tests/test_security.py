@@ -169,15 +169,18 @@ def test_the_api_key_never_reaches_logs_metadata_errors_run_storage_or_files(tmp
             assert SECRET.encode() not in path.read_bytes(), path
 
 
-class _FirstBytes:
-    """A TCP listener that records the first bytes a client sends, then hangs up."""
+class _Listener:
+    """A TCP listener on a free port that never answers: it records the first bytes each client sends
+    and hangs up, or (``hold=True``) keeps every connection open in silence, like a hung server."""
 
-    def __init__(self):
+    def __init__(self, hold: bool = False):
+        self.hold = hold
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
         self.received: list[bytes] = []
+        self.held: list[socket.socket] = []
         threading.Thread(target=self._serve, daemon=True).start()
 
     def _serve(self):
@@ -186,6 +189,9 @@ class _FirstBytes:
                 conn, _ = self.sock.accept()
             except OSError:
                 return
+            if self.hold:
+                self.held.append(conn)
+                continue
             with conn:
                 conn.settimeout(2)
                 try:
@@ -194,12 +200,14 @@ class _FirstBytes:
                     pass
 
     def close(self):
+        for conn in self.held:
+            conn.close()
         self.sock.close()
 
 
 @pytest.mark.parametrize("scheme", ["https", "http"])
 def test_an_https_url_sends_the_key_only_inside_tls(scheme):
-    server = _FirstBytes()
+    server = _Listener()
     try:
         location = StoreLocation(url=f"{scheme}://127.0.0.1:{server.port}", api_key=SECRET, retries=0, timeout_s=3)
         with warnings.catch_warnings(record=True) as caught:
@@ -230,34 +238,10 @@ def test_a_partition_value_dagster_cannot_use_is_refused_by_name(tmp_path):
     assert not any(e in failed.stderr for e in TERMINAL_ESCAPES)
 
 
-class _Silent:
-    """A TCP listener that accepts connections and never answers (a hung server)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = self.sock.getsockname()[1]
-        self.held: list[socket.socket] = []
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self):
-        while True:
-            try:
-                self.held.append(self.sock.accept()[0])
-            except OSError:
-                return
-
-    def close(self):
-        for conn in self.held:
-            conn.close()
-        self.sock.close()
-
-
 def test_a_server_that_times_out_is_retried_then_named(monkeypatch):
     import time
 
-    server = _Silent()
+    server = _Listener(hold=True)
     try:
         location = StoreLocation(url=f"http://127.0.0.1:{server.port}", api_key=SECRET, retries=1, timeout_s=1)
         started = time.perf_counter()
