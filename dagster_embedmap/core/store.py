@@ -304,8 +304,8 @@ class VectorStore:
             self.ensure_collection(int(vectors.shape[1]))
         elif not self.exists():  # an empty partition and no collection yet: nothing to write or delete
             return 0, 0
-        self._refuse_foreign(partition, ids)
         before = self.partition_point_ids(partition)
+        self._refuse_foreign(partition, [pid for pid in ids if pid not in before])  # the rest are its own
         if before_write is not None:
             before_write()
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -327,7 +327,8 @@ class VectorStore:
         return out
 
     def _refuse_foreign(self, partition: str, ids: Sequence[str]) -> None:
-        """A record lives in one partition: refuse, before any write, ids another partition holds."""
+        """A record lives in one partition: refuse, before any write, ids another partition holds
+        (``ids``: those not already in ``partition``)."""
         foreign = {pid: p for pid, p in self.owners(ids).items() if p.get("partition") != partition}
         if not foreign:
             return
