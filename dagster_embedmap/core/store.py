@@ -61,6 +61,19 @@ class StoreLocation:
     is tried again, waiting 0.5 s, 1 s, 2 s, ... in between, before the step fails naming the URL."""
     engine: Literal["edge", "local"] = "edge"
     """Embedded engine: ``edge`` (Qdrant's in-process engine) or ``local`` (qdrant-client's local mode)."""
+    shard_number: int | None = None
+    """Server only: shards of a collection this creates (spread over a cluster's nodes); ``None``: the
+    server's default."""
+    replication_factor: int | None = None
+    """Server only: copies of each shard in a cluster; ``None``: the server's default."""
+    write_consistency_factor: int | None = None
+    """Server only: replicas that must confirm a write; ``None``: the server's default."""
+
+    def collection_options(self) -> dict[str, int]:
+        """The sharding and replication settings given, as ``create_collection`` takes them."""
+        options = {"shard_number": self.shard_number, "replication_factor": self.replication_factor,
+                   "write_consistency_factor": self.write_consistency_factor}
+        return {k: int(v) for k, v in options.items() if v is not None}
 
     @property
     def embedded(self) -> bool:
@@ -431,7 +444,8 @@ class ClientStore(VectorStore):
         from qdrant_client import models
 
         self.client.create_collection(
-            self.collection, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE)
+            self.collection, vectors_config=models.VectorParams(size=dimension, distance=models.Distance.COSINE),
+            **({} if self.location.embedded else self.location.collection_options()),
         )
         if not self.location.embedded:  # payload indexes are a server feature; local mode ignores them
             for field, schema in _INDEXED:

@@ -48,6 +48,17 @@ class QdrantResource(dg.ConfigurableResource):
         "or 'local' (qdrant-client's local mode, for maps written before edge became the default).",
     )
 
+    shard_number: Optional[int] = Field(
+        default=None, ge=1, description="Server only: shards of the collection when this creates it (spread over "
+        "a cluster's nodes); None: the server's default.",
+    )
+    replication_factor: Optional[int] = Field(
+        default=None, ge=1, description="Server only: copies of each shard in a cluster; None: the server's default.",
+    )
+    write_consistency_factor: Optional[int] = Field(
+        default=None, ge=1, description="Server only: replicas that must confirm a write; None: the server's default.",
+    )
+
     def location(self) -> StoreLocation:
         return StoreLocation(
             path=self.path,
@@ -58,6 +69,9 @@ class QdrantResource(dg.ConfigurableResource):
             prefer_grpc=self.prefer_grpc,
             lock_timeout_s=self.lock_timeout_s,
             engine=self.engine,
+            shard_number=self.shard_number,
+            replication_factor=self.replication_factor,
+            write_consistency_factor=self.write_consistency_factor,
         )
 
     @contextmanager

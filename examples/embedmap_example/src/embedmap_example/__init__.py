@@ -1,0 +1,1 @@
+"""An example dg project: two data maps declared in ``defs/*/defs.yaml``."""
