@@ -610,3 +610,39 @@ def test_near_duplicates_are_found_through_qdrant_and_none_invented(tmp_path, wi
     outliers = pl.read_parquet(home / "dups" / "outliers.parquet")
     assert outliers.height == 43 and outliers["distance"].is_sorted(descending=True)
     assert set(outliers["id"]) == set(base["id"]) | set(planted["id"])
+
+
+def test_a_backfill_runs_several_partitions_in_one_run_and_keeps_them_apart(tmp_path, wiki_small):
+    """partitions_per_run=3: one run, one process and one model load for three partitions; every
+    partition is still written, checked and recorded on its own."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    for i, day in enumerate(("d1", "d2", "d3")):
+        wiki_small.slice(12 * i, 12).select("id", "text", "category").write_ndjson(landing / f"{day}.jsonl")
+    home = tmp_path / "home"
+    pdef = dg.DynamicPartitionsDefinition(name="batched_files")
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("batched", FileSource(str(landing / "*.jsonl")), partitions_def=pdef, home=home,
+                            partitions_per_run=3),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("batched")
+    assert defs.get_assets_def(keys.embeddings).backfill_policy.max_partitions_per_run == 3
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(pdef.name, ["d1", "d2", "d3"])
+        result = dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*keys.ingest),
+                                instance=instance, resources=defs.resources,
+                                tags={"dagster/asset_partition_range_start": "d1",
+                                      "dagster/asset_partition_range_end": "d3"})
+        assert result.success
+        per_key = {}
+        for event in result.get_asset_materialization_events():
+            per_key.setdefault(event.asset_key, set()).add(event.partition)
+        assert all(per_key[k] == {"d1", "d2", "d3"} for k in keys.ingest)
+        embedded = next(e for e in result.get_asset_materialization_events() if e.asset_key == keys.embeddings)
+        meta = embedded.materialization.metadata
+        assert meta["partitions"].value == 3 and meta["embedded"].value == 36 and meta["dagster/row_count"].value == 36
+        checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+        assert checks == {"embeddings_sane": True, "partition_points_match_documents": True}
+    with open_store(StoreLocation(path=str(home / "qdrant")), "batched") as store:
+        assert store.count() == 36 and all(store.count(day) == 12 for day in ("d1", "d2", "d3"))

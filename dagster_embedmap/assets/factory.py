@@ -151,6 +151,7 @@ def build_embedmap_defs(
     max_runs_per_tick: int = 10,
     sensor_interval_s: int = 30,
     automations_running: bool = False,
+    partitions_per_run: int = 1,
     embeddings_tags: Mapping[str, object] | None = None,
     duplicate_threshold: float = 0.95,
 ) -> dg.Definitions:
@@ -177,6 +178,9 @@ def build_embedmap_defs(
         max_runs_per_tick: with a file glob source and dynamic partitions, the landing sensor (one
             partition per file) requests at most this many partition runs per tick.
         sensor_interval_s: seconds between two evaluations of the landing sensor.
+        partitions_per_run: a backfill of the per-partition assets runs this many partitions per run:
+            one process and one model load serve them all (each partition is still validated,
+            written and checked on its own).
         automations_running: create the refit schedule and the sensors running instead of stopped.
         embeddings_tags: op tags of the embeddings step, e.g. what a Kubernetes run or step launcher
             reads to give it a GPU (``{"dagster-k8s/config": {"container_config": {"resources":
@@ -210,8 +214,7 @@ def build_embedmap_defs(
     source_key = _source_key(source)
     eager = dg.AutomationCondition.eager()
 
-    def write_documents(context: dg.AssetExecutionContext, records: pl.DataFrame) -> dg.MaterializeResult:
-        partition = context.partition_key
+    def write_documents(context: dg.AssetExecutionContext, partition: str, records: pl.DataFrame) -> dg.MaterializeResult:
         prepared = prepare_documents(records, schema, partition)
         path = layout.documents(partition)
         with atomic_path(path) as tmp:
@@ -240,7 +243,9 @@ def build_embedmap_defs(
             )
         return dg.MaterializeResult(metadata=meta)
 
-    common = dict(partitions_def=pdef, group_name=group)
+    # a backfill runs up to partitions_per_run partitions in one run (one model load, one process)
+    common = dict(partitions_def=pdef, group_name=group,
+                  backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=partitions_per_run))
     if source_key is None:
         assert isinstance(source, FileSource)
 
@@ -252,7 +257,7 @@ def build_embedmap_defs(
             **common,
         )
         def documents(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-            return write_documents(context, source.read_partition(context.partition_key))
+            return _each_partition(context, lambda p: write_documents(context, p, source.read_partition(p)))
 
     else:
 
@@ -265,8 +270,10 @@ def build_embedmap_defs(
             "content hash, metadata.",
             **common,
         )
-        def documents(context: dg.AssetExecutionContext, records: pl.DataFrame) -> dg.MaterializeResult:
-            return write_documents(context, records)
+        def documents(context: dg.AssetExecutionContext, records) -> dg.MaterializeResult:
+            # a run over several partitions receives {partition: frame}
+            return _each_partition(context, lambda p: write_documents(
+                context, p, records[p] if isinstance(records, dict) else records))
 
     @dg.asset(
         key=keys.embeddings,
@@ -282,7 +289,10 @@ def build_embedmap_defs(
         **common,
     )
     def embeddings(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        partition = context.partition_key
+        # several partitions in one run share one encoder: the model loads once per run
+        return _each_partition(context, lambda p: embed_partition(context, p))
+
+    def embed_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
         docs = pl.read_parquet(layout.documents(partition))
         path = layout.embeddings(partition)
         load_s, reused = 0.0, 0
@@ -383,7 +393,9 @@ def build_embedmap_defs(
         **common,
     )
     def collection_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        partition = context.partition_key
+        return _each_partition(context, lambda p: upsert_partition(context, p))
+
+    def upsert_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
         docs = pl.read_parquet(layout.documents(partition)).drop("vector", strict=False)
         emb = pl.read_parquet(layout.embeddings(partition))
         joined = docs.join(emb.select("id", pl.col("content_hash").alias("_h"), "vector"), on="id", how="left")
@@ -500,7 +512,9 @@ def build_embedmap_defs(
         **common,
     )
     def projection_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        partition = context.partition_key
+        return _each_partition(context, lambda p: place_partition(context, p))
+
+    def place_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
         model = layout_model()
         if model is None:
             raise EmbedMapInputError(
@@ -792,6 +806,43 @@ def build_embedmap_defs(
         schedules=schedules,
         sensors=sensors,
     )
+
+
+# metadata that adds up over the partitions of a run
+_SUMMED = ("dagster/row_count", "skipped_empty_text", "control_characters_replaced", "embedded", "reused",
+           "truncated_texts", "seconds", "model_load_seconds", "points_upserted", "stale_points_deleted", "placed",
+           "kept")
+
+
+def _each_partition(context: dg.AssetExecutionContext, one) -> dg.MaterializeResult:
+    """``one(partition)`` for every partition of the run. A run of one partition returns its result
+    as it is; a run of several (a backfill with ``partitions_per_run``) returns one result for all of
+    them: the sums of what adds up, a row per partition, and each check passed only if it passed for
+    every partition (the failing ones named)."""
+    keys = list(context.partition_keys)
+    if len(keys) == 1:
+        return one(keys[0])
+    results = [one(key) for key in keys]
+    meta: dict[str, object] = {"partitions": len(keys)}
+    for name in _SUMMED:
+        values = [r.metadata.get(name) for r in results if r.metadata]
+        if values and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            meta[name] = round(sum(values), 2) if any(isinstance(v, float) for v in values) else sum(values)
+    meta["per_partition"] = dg.MetadataValue.md(md_table(
+        ["partition", "rows"], [(k, (r.metadata or {}).get("dagster/row_count", "")) for k, r in zip(keys, results)]))
+    checks: dict[str, list[tuple[str, dg.AssetCheckResult]]] = {}
+    for key, result in zip(keys, results):
+        for check in result.check_results or []:
+            checks.setdefault(check.check_name, []).append((key, check))
+    merged = [
+        dg.AssetCheckResult(
+            check_name=name,
+            passed=all(c.passed for _, c in pairs),
+            metadata={"partitions": len(pairs), "failed_partitions": [k for k, c in pairs if not c.passed]},
+        )
+        for name, pairs in checks.items()
+    ]
+    return dg.MaterializeResult(metadata=meta, check_results=merged)
 
 
 def _read_json(path) -> dict:

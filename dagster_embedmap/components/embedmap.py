@@ -232,6 +232,8 @@ class EmbedMapComponent(dg.Component, dg.Resolvable, dg.Model):
     empty_text: Literal["skip", "fail"] = Field(default="skip", description="Records with a blank text: left out "
                                                 "(counted) or the partition fails.")
     partitions: PartitionFields = Field(default_factory=PartitionFields, description="How the work is split.")
+    partitions_per_run: int = Field(default=1, description="A backfill runs this many partitions per run: one "
+                                    "process and one model load serve them all.")
     home: Optional[str] = Field(default=None, description="Folder of the map's files; default $EMBEDMAP_HOME, "
                                 "else <project root>/.embedmap.")
     collection_name: Optional[str] = Field(default=None, description="Qdrant collection; default: the name.")
@@ -268,6 +270,7 @@ class EmbedMapComponent(dg.Component, dg.Resolvable, dg.Model):
             id_column=self.id_column, text_column=self.text_column, vector_column=self.vector_column,
             metadata_columns=self.metadata_columns, empty_text=self.empty_text,
             partitions_def=self._partitions_def(source), home=home, collection_name=self.collection_name,
+            partitions_per_run=self.partitions_per_run,
             key_prefix=self.key_prefix, group_name=self.group_name,
             projection=ProjectionSettings(**self.projection.model_dump()),
             clustering=ClusterSettings(**self.topics.model_dump()),
