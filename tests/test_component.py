@@ -188,3 +188,23 @@ def test_the_example_project_holds_the_demo_map_and_the_landing_map():
     assert checked.returncode == 0, checked.stderr[-3000:]
     keys = checked.stdout
     assert "wiki_articles" in keys and "wiki/map" in keys and "landing/map" in keys
+
+
+def test_the_readme_yaml_builds_as_written(monkeypatch):
+    """The defs.yaml shown in the README is valid and builds what it says."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = text.split("# defs/support_tickets/defs.yaml\n", 1)[1].split("```", 1)[0]
+    monkeypatch.setenv("QDRANT_URL", "https://qdrant.example:6333")
+    monkeypatch.setenv("QDRANT_API_KEY", "kept-out-of-the-config")
+    with create_defs_folder_sandbox() as sandbox:
+        defs_path = sandbox.scaffold_component(component_cls=EmbedMapComponent, defs_path="support_tickets",
+                                               defs_yaml_contents=yaml.safe_load(block))
+        with sandbox.load_component_and_build_defs(defs_path=defs_path) as (component, defs):
+            keys = MapKeys.for_map("support_tickets")
+            embeddings = defs.get_assets_def(keys.embeddings)
+            assert embeddings.backfill_policy.max_partitions_per_run == 8
+            assert "dagster-k8s/config" in embeddings.op.tags and embeddings.op.pool == "gpu"
+            qdrant = defs.resources["support_tickets_qdrant"]
+            assert qdrant.url == "https://qdrant.example:6333" and isinstance(qdrant.api_key, dg.EnvVar)
+            assert (qdrant.shard_number, qdrant.replication_factor) == (4, 2)
+            assert component.projection.sample_size == 20000 and component.labels.label_words == 3

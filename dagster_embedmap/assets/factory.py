@@ -243,9 +243,9 @@ def build_embedmap_defs(
             )
         return dg.MaterializeResult(metadata=meta)
 
-    # a backfill runs up to partitions_per_run partitions in one run (one model load, one process)
-    common = dict(partitions_def=pdef, group_name=group,
-                  backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=partitions_per_run))
+    common: dict = dict(partitions_def=pdef, group_name=group)
+    if partitions_per_run > 1:  # a backfill runs that many partitions in one run (one model load, one process)
+        common["backfill_policy"] = dg.BackfillPolicy.multi_run(max_partitions_per_run=partitions_per_run)
     if source_key is None:
         assert isinstance(source, FileSource)
 
