@@ -646,3 +646,19 @@ def test_a_backfill_runs_several_partitions_in_one_run_and_keeps_them_apart(tmp_
         assert checks == {"embeddings_sane": True, "partition_points_match_documents": True}
     with open_store(StoreLocation(path=str(home / "qdrant")), "batched") as store:
         assert store.count() == 36 and all(store.count(day) == 12 for day in ("d1", "d2", "d3"))
+
+
+def test_automation_requests_the_map_with_its_checks(tmp_path, wiki_small):
+    """What declarative automation asks for once the topics are updated: the map and the two checks
+    it yields, so the run it launches records their results."""
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    wiki_small.head(10).select("id", "text").write_ndjson(landing / "d1.jsonl")
+    defs, keys = _file_map("auto", landing / "*.jsonl", tmp_path / "home")
+    with dg.instance_for_test() as instance:
+        evaluated = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=keys.topics))
+        evaluated = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=evaluated.cursor)
+        requested = {r.key: r.true_subset.size for r in evaluated.results if r.true_subset.size}
+    assert requested == {keys.map: 1, dg.AssetCheckKey(keys.map, "collection_matches_documents"): 1,
+                         dg.AssetCheckKey(keys.map, "every_point_mapped"): 1}

@@ -670,9 +670,12 @@ def build_embedmap_defs(
         kinds={"html"},
         automation_condition=eager,
         check_specs=[
-            dg.AssetCheckSpec("collection_matches_documents", asset=keys.map,
+            # the map's checks carry its automation condition, so the runs automation launches for the
+            # map select them too and record their results (per-partition checks cannot: a partitioned
+            # check would break plain asset backfills, which select assets without their checks)
+            dg.AssetCheckSpec("collection_matches_documents", automation_condition=eager, asset=keys.map,
                               description="The collection holds as many points as there are documents in all partitions."),
-            dg.AssetCheckSpec("every_point_mapped", asset=keys.map,
+            dg.AssetCheckSpec("every_point_mapped", automation_condition=eager, asset=keys.map,
                               description="Every point in the collection has coordinates and a topic."),
         ],
         description="The data map: an interactive HTML file, a PNG preview and the topic table, read from Qdrant.",
