@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 
@@ -148,6 +149,13 @@ def test_partitions_ingested_in_parallel_into_one_collection_lose_nothing(base, 
     new = wiki_small.select("id", "text", "category").slice(40, 60)
     for i, name in enumerate(("c", "d", "e")):
         new.slice(20 * i, 20).write_ndjson(work / "landing" / f"{name}.jsonl")
+    # the partitions are registered first, as the landing sensor would: workers adding the same keys at
+    # the same moment race in Dagster's storage (a UNIQUE constraint), which is not what is tested here
+    instance = dg.DagsterInstance.from_config(str(work / "dagster"))
+    try:
+        instance.add_dynamic_partitions("faults_files", ["c", "d", "e"])
+    finally:
+        instance.dispose()
     procs = [_run(work, "ingest-only", env={"EMBEDMAP_PARTITIONS": p}, wait=False) for p in ("c", "d", "e")]
     for proc in procs:
         out, err = proc.communicate(timeout=600)
