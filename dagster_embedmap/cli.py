@@ -216,8 +216,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def _one_line(text: object, limit: int) -> str:
     """Record text made safe for a terminal: no control characters (escape sequences), one line."""
-    cleaned = "".join(ch if ch.isprintable() else " " for ch in str(text if text is not None else ""))
-    cleaned = " ".join(cleaned.split())
+    cleaned = " ".join(_terminal_safe("" if text is None else text).split())
     return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
 
 
