@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -10,9 +11,21 @@ import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator, Protocol, TypeVar
 
-__all__ = ["partition_filename", "atomic_path", "file_lock", "MapLayout"]
+from .errors import EmbedMapFileError, EmbedMapSpaceError
+
+__all__ = ["partition_filename", "atomic_path", "file_lock", "MapLayout", "set_aside", "read_or_set_aside",
+           "read_json_state", "write_json", "free_bytes", "sparse_bytes", "human_bytes", "is_out_of_space",
+           "out_of_space_error"]
+
+T = TypeVar("T")
+
+
+class Log(Protocol):
+    def info(self, msg: str) -> None: ...
+
+    def warning(self, msg: str) -> None: ...
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -43,11 +56,140 @@ def atomic_path(target: str | os.PathLike) -> Iterator[Path]:
     tmp_path = Path(tmp)
     os.chmod(tmp_path, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
     try:
-        yield tmp_path
-        os.replace(tmp_path, target)
+        try:
+            yield tmp_path
+            os.replace(tmp_path, target)
+        except Exception as exc:
+            if is_out_of_space(exc):
+                raise out_of_space_error(target, exc) from None
+            raise
     finally:
         if tmp_path.exists():
             tmp_path.unlink()
+
+
+def is_out_of_space(exc: BaseException) -> bool:
+    """True for a failed write because the device is full (``ENOSPC``/``EDQUOT``, also as polars and
+    SQLite word it)."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    text = str(exc).lower()
+    return "no space left on device" in text or "os error 28" in text or "database or disk is full" in text
+
+
+def out_of_space_error(target: str | os.PathLike, exc: BaseException | None = None) -> EmbedMapSpaceError:
+    target = Path(target)
+    folder = target.parent if not target.is_dir() else target
+    return EmbedMapSpaceError(
+        f"no space left on the device holding {folder} while writing {target.name} "
+        f"({human_bytes(free_bytes(folder))} free); the file it would replace is unchanged. Free some space "
+        "there or give the map another home (--home / home=), then rerun: what was done is kept"
+    )
+
+
+def free_bytes(path: str | os.PathLike) -> int:
+    """Bytes an unprivileged writer can still use on the device holding ``path`` (its nearest existing
+    folder)."""
+    folder = Path(path)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    st = os.statvfs(folder)
+    return int(st.f_bavail) * int(st.f_frsize)
+
+
+def sparse_bytes(folder: str | os.PathLike) -> int:
+    """Bytes the files under ``folder`` may still take on disk: their length minus what is allocated
+    (the holes of sparse files, which memory-mapped writes fill)."""
+    total = 0
+    for root, _dirs, files in os.walk(folder):
+        for name in files:
+            try:
+                st = os.stat(os.path.join(root, name))
+            except OSError:
+                continue
+            allocated = getattr(st, "st_blocks", 0) * 512
+            total += max(0, st.st_size - allocated)
+    return total
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TiB"  # pragma: no cover
+
+
+# -- derived files that cannot be read ------------------------------------------------------------
+
+
+def set_aside(path: str | os.PathLike) -> Path:
+    """Rename an unreadable file to ``<name>.corrupt-<UTC time>`` beside it (kept for inspection, out of
+    every reader's way) and return the new path."""
+    path = Path(path)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    aside = path.with_name(f"{path.name}.corrupt-{stamp}")
+    n = 1
+    while aside.exists():
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt-{stamp}-{n}")
+    os.replace(path, aside)
+    return aside
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text[:160]}" if text else type(exc).__name__
+
+
+def read_or_set_aside(path: str | os.PathLike, read: Callable[[Path], T], *, holds: str, then: str | None = None,
+                      fix: str | None = None, log: Log | None = None) -> T | None:
+    """``read(path)``; None when the file does not exist.
+
+    A file that exists but cannot be read is set aside (:func:`set_aside`) and named with what it
+    ``holds``. With ``then`` (what happens instead, e.g. "every record of the partition is embedded
+    again") that is logged as a warning and None is returned: the caller rebuilds what the file held.
+    Without it, :class:`EmbedMapFileError` says so and how to recover (``fix``).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return read(path)
+    except Exception as exc:
+        if isinstance(exc, EmbedMapFileError) or is_out_of_space(exc):
+            raise
+        reason = _reason(exc)
+        try:
+            aside = set_aside(path)
+        except OSError:
+            aside = None
+        where = f"; it was set aside as {aside.name}" if aside is not None else ""
+        message = f"{path} could not be read ({reason}); it holds {holds}{where}"
+        if then is None:
+            raise EmbedMapFileError(message + (f". {fix[0].upper()}{fix[1:]}" if fix else "")) from None
+        if log is not None:
+            log.warning(f"{message}, and {then}")
+        return None
+
+
+def read_json_state(path: str | os.PathLike, *, holds: str, then: str | None = None, fix: str | None = None,
+                    log: Log | None = None) -> dict:
+    """A JSON object kept in the home ({} when missing); unreadable: as :func:`read_or_set_aside`."""
+
+    def read(p: Path) -> dict:
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if not isinstance(data, dict):
+            raise ValueError(f"expected a JSON object, found {type(data).__name__}")
+        return data
+
+    return read_or_set_aside(path, read, holds=holds, then=then, fix=fix, log=log) or {}
+
+
+def write_json(path: str | os.PathLike, data: Any) -> None:
+    """Write ``data`` as indented JSON, atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
 
 
 def _umask() -> int:
@@ -141,12 +283,14 @@ class MapLayout:
 
 @contextmanager
 def file_lock(
-    path: str | os.PathLike, timeout_s: float | None = None, on_timeout: Callable[[], Exception] | None = None
+    path: str | os.PathLike, timeout_s: float | None = None, on_timeout: Callable[[], Exception] | None = None,
+    on_wait: Callable[[], None] | None = None,
 ) -> Iterator[None]:
     """An exclusive advisory lock on ``path`` (POSIX ``flock``, the file created if missing) for the block.
 
     Waits for another holder without limit, or up to ``timeout_s`` and then raises ``on_timeout()``
-    (a ``TimeoutError`` by default). Where ``flock`` does not exist (Windows) it locks nothing.
+    (a ``TimeoutError`` by default); ``on_wait()`` is called once when the lock is taken and this has to
+    wait. Where ``flock`` does not exist (Windows) it locks nothing.
     """
     try:
         import fcntl
@@ -157,9 +301,16 @@ def file_lock(
     target.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        if timeout_s is None:
+        acquired = False
+        if on_wait is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                acquired = True
+            except BlockingIOError:
+                on_wait()
+        if not acquired and timeout_s is None:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        else:
+        elif not acquired:
             deadline = time.monotonic() + timeout_s
             delay = 0.05
             while True:
