@@ -21,7 +21,7 @@ __all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "content_ha
 # Names the pipeline uses itself; a metadata column with one of them is kept as ``meta_<name>``.
 # So are the topic levels' fields, ``topic_<level>_id`` and ``topic_<level>_label``.
 RESERVED_COLUMNS = ("id", "text", "content_hash", "vector", "record_id", "partition", "x", "y", "topic_id",
-                    "topic_label", "layout_version")
+                    "topic_label", "layout_version", "vector_hash", "xy_hash", "topic_hash")
 _RESERVED_PATTERN = re.compile(r"^topic_\d+_(id|label)$")
 
 
@@ -61,6 +61,9 @@ class PreparedDocuments:
     control_characters: int = 0
     """Texts in which control characters were replaced by spaces."""
     control_ids: list[str] = field(default_factory=list)
+    renamed_columns: dict[str, str] = field(default_factory=dict)
+    """Metadata columns whose names the map uses itself, and the names they are kept under
+    (``{"x": "meta_x"}``)."""
 
 
 def _ids_preview(ids: Sequence[object], limit: int = 5) -> str:
@@ -135,6 +138,7 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         meta_cols = list(schema.metadata_columns)
     out_cols = [ids.alias("id"), text.alias("text")]
     renamed: list[str] = []
+    reserved_renames: dict[str, str] = {}
     for col in meta_cols:
         series = df.get_column(col)
         if series.dtype.is_temporal():
@@ -147,6 +151,8 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
             )
         out_cols.append(series.alias(name))
         renamed.append(name)
+        if name != col:
+            reserved_renames[col] = name
     frame = pl.DataFrame(out_cols)
 
     if schema.vector_column:
@@ -163,9 +169,14 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
             f"{where}: text column {schema.text_column!r} is null, empty or blank for id(s) {_ids_preview(blank_ids)}"
         )
     frame = frame.filter(~blank)
-    frame = frame.with_columns(
-        pl.col("text").map_elements(content_hash, return_dtype=pl.String).alias("content_hash")
-    )
+    hashes = [content_hash(t) for t in frame.get_column("text").to_list()]
+    if schema.vector_column and frame.height:  # the content is the text and the vector: a new vector is a change
+        from .points import vector_hashes
+
+        vectors = frame.get_column("vector")
+        matrix = vectors.list.to_array(vectors.list.len().max()).to_numpy()
+        hashes = [content_hash(f"{h}\x1f{v}") for h, v in zip(hashes, vector_hashes(matrix))]
+    frame = frame.with_columns(pl.Series("content_hash", hashes, dtype=pl.String))
     order = ["id", "text", "content_hash"] + (["vector"] if schema.vector_column else []) + renamed
     return PreparedDocuments(
         frame=frame.select(order),
@@ -174,6 +185,7 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         skipped_ids=[str(i) for i in blank_ids],
         control_characters=len(control_ids),
         control_ids=[str(i) for i in control_ids],
+        renamed_columns=reserved_renames,
     )
 
 

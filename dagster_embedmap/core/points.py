@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+import numpy as np
 import polars as pl
 
 from .store import VectorStore
 
 __all__ = ["points_frame", "POINT_FIELDS", "PIPELINE_FIELDS", "is_pipeline_field", "metadata_columns",
-           "level_field", "topic_levels", "full_texts"]
+           "level_field", "topic_levels", "full_texts", "vector_hashes", "placement_fields"]
 
 # Payload fields the pipeline itself writes; every other payload field is the record's metadata.
 POINT_FIELDS = ("record_id", "partition", "text", "x", "y", "topic_id", "topic_label")
-# Bookkeeping fields: when a text changed, which layout placed the point.
-PIPELINE_FIELDS = ("content_hash", "layout_version")
+# Bookkeeping fields, never shown as metadata:
+# - content_hash: the hash of the record's text (of its text and vector when the source brings vectors);
+# - vector_hash: the hash of the vector stored with the point (see vector_hashes);
+# - layout_version: the layout model that placed the point;
+# - xy_hash: the vector_hash the point's x, y were computed from;
+# - topic_hash: the xy_hash its topics were assigned for.
+# A point's place and topics are current when vector_hash == xy_hash == topic_hash: whenever its vector
+# changes, it is placed and given a topic again.
+PIPELINE_FIELDS = ("content_hash", "layout_version", "vector_hash", "xy_hash", "topic_hash")
 _LEVEL_FIELD = re.compile(r"^topic_(\d+)_(id|label)$")
 
 
@@ -25,6 +34,19 @@ def level_field(level: int, kind: str) -> str:
     if kind not in ("id", "label"):
         raise ValueError(f"kind must be 'id' or 'label', got {kind!r}")
     return f"topic_{level}_{kind}"
+
+
+def vector_hashes(vectors: np.ndarray) -> list[str]:
+    """One fingerprint per row of ``vectors``: sha256 of its float32 bytes, 16 hex digits."""
+    rows = np.ascontiguousarray(np.asarray(vectors, dtype="<f4"))
+    return [hashlib.sha256(row.tobytes()).hexdigest()[:16] for row in rows]
+
+
+def placement_fields(levels: int) -> tuple[str, ...]:
+    """The payload fields that say where a point sits and which topics it has, at ``levels`` levels:
+    kept while the point's vector is unchanged, dropped (to be computed again) when it changes."""
+    topics = tuple(level_field(level, kind) for level in range(levels) for kind in ("id", "label"))
+    return ("x", "y", "layout_version", "xy_hash", "topic_id", "topic_label", "topic_hash") + topics
 
 
 def is_pipeline_field(name: str) -> bool:

@@ -164,18 +164,29 @@ class ProjectionModel:
     """Maps the projector's raw output onto the previous version's frame (identity for version 1)."""
     points_at_fit: int
 
+    fitted_hashes: dict[str, str] | None = None
+    """The hash (:func:`~dagster_embedmap.core.points.vector_hashes`) of the vector each fitted point had
+    at the fit; None in models saved before it was recorded."""
+
     def place(self, ids: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        """2-D positions of ``ids``: where they were fitted, else transformed and aligned."""
+        """2-D positions of ``ids``: where they were fitted while their vector is the one fitted, else
+        transformed and aligned. A point whose vector changed since the fit (its text was edited) is
+        placed from its new vector, among its new neighbours."""
+        from .points import vector_hashes
+
+        vectors = np.asarray(vectors, dtype=np.float32)
         out = np.empty((len(ids), 2), dtype=np.float32)
+        known = self.fitted_hashes or {}
+        hashes = vector_hashes(vectors) if known else []
         rest = []
         for i, pid in enumerate(ids):
             spot = self.fitted.get(pid)
-            if spot is None:
+            if spot is None or known.get(pid) != hashes[i]:
                 rest.append(i)
             else:
                 out[i] = spot
         if rest:
-            raw = self.projector.transform(np.asarray(vectors, dtype=np.float32)[rest])
+            raw = self.projector.transform(vectors[rest])
             out[rest] = self.alignment.apply(raw)
         return out
 
@@ -198,10 +209,16 @@ def fit_projection(
     settings: ProjectionSettings = ProjectionSettings(),
     previous: ProjectionModel | None = None,
     previous_xy: Mapping[str, tuple[float, float]] | None = None,
+    after_version: int = 0,
 ) -> ProjectionModel:
     """Fit a new layout on a stratified sample; when the points had places before (``previous_xy``),
     rotate / flip / scale / shift the new layout onto the old one (orthogonal Procrustes on the shared
-    points), so a refit keeps the map a user already knows."""
+    points), so a refit keeps the map a user already knows.
+
+    The new version follows ``previous`` and ``after_version`` (the highest version any point was
+    placed by, so a model refitted after its file was lost never reuses a version number)."""
+    from .points import vector_hashes
+
     projector = UMAPProjector(settings).fit(vectors, groups=groups)
     sample_ids = [ids[i] for i in projector.fit_index_]
     raw = projector.fit_embedding_
@@ -212,10 +229,12 @@ def fit_projection(
             target = np.asarray([previous_xy[sample_ids[j]] for j in shared], dtype=np.float64)
             alignment = procrustes_align(raw[shared].astype(np.float64), target)
     placed = alignment.apply(raw)
+    fitted_vectors = np.asarray(vectors, dtype=np.float32)[projector.fit_index_]
     return ProjectionModel(
-        version=(previous.version + 1) if previous is not None else 1,
+        version=max(previous.version if previous is not None else 0, int(after_version)) + 1,
         projector=projector,
         fitted={pid: (float(x), float(y)) for pid, (x, y) in zip(sample_ids, placed)},
         alignment=alignment,
         points_at_fit=len(ids),
+        fitted_hashes=dict(zip(sample_ids, vector_hashes(fitted_vectors))),
     )
