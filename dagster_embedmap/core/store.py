@@ -30,14 +30,52 @@ from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-from .errors import EmbedMapInputError, EmbedMapStoreError
-from .paths import file_lock
+from .errors import EmbedMapInputError, EmbedMapSpaceError, EmbedMapStoreError
+from .paths import file_lock, free_bytes, human_bytes, sparse_bytes
 
 __all__ = ["StoreLocation", "VectorStore", "ClientStore", "EdgeStore", "StoredPoint", "point_id", "open_store"]
 
 _NAMESPACE = uuid.UUID("3f6b1c3e-8d0a-4c2e-9a57-6f2d0e9b4a11")
 # payload fields the pipeline filters by: indexed where the engine supports it
 _INDEXED = (("partition", "keyword"), ("record_id", "keyword"), ("topic_id", "integer"))
+# Free space the embedded engine needs (it memory-maps its files; see EdgeStore): a new shard's files
+# (2 write-ahead-log segments, a vector chunk and the payload indexes: 152 MiB for a 384-d collection,
+# measured), room to grow an existing one (a new log segment and a new vector chunk), and a margin for
+# reading.
+NEW_SHARD_BYTES = 160 * 2**20
+GROWTH_BYTES = 64 * 2**20
+READ_MARGIN_BYTES = 8 * 2**20
+
+
+def _sparse_copy(src: str, dst: str) -> str:
+    """Copy a file keeping its holes (the engine's files are mostly holes), where the system says where
+    its data is (SEEK_DATA / SEEK_HOLE); a plain copy elsewhere."""
+    import shutil
+
+    if not hasattr(os, "SEEK_DATA"):
+        return shutil.copy2(src, dst)
+    with open(src, "rb") as fin, open(dst, "wb") as fout:
+        size = os.fstat(fin.fileno()).st_size
+        offset = 0
+        try:
+            while offset < size:
+                start = os.lseek(fin.fileno(), offset, os.SEEK_DATA)
+                end = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
+                fin.seek(start)
+                fout.seek(start)
+                remaining = end - start
+                while remaining > 0:
+                    chunk = fin.read(min(remaining, 1 << 20))
+                    if not chunk:
+                        break
+                    fout.write(chunk)
+                    remaining -= len(chunk)
+                offset = end
+        except OSError:  # ENXIO: no data after offset
+            pass
+        fout.truncate(size)
+    shutil.copystat(src, dst)
+    return dst
 
 
 def point_id(map_name: str, record_id: str) -> str:
@@ -196,10 +234,13 @@ def _connect_client(location: StoreLocation):
 
 
 @contextmanager
-def open_store(location: StoreLocation, collection: str) -> Iterator["VectorStore"]:
-    """Open the collection for the duration of a block and always release it (and the embedded lock)."""
+def open_store(location: StoreLocation, collection: str, read_only: bool = False) -> Iterator["VectorStore"]:
+    """Open the collection for the duration of a block and always release it (and the embedded lock).
+
+    ``read_only`` promises not to write: the embedded engine then reads even from a full disk (see
+    :class:`EdgeStore`)."""
     if location.embedded and location.engine == "edge":
-        store = EdgeStore(collection, location)
+        store = EdgeStore(collection, location, read_only=read_only)
         held = lambda: EmbedMapStoreError(_wait_note(location, Path(f"shard {store.shard_path}")))  # noqa: E731
         with file_lock(store.lock_path, location.lock_timeout_s, held):
             try:
@@ -319,6 +360,7 @@ class VectorStore:
             return 0, 0
         before = self.partition_point_ids(partition)
         self._refuse_foreign(partition, [pid for pid in ids if pid not in before])  # the rest are its own
+        self._reserve(len(ids), int(vectors.shape[1]) if len(ids) else 0)
         if before_write is not None:
             before_write()
         vectors = np.asarray(vectors, dtype=np.float32)
@@ -353,6 +395,10 @@ class VectorStore:
             "ids must be unique across partitions. Remove them from one partition's records (rematerialize that "
             "partition first if they moved), or make ids unique, e.g. prefixed with the partition"
         )
+
+    def _reserve(self, points: int, dimension: int) -> None:
+        """Fail before writing ``points`` vectors of ``dimension`` when the store cannot take them (the
+        embedded engine checks its device's free space); a server manages its own disk."""
 
     def delete_partition(self, partition: str) -> int:
         """Remove every point of ``partition``; returns how many there were."""
@@ -526,10 +572,19 @@ class EdgeStore(VectorStore):
     ``<collection>.lock`` serialises processes (held by :func:`open_store`). Payload indexes on
     ``partition``, ``record_id`` and ``topic_id`` make deletes and filtered searches cheap. Writes go
     through the shard's write-ahead log and are flushed when the store closes.
+
+    The engine memory-maps its files (the write-ahead log and vector storage in 32 MiB segments, sparse
+    until written); loading a shard fills their holes, and a write into a full device kills the process
+    (SIGBUS) instead of failing. So before opening, the free space is checked against what the files may
+    still take (their holes) plus room to grow, and a shortfall fails naming the folder and the space
+    needed. Opened ``read_only`` on a device without that room, the shard is read from a private copy in
+    the temporary folder (``$TMPDIR``), so reading a map never needs space where it lives.
     """
 
-    def __init__(self, collection: str, location: StoreLocation | None = None):
+    def __init__(self, collection: str, location: StoreLocation | None = None, read_only: bool = False):
         super().__init__(collection, location)
+        self.read_only = read_only
+        self._copy: Path | None = None
         root = self.location.folder() / "edge"
         if collection in ("", ".", "..") or "/" in collection or "\\" in collection:
             raise EmbedMapStoreError(f"collection name {collection!r} cannot name a folder; use letters, digits, - and _")
@@ -552,10 +607,16 @@ class EdgeStore(VectorStore):
         import qdrant_edge as qe
 
         if self.meta_path.exists() and (self.shard_path / "edge_config.json").exists():
-            self._shard = qe.EdgeShard.load(str(self.shard_path))
+            path = self._readable_path() if self.read_only else self._writable_path()
+            try:
+                self._shard = qe.EdgeShard.load(str(path))
+            except Exception as exc:
+                raise EmbedMapStoreError(self._unreadable(exc)) from None
         elif create_dimension is not None:
             import shutil
 
+            self._refuse_read_only()
+            self._need(NEW_SHARD_BYTES, "create")
             shutil.rmtree(self.shard_path, ignore_errors=True)  # a shard whose creation was cut short
             tmp = self.meta_path.with_suffix(".json.tmp")
             tmp.parent.mkdir(parents=True, exist_ok=True)
@@ -568,13 +629,82 @@ class EdgeStore(VectorStore):
                 self._shard.update(qe.UpdateOperation.create_field_index(field, kinds[schema]))
         return self._shard
 
+    def _rebuild_hint(self) -> str:
+        return (f"the collection is derived from the map's documents and embeddings: to rebuild it, delete "
+                f"{self.shard_path} and {self.meta_path}, then materialize the collection step of every partition "
+                "again (`embedmap build` does); nothing is embedded again")
+
+    def _unreadable(self, exc: BaseException) -> str:
+        reason = " ".join(str(exc).split())[:200]
+        return (f"the embedded Qdrant shard {self.shard_path} could not be opened ({type(exc).__name__}: {reason}); it "
+                f"holds the points of collection {self.collection!r}; {self._rebuild_hint()}")
+
+    def _need(self, needed: int, action: str) -> None:
+        """Fail, naming the folder, when its device has less than ``needed`` bytes free."""
+        folder = self.shard_path.parent
+        free = free_bytes(folder)
+        if free < needed:
+            raise EmbedMapSpaceError(
+                f"not enough free space for the embedded Qdrant in {folder}: {human_bytes(free)} free, about "
+                f"{human_bytes(needed)} needed to {action} collection {self.collection!r} (the engine maps its "
+                "write-ahead log and vector files into memory and grows them 32 MiB at a time; writing into a "
+                "full device would kill the process). Nothing was written. Free space there, give the map "
+                "another home, or use a Qdrant server (url=...)"
+            )
+
+    def _reserve(self, points: int, dimension: int) -> None:
+        # each point goes to the write-ahead log and to a segment: its vector and about 1 KiB of payload, twice
+        incoming = 2 * points * (4 * dimension + 1024)
+        self._need(sparse_bytes(self.shard_path) + GROWTH_BYTES + incoming, f"write {points} point(s) to")
+
+    def _writable_path(self) -> Path:
+        self._need(sparse_bytes(self.shard_path) + GROWTH_BYTES, "write to")
+        return self.shard_path
+
+    def _readable_path(self) -> Path:
+        """The shard itself when its device has room for what loading it fills in, else a private copy in
+        the temporary folder (made under the shard's lock, removed on close)."""
+        import shutil
+        import tempfile
+
+        needed = sparse_bytes(self.shard_path / "segments") + READ_MARGIN_BYTES
+        if free_bytes(self.shard_path) >= needed:
+            return self.shard_path
+        size = sum(f.stat().st_size for f in self.shard_path.rglob("*") if f.is_file())
+        temp = Path(tempfile.gettempdir())
+        if free_bytes(temp) < size + READ_MARGIN_BYTES:
+            raise EmbedMapSpaceError(
+                f"cannot read collection {self.collection!r}: the device of {self.shard_path} has "
+                f"{human_bytes(free_bytes(self.shard_path))} free and opening the shard there needs about "
+                f"{human_bytes(needed)}, and the temporary folder {temp} has {human_bytes(free_bytes(temp))} free for "
+                f"a copy of about {human_bytes(size)}; free space in either (or set TMPDIR to a folder with room)"
+            )
+        self._copy = Path(tempfile.mkdtemp(prefix=f"embedmap-read-{self.collection}-", dir=temp))
+        target = self._copy / "shard"
+        shutil.copytree(self.shard_path, target, copy_function=_sparse_copy)
+        return target
+
+    def _refuse_read_only(self) -> None:
+        if self.read_only:
+            raise EmbedMapStoreError(f"collection {self.collection!r} was opened read-only; it cannot be written")
+
+    def _update(self, operation) -> None:
+        self._refuse_read_only()
+        self._open().update(operation)
+
     def close(self) -> None:
         if self._shard is not None:
             try:
-                self._shard.flush()
+                if not self.read_only:
+                    self._shard.flush()
             finally:
                 self._shard.close()
                 self._shard = None
+        if self._copy is not None:
+            import shutil
+
+            shutil.rmtree(self._copy, ignore_errors=True)
+            self._copy = None
 
     @staticmethod
     def _filter(must: Mapping[str, Any] | None):
@@ -590,7 +720,14 @@ class EdgeStore(VectorStore):
     def dimension(self) -> int | None:
         if not self.exists():
             return None
-        return int(json.loads(self.meta_path.read_text())["dimension"])
+        try:
+            return int(json.loads(self.meta_path.read_text())["dimension"])
+        except (ValueError, KeyError, TypeError) as exc:
+            raise EmbedMapStoreError(
+                f"{self.meta_path} could not be read ({type(exc).__name__}: {exc}); it records the vector size of "
+                f"collection {self.collection!r} (e.g. {{\"dimension\": 384, \"distance\": \"cosine\"}}): write it "
+                f"again with the model's dimension, or rebuild: {self._rebuild_hint()}"
+            ) from None
 
     def _create(self, dimension: int) -> None:
         self._open(create_dimension=dimension)
@@ -598,6 +735,7 @@ class EdgeStore(VectorStore):
     def drop(self) -> None:
         import shutil
 
+        self._refuse_read_only()
         self.close()
         if self.meta_path.exists():
             self.meta_path.unlink()
@@ -615,7 +753,7 @@ class EdgeStore(VectorStore):
         import qdrant_edge as qe
 
         points = [qe.Point(pid, vec.tolist(), dict(pl)) for pid, vec, pl in zip(ids, vectors, payloads)]
-        self._open().update(qe.UpdateOperation.upsert_points(points))
+        self._update(qe.UpdateOperation.upsert_points(points))
 
     def delete_points(self, ids: Sequence[str], batch_size: int = 4096) -> None:
         import qdrant_edge as qe
@@ -623,21 +761,20 @@ class EdgeStore(VectorStore):
         if not ids or not self.exists():
             return
         for lo in range(0, len(ids), batch_size):
-            self._open().update(qe.UpdateOperation.delete_points(list(ids[lo : lo + batch_size])))
+            self._update(qe.UpdateOperation.delete_points(list(ids[lo : lo + batch_size])))
 
     def _delete_matching(self, must: Mapping[str, Any]) -> None:
         import qdrant_edge as qe
 
-        self._open().update(qe.UpdateOperation.delete_points_by_filter(self._filter(must)))
+        self._update(qe.UpdateOperation.delete_points_by_filter(self._filter(must)))
 
     def set_payloads(self, payloads: Mapping[str, Mapping[str, Any]], batch_size: int = 512) -> None:
         import qdrant_edge as qe
 
         if not payloads:
             return
-        shard = self._open()
         for pid, fields in payloads.items():
-            shard.update(qe.UpdateOperation.set_payload([pid], dict(fields)))
+            self._update(qe.UpdateOperation.set_payload([pid], dict(fields)))
 
     def _scroll_page(self, must, limit, offset, with_payload, with_vectors):
         import qdrant_edge as qe

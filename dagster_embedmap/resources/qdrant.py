@@ -75,7 +75,8 @@ class QdrantResource(dg.ConfigurableResource):
         )
 
     @contextmanager
-    def open(self, collection: str) -> Iterator[VectorStore]:
-        """A connection for one block of work; the embedded folder is released when it ends."""
-        with open_store(self.location(), collection) as store:
+    def open(self, collection: str, read_only: bool = False) -> Iterator[VectorStore]:
+        """A connection for one block of work; the embedded folder is released when it ends. ``read_only``:
+        the block only reads (the embedded engine then reads even from a full disk)."""
+        with open_store(self.location(), collection, read_only=read_only) as store:
             yield store
