@@ -322,15 +322,36 @@ def test_a_leftover_without_export_json_is_replaced(onnx_cache, tmp_path, monkey
     assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == [target.name]
 
 
-def test_fingerprint_differs_per_backend_and_torch_keeps_the_old_one():
+def test_fingerprint_differs_per_backend_and_the_earlier_one_still_serves_texts_without_symbols():
     import hashlib
     import json
 
+    import polars as pl
+
+    from dagster_embedmap.core.embed import split_cached
+
     prints = {b: Encoder(EncoderSettings(backend=b)).fingerprint() for b in ("torch", "onnx", "onnx-int8")}
     assert len(set(prints.values())) == 3
+    # the fingerprint from before symbols were spelled out (and before backends existed, for torch)
     old_key = {"model": resolve_model_path("all-MiniLM-L6-v2"), "max_seq_length": None, "normalize": True}
-    assert prints["torch"] == hashlib.sha256(json.dumps(old_key, sort_keys=True).encode()).hexdigest()[:16]
+    old = hashlib.sha256(json.dumps(old_key, sort_keys=True).encode()).hexdigest()[:16]
+    earlier, alike = Encoder().earlier_fingerprint()
+    assert earlier == old != prints["torch"]
+    assert alike("plain words, accents é and CJK 東京") and not alike("pizza 🍕")
     assert prints["onnx-int8"] == Encoder(EncoderSettings(backend="onnx-int8", cache_dir="/elsewhere")).fingerprint()
+
+    # vectors cached under the earlier fingerprint are kept for texts it embedded alike, redone for the others
+    docs = pl.DataFrame({"id": ["a", "b"], "text": ["plain", "pizza 🍕"], "content_hash": ["h1", "h2"]})
+    previous = pl.DataFrame({"id": ["a", "b"], "content_hash": ["h1", "h2"], "model": [old, old],
+                             "vector": [[1.0, 0.0], [0.0, 1.0]], "truncated": [False, False]})
+    cached, todo = split_cached(docs, previous, prints["torch"], earlier=(earlier, alike))
+    assert cached["id"].to_list() == ["a"] and todo["id"].to_list() == ["b"]
+
+
+def test_symbols_the_model_does_not_know_are_spelled_out_so_emoji_texts_differ(encoder):
+    assert encoder.model_texts(["🍕🍔", "plain", "I ♥ NY"]) == [" slice of pizza  hamburger ", "plain", "I ♥ NY"]
+    food, more_food, sport = encoder.encode(["🍕🍔🍟", "🍩🍪🍰", "⚽🏀🏈"])
+    assert float(food @ sport) < 0.5 and float(food @ more_food) > float(food @ sport)
 
 
 def test_bad_backend_settings_are_rejected_clearly():

@@ -19,6 +19,7 @@ import os
 import shutil
 import sys
 import time
+import unicodedata
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,24 +103,31 @@ def stack_vectors(rows: Sequence[Sequence[float]]) -> np.ndarray:
 
 
 def split_cached(
-    documents: pl.DataFrame, previous: pl.DataFrame | None, fingerprint: str
+    documents: pl.DataFrame, previous: pl.DataFrame | None, fingerprint: str,
+    earlier: tuple[str, Callable[[str], bool]] | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Which records can keep their vector and which need embedding.
 
     ``documents`` has ``id``, ``text`` and ``content_hash``; ``previous`` is the partition's last
     embeddings (``id``, ``content_hash``, ``model``, ``vector``) or None. A record keeps its vector when
-    its id, its text's hash and the model fingerprint are all unchanged. Returns
-    ``(cached: id, vector, truncated; todo: id, text)``; ``truncated`` (the text was longer than the
-    model's window) is null for vectors written before it was recorded.
+    its id, its text's hash and the model fingerprint are all unchanged; ``earlier`` is an earlier
+    fingerprint of the same model and a test of which texts it embedded alike (their vectors are kept
+    too). Returns ``(cached: id, vector, truncated; todo: id, text)``; ``truncated`` (the text was
+    longer than the model's window) is null for vectors written before it was recorded.
     """
     if previous is None or "model" not in previous.columns or previous.is_empty():
         empty = pl.DataFrame(schema={"id": pl.String, "vector": pl.List(pl.Float32), "truncated": pl.Boolean})
         return empty, documents.select("id", "text")
     truncated = pl.col("truncated") if "truncated" in previous.columns else pl.lit(None, dtype=pl.Boolean)
-    usable = previous.filter(pl.col("model") == fingerprint).select(
-        "id", "content_hash", pl.col("vector").cast(pl.List(pl.Float32)), truncated.alias("truncated")
+    fingerprints = [fingerprint] + ([earlier[0]] if earlier is not None else [])
+    usable = previous.filter(pl.col("model").is_in(fingerprints)).select(
+        "id", "content_hash", "model", pl.col("vector").cast(pl.List(pl.Float32)), truncated.alias("truncated")
     )
     matched = documents.select("id", "text", "content_hash").join(usable, on=["id", "content_hash"], how="left")
+    if earlier is not None:  # an earlier fingerprint's vector is kept only for the texts it embedded alike
+        alike = earlier[1]
+        redo = (pl.col("model") == earlier[0]) & ~pl.col("text").map_elements(alike, return_dtype=pl.Boolean)
+        matched = matched.with_columns(pl.when(redo).then(None).otherwise(pl.col("vector")).alias("vector"))
     cached = matched.filter(pl.col("vector").is_not_null()).select("id", "vector", "truncated")
     todo = matched.filter(pl.col("vector").is_null()).select("id", "text")
     return cached, todo
@@ -461,6 +469,20 @@ def _unit_rows(vecs: np.ndarray) -> np.ndarray:
 
 # -- the encoder ----------------------------------------------------------------------------------
 
+_SYMBOL_NAMES_VERSION = 1
+"""Bumped when :meth:`Encoder.model_texts` changes what the model is given (part of the fingerprint)."""
+
+
+def _symbols(text: str) -> set[str]:
+    """The symbol characters (Unicode category So, from U+2000 on: emoji, pictographs, signs) of ``text``."""
+    return {ch for ch in set(text) if ord(ch) >= 0x2000 and unicodedata.category(ch) == "So"}
+
+
+def embedded_alike_before_symbol_names(text: str) -> bool:
+    """True when spelling out unknown symbols cannot change what the model is given for ``text``
+    (it has no symbol at all): its vector from before symbols were spelled out is still the same."""
+    return not _symbols(text)
+
 
 class Encoder:
     """A sentence-transformers model loaded once, on first use, with the settings' device, precision and backend."""
@@ -482,6 +504,7 @@ class Encoder:
         self.device: str | None = None
         self.precision: str | None = None
         self.onnx_path: Path | None = None
+        self._unknown: dict[str, str | None] = {}
 
     @property
     def loaded(self) -> bool:
@@ -531,13 +554,22 @@ class Encoder:
         return int(get_dim())
 
     def fingerprint(self) -> str:
-        """What makes two runs' vectors interchangeable: the model, the backend and how texts are cut and scaled.
+        """What makes two runs' vectors interchangeable: the model, the backend and how texts are cut,
+        prepared (:meth:`model_texts`) and scaled.
 
         Known without loading the model. Device and precision are left out: fp16 on a GPU and fp32 on
         a CPU give vectors of the same model (cosine above 0.999), so a cache survives moving hardware.
-        The backend is in (an ONNX or int8 model is another model: changing it re-embeds); the torch
-        backend's fingerprint is the one made before backends existed, so old vectors stay valid.
+        The backend is in (an ONNX or int8 model is another model: changing it re-embeds).
         """
+        return self._fingerprint(symbol_names=True)
+
+    def earlier_fingerprint(self) -> tuple[str, Callable[[str], bool]]:
+        """The fingerprint this model had before :meth:`model_texts` spelled out symbols, and which texts
+        it embedded alike (those without symbols): their cached vectors stay valid
+        (:func:`split_cached`)."""
+        return self._fingerprint(symbol_names=False), embedded_alike_before_symbol_names
+
+    def _fingerprint(self, symbol_names: bool) -> str:
         key: dict[str, object] = {
             "model": resolve_model_path(self.settings.model),
             "max_seq_length": self.settings.max_seq_length,
@@ -545,7 +577,34 @@ class Encoder:
         }
         if self.settings.backend != "torch":
             key["backend"] = self.settings.backend
+        if symbol_names:
+            key["symbol_names"] = _SYMBOL_NAMES_VERSION
         return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
+
+    def model_texts(self, texts: Sequence[str]) -> list[str]:
+        """The texts as the model is given them: symbols its vocabulary lacks (most emoji: 🍕, ⚽, 🚀) are
+        spelled out by their Unicode names ("slice of pizza", "soccer ball", "rocket"). Without this, a text
+        of emoji reaches the model as one unknown token, and every such text gets the same vector."""
+        out = list(texts)
+        for i, text in enumerate(out):
+            symbols = _symbols(text)
+            if not symbols:
+                continue
+            names = {ch: self._unknown_symbol(ch) for ch in symbols}
+            names = {ch: n for ch, n in names.items() if n}
+            if names:
+                out[i] = "".join(f" {names[ch]} " if ch in names else ch for ch in text)
+        return out
+
+    def _unknown_symbol(self, ch: str) -> str | None:
+        """The lower-case Unicode name of a symbol the tokenizer can only give as its unknown token, else None."""
+        if ch not in self._unknown:
+            tokenizer = self.model.tokenizer
+            unk = getattr(tokenizer, "unk_token", None)
+            tokens = tokenizer.tokenize(ch)
+            unknown = unk is not None and (not tokens or all(t == unk for t in tokens))
+            self._unknown[ch] = unicodedata.name(ch, "").lower() or None if unknown else None
+        return self._unknown[ch]
 
     def identity(self) -> dict[str, object]:
         """What determines the vectors: model, its resolved path, backend, precision, window and normalisation."""
@@ -577,7 +636,7 @@ class Encoder:
         total = len(texts)
         if total == 0:
             return np.empty((0, self.dimension), dtype=np.float32)
-        texts = texts if isinstance(texts, list) else list(texts)
+        texts = self.model_texts(texts)
         if self.settings.backend == "torch":
             import torch
 
