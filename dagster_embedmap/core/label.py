@@ -7,11 +7,15 @@
 
 A term is a word or a two-word phrase ("united states", "world war"); English stop words, the
 encyclopaedic filler in :data:`EXTRA_STOP_WORDS`, numbers and one-letter tokens are removed before
-counting, so no keyword is or contains one.
+counting, so no keyword is or contains one. Where words fail, characters name topics: scripts written
+without spaces (Chinese, Japanese, Thai) give character pairs ("東京", "料理"), and symbols such as
+emoji are terms of their own ("🍕"), so a topic of such texts is named by what it holds, not "topic 3".
 """
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from dataclasses import dataclass
 from typing import Hashable, Iterable, Mapping, Sequence
 
@@ -68,6 +72,28 @@ class TopicKeywords:
 #: a phrase replaces a chosen word of it only when it makes up this share of the word's uses
 _PHRASE_SHARE = 0.7
 
+# Scripts written without spaces between words: Thai, Hiragana, Katakana, CJK ideographs (and their
+# compatibility forms). Words are not cut out of them; character pairs are counted instead.
+_UNSPACED = "\u0e00-\u0e7f\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_WORD_PATTERN = rf"(?u)\b[^\W\d_{_UNSPACED}]{{2,}}\b"
+_UNSPACED_RUN = re.compile(f"[{_UNSPACED}]+")
+_HIRAGANA = re.compile("^[\u3040-\u309f]+$")
+# a cheap first look: texts with no character from U+2000 on hold neither symbols nor unspaced scripts
+_BEYOND_WORDS = re.compile("[\u0e00-\u0e7f\u2000-\U0010ffff]")
+
+
+def _character_terms(text: str) -> list[str]:
+    """The terms words miss: character pairs of unspaced scripts (a lone character as itself; pairs of
+    hiragana alone, mostly grammar, are left out) and every symbol (Unicode category So: emoji, signs)."""
+    terms: list[str] = []
+    for run in _UNSPACED_RUN.findall(text):
+        if len(run) == 1:
+            terms.append(run)
+            continue
+        terms.extend(pair for pair in (run[i:i + 2] for i in range(len(run) - 1)) if not _HIRAGANA.match(pair))
+    terms.extend(ch for ch in text if ord(ch) >= 0x2000 and unicodedata.category(ch) == "So")
+    return terms
+
 
 class _Counts:
     """The term counts of every text, computed once and shared by every level of a tree."""
@@ -75,19 +101,27 @@ class _Counts:
     def __init__(self, texts: Sequence[str], settings: LabelSettings):
         from sklearn.feature_extraction.text import CountVectorizer
 
+        from scipy import sparse
+
         self.n = len(texts)
-        vectorizer = CountVectorizer(
+        min_df = min(settings.min_df, max(1, len(texts)))
+        words = CountVectorizer(
             stop_words=sorted(stop_words()),
-            token_pattern=r"(?u)\b[^\W\d_]{2,}\b",
+            token_pattern=_WORD_PATTERN,
             lowercase=True,
             ngram_range=(1, 2 if settings.phrases else 1),
-            min_df=min(settings.min_df, max(1, len(texts))),
+            min_df=min_df,
             max_features=settings.max_features,
         )
-        try:
-            self.matrix = vectorizer.fit_transform(texts).tocsr()
-            self.vocab = vectorizer.get_feature_names_out()
-        except ValueError:  # every text was stop words only
+        parts = [_fit_counts(words, texts)]
+        if any(_BEYOND_WORDS.search(t) for t in texts):
+            parts.append(_fit_counts(CountVectorizer(analyzer=_character_terms, min_df=min_df,
+                                                     max_features=settings.max_features), texts))
+        parts = [p for p in parts if p is not None]
+        if parts:
+            self.matrix = sparse.hstack([m for m, _ in parts]).tocsr()
+            self.vocab = np.concatenate([v for _, v in parts])
+        else:  # every text was stop words only
             self.matrix, self.vocab = None, np.array([], dtype=object)
         self.index = {str(v): i for i, v in enumerate(self.vocab)}
 
@@ -109,6 +143,14 @@ class _Counts:
         freq = class_counts.sum(axis=0)
         idf = np.log1p(np.divide(avg_words, freq, out=np.zeros_like(freq), where=freq > 0))
         return tf * idf, class_counts
+
+
+def _fit_counts(vectorizer, texts: Sequence[str]):
+    """(term counts, vocabulary), or None when no text has a term the vectorizer keeps."""
+    try:
+        return vectorizer.fit_transform(texts), vectorizer.get_feature_names_out()
+    except ValueError:
+        return None
 
 
 def _singular(word: str) -> str:

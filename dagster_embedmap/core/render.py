@@ -58,6 +58,7 @@ import os
 import pathlib
 import re
 import textwrap
+import warnings
 from typing import Any, Sequence
 
 import numpy as np
@@ -288,14 +289,20 @@ def render_preview_png(
                 fontsize=fontsize, color="#1a1a1a", fontweight="bold",
                 path_effects=halo, clip_on=True, zorder=5,
             )  # fmt: skip
-            box = text.get_window_extent(renderer).expanded(1.04, 1.1)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+                box = text.get_window_extent(renderer).expanded(1.04, 1.1)
             if any(box.overlaps(other) for other in placed):
                 text.remove()
             else:
                 placed.append(box)
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, facecolor="white", pil_kwargs={"optimize": True})
+    with warnings.catch_warnings():
+        # labels in scripts or symbols the installed fonts lack are drawn as boxes in the PNG (the HTML
+        # map uses the browser's fonts); one warning per missing glyph would flood the step's log
+        warnings.filterwarnings("ignore", message="Glyph .* missing from font")
+        fig.savefig(buf, format="png", dpi=dpi, facecolor="white", pil_kwargs={"optimize": True})
     data = _shrink_png(buf.getvalue())
     return _write_atomic(path, data)
 

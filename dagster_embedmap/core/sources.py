@@ -63,8 +63,34 @@ def read_records(path: str | os.PathLike, format: str | None = None) -> pl.DataF
                     f"{path}: line {line} is not valid UTF-8 (byte {offset} of the file); save the file as UTF-8, "
                     "e.g. iconv -f latin1 -t utf-8"
                 ) from exc
+        if fmt == "jsonl":
+            bad = _first_bad_json_line(path)
+            if bad is not None:
+                line, text, reason = bad
+                raise EmbedMapInputError(
+                    f"{path}: could not be read as jsonl: line {line} is not a JSON object ({reason}): {text!r}; every "
+                    "line of a JSON-lines file must be one complete object, e.g. {\"id\": 1, \"text\": \"...\"}. Fix or remove that line"
+                ) from exc
         raise EmbedMapInputError(f"{path}: could not be read as {fmt}: {type(exc).__name__}: {exc}") from exc
     raise EmbedMapInputError(f"{path}: unsupported format {fmt!r}")
+
+
+def _first_bad_json_line(path: str | os.PathLike) -> tuple[int, str, str] | None:
+    """(1-based line, its start, why) of the first non-blank line that is not a JSON object, or None."""
+    import json
+
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except ValueError as err:
+                where = f" column {err.colno}" if getattr(err, "colno", None) else ""
+                return number, line.strip()[:80], f"{getattr(err, 'msg', str(err))}{where}"
+            if not isinstance(value, dict):
+                return number, line.strip()[:80], f"a JSON {type(value).__name__}, not an object"
+    return None
 
 
 _MAGIC = {b"PAR1": "parquet", b"PK\x03\x04": "zip", b"\x1f\x8b": "gzip", b"\x28\xb5\x2f\xfd": "zstd",
