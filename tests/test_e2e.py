@@ -77,6 +77,7 @@ def test_whole_graph_materializes_with_every_check_passing(built, wiki_small):
         "wiki/projection:every_point_projected",
         "wiki/map:collection_matches_documents",
         "wiki/map:every_point_mapped",
+        "wiki/map:every_point_current",
     }
     assert all(checks.values()), checks
     with _store(built["home"]) as store:
@@ -661,4 +662,5 @@ def test_automation_requests_the_map_with_its_checks(tmp_path, wiki_small):
         evaluated = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=evaluated.cursor)
         requested = {r.key: r.true_subset.size for r in evaluated.results if r.true_subset.size}
     assert requested == {keys.map: 1, dg.AssetCheckKey(keys.map, "collection_matches_documents"): 1,
-                         dg.AssetCheckKey(keys.map, "every_point_mapped"): 1}
+                         dg.AssetCheckKey(keys.map, "every_point_mapped"): 1,
+                         dg.AssetCheckKey(keys.map, "every_point_current"): 1}

@@ -127,7 +127,8 @@ def test_a_worker_killed_mid_step_leaves_nothing_a_rerun_cannot_heal(base, tmp_p
         code, out, err = _run(work, "summary-only")
         assert code == 0, err[-3000:]
         checks = json.loads(out.strip().splitlines()[-1])["checks"]
-        assert checks == {"faults/map:collection_matches_documents": False, "faults/map:every_point_mapped": True}
+        assert checks == {"faults/map:collection_matches_documents": False, "faults/map:every_point_mapped": True,
+                          "faults/map:every_point_current": True}
         assert "faults: 20 records" in layout.html.read_text(encoding="utf-8")  # partition a only
     if fault == "projection":
         assert not layout.pending_partitions() and len(after) == 41

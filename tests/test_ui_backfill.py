@@ -111,7 +111,7 @@ def test_lineage_shows_and_materialize_all_succeeds(dagster_dev):
     # batches), once for the map
     expected = {("embeddings", "embeddings_sane"): 2, ("collection", "partition_points_match_documents"): 2,
                 ("projection", "every_point_projected"): 2, ("map", "collection_matches_documents"): 1,
-                ("map", "every_point_mapped"): 1}
+                ("map", "every_point_mapped"): 1, ("map", "every_point_current"): 1}
     runs = {r["runId"] for r in _graphql(
         port, '{ partitionBackfillOrError(backfillId: "%s") { ... on PartitionBackfill { runs(limit: 100) { runId } } } }'
         % launched["backfillId"])["partitionBackfillOrError"]["runs"]}

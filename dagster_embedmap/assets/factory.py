@@ -7,10 +7,7 @@ live in :mod:`dagster_embedmap.core`.
 """
 
 
-import hashlib
-import json
 import os
-import time
 from dataclasses import dataclass
 from typing import Literal, Mapping, Sequence, Union
 
@@ -19,27 +16,25 @@ import numpy as np
 import polars as pl
 
 from ..core.cluster import ClusterSettings
-from ..core.documents import RecordSchema, prepare_documents
+from ..core.documents import RecordSchema
 from ..core.duplicates import near_duplicate_pairs, topic_outliers
-from ..core.embed import split_cached, stack_vectors, vector_health
-from ..core.errors import EmbedMapInputError
 from ..core.label import LabelSettings
-from ..core.paths import MapLayout, atomic_path
-from ..core.points import full_texts, level_field, points_frame, topic_levels
+from ..core.paths import MapLayout, atomic_path, read_or_set_aside
+from ..core.points import points_frame
 from ..core.points import metadata_columns as record_metadata_columns
-from ..core.project import ProjectionModel, ProjectionSettings, fit_projection
+from ..core.project import ProjectionSettings
 from ..core.render import png_markdown, render_html_map, render_preview_png
 from ..core.sources import SINGLE_PARTITION, FileSource
-from ..core.store import point_id
 from ..sensors import build_landing_sensor
-from ..core.topic_model import update_topics
+from ..steps import audit_points, embed_partition, fit_layout, place_partition, refresh_topics, write_documents
+from ..steps import write_points
+from ..steps.common import Check, pending_partitions
+from ..steps.ingest import SNIPPET_CHARS
+from ..steps.layout import layout_info
 from .metadata import file_metadata, md_table, topic_tree_markdown
 
 __all__ = ["build_embedmap_defs", "MapKeys", "default_home", "SNIPPET_CHARS"]
 
-SNIPPET_CHARS = 500
-# Payload fields that say where a point sits and which topic it has; kept while its text is unchanged.
-PLACEMENT_FIELDS = ("content_hash", "x", "y", "layout_version", "topic_id", "topic_label")
 Source = Union[FileSource, dg.AssetsDefinition, dg.AssetKey, str]
 
 
@@ -109,21 +104,6 @@ def _default_partitions(source: Source) -> dg.PartitionsDefinition:
     if isinstance(source, dg.AssetsDefinition) and source.partitions_def is not None:
         return source.partitions_def
     return dg.StaticPartitionsDefinition([SINGLE_PARTITION])
-
-
-class _Progress:
-    """Logs 'records done, docs/s, time left' at most every ``every_s`` seconds."""
-
-    def __init__(self, log, label: str, every_s: float = 10.0):
-        self.log, self.label, self.every_s, self.last = log, label, every_s, 0.0
-
-    def __call__(self, done: int, total: int, elapsed: float) -> None:
-        if done < total and elapsed - self.last < self.every_s:
-            return
-        self.last = elapsed
-        rate = done / elapsed if elapsed > 0 else float("nan")
-        left = (total - done) / rate if rate > 0 else float("nan")
-        self.log.info(f"{self.label}: embedded {done}/{total} records, {rate:.1f} docs/s, about {left:.0f} s left")
 
 
 def build_embedmap_defs(
@@ -208,19 +188,19 @@ def build_embedmap_defs(
         empty_text=empty_text,
     )
     pdef = partitions_def or _default_partitions(source)
-    # where a point sits and its topics at every level: kept while the record's text is unchanged
-    placement = PLACEMENT_FIELDS + tuple(level_field(level, kind) for level in range(clustering.levels)
-                                         for kind in ("id", "label"))
     source_key = _source_key(source)
     eager = dg.AutomationCondition.eager()
+    step = {k: getattr(keys, k).to_user_string() for k in ("documents", "embeddings", "collection", "projection_model")}
 
-    def write_documents(context: dg.AssetExecutionContext, partition: str, records: pl.DataFrame) -> dg.MaterializeResult:
-        prepared = prepare_documents(records, schema, partition)
-        path = layout.documents(partition)
-        with atomic_path(path) as tmp:
-            prepared.frame.write_parquet(tmp)
+    def open_store(context: dg.AssetExecutionContext):
+        resource = getattr(context.resources, qdrant_key)
+        return lambda: resource.open(collection)
+
+    def documents_partition(context: dg.AssetExecutionContext, partition: str, records: pl.DataFrame) -> dg.MaterializeResult:
+        result = write_documents(layout, partition, records, schema, context.log)
+        prepared = result.prepared
         preview = prepared.frame.head(5)
-        meta = file_metadata(path, prepared.frame)
+        meta = file_metadata(result.path, prepared.frame)
         meta.update(
             {
                 "skipped_empty_text": prepared.skipped_empty_text,
@@ -231,16 +211,8 @@ def build_embedmap_defs(
                 ),
             }
         )
-        if prepared.control_characters:
-            context.log.warning(
-                f"partition {partition!r}: control characters replaced by spaces in {prepared.control_characters} "
-                f"text(s) of column {text_column!r} (ids: {prepared.control_ids[:5]})"
-            )
-        if prepared.skipped_empty_text:
-            context.log.warning(
-                f"partition {partition!r}: skipped {prepared.skipped_empty_text} record(s) with empty text "
-                f"in column {text_column!r} (ids: {prepared.skipped_ids[:5]})"
-            )
+        if prepared.renamed_columns:
+            meta["renamed_columns"] = dg.MetadataValue.json(prepared.renamed_columns)
         return dg.MaterializeResult(metadata=meta)
 
     common: dict = dict(partitions_def=pdef, group_name=group)
@@ -257,7 +229,7 @@ def build_embedmap_defs(
             **common,
         )
         def documents(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-            return _each_partition(context, lambda p: write_documents(context, p, source.read_partition(p)))
+            return _each_partition(context, lambda p: documents_partition(context, p, source.read_partition(p)))
 
     else:
 
@@ -272,7 +244,7 @@ def build_embedmap_defs(
         )
         def documents(context: dg.AssetExecutionContext, records) -> dg.MaterializeResult:
             # a run over several partitions receives {partition: frame}
-            return _each_partition(context, lambda p: write_documents(
+            return _each_partition(context, lambda p: documents_partition(
                 context, p, records[p] if isinstance(records, dict) else records))
 
     @dg.asset(
@@ -290,93 +262,25 @@ def build_embedmap_defs(
     )
     def embeddings(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         # several partitions in one run share one encoder: the model loads once per run
-        return _each_partition(context, lambda p: embed_partition(context, p))
+        return _each_partition(context, lambda p: embeddings_partition(context, p))
 
-    def embed_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
-        docs = pl.read_parquet(layout.documents(partition))
-        path = layout.embeddings(partition)
-        load_s, reused = 0.0, 0
-        if "vector" in docs.columns:
-            started = time.perf_counter()
-            vectors = stack_vectors(docs.get_column("vector").to_list())
-            fingerprint = f"column:{vector_column}"
-            info: dict[str, object] = {"model": f"vectors from column {vector_column!r}", "device": "none"}
-            expected_dim = vectors.shape[1]
-            truncated = pl.Series("truncated", [None] * docs.height, dtype=pl.Boolean)
-        else:
-            encoder = getattr(context.resources, embedder_key).get_encoder()
-            fingerprint = encoder.fingerprint()
-            previous = pl.read_parquet(path) if path.exists() else None
-            cached, todo = split_cached(docs, previous, fingerprint)
-            reused = cached.height
-            cut: set[str] = set()
-            if todo.height:
-                loading = time.perf_counter()
-                expected_dim = encoder.dimension  # loads the model outside the timed part: docs/s is encoding alone
-                started = time.perf_counter()
-                load_s = started - loading
-                texts = todo.get_column("text").to_list()
-                fresh = encoder.encode(texts, progress=_Progress(context.log, f"partition {partition!r}"))
-                encoded = time.perf_counter()
-                info = {k: v for k, v in encoder.identity().items() if k != "dimension"}
-                cut = set(todo["id"].gather(encoder.over_window(texts)).to_list())
-                started += time.perf_counter() - encoded  # the window check is not encoding time
-            else:  # every text unchanged under the same model: the model is not even loaded
-                started = time.perf_counter()
-                expected_dim = len(cached["vector"][0]) if reused else 0
-                fresh = np.empty((0, expected_dim), dtype=np.float32)
-                info = {"model": encoder.settings.model, "fingerprint": fingerprint, "device": "not loaded"}
-            flags = dict(zip(cached["id"].to_list(), cached["truncated"].to_list()))
-            flags.update({rid: rid in cut for rid in todo["id"].to_list()})
-            truncated = pl.Series("truncated", [flags.get(rid) for rid in docs["id"].to_list()], dtype=pl.Boolean)
-            vectors = _in_order(docs["id"], cached, todo["id"], fresh, expected_dim)
-        elapsed = time.perf_counter() - started
-        embedded = docs.height - reused
-        dim = vectors.shape[1]
-        frame = pl.DataFrame(
-            {
-                "id": docs.get_column("id"),
-                "content_hash": docs.get_column("content_hash"),
-                "model": pl.Series("model", [fingerprint] * docs.height, dtype=pl.String),
-                "vector": pl.Series("vector", vectors, dtype=pl.Array(pl.Float32, max(dim, 1))) if docs.height
-                else pl.Series("vector", [], dtype=pl.Array(pl.Float32, max(dim, 1))),
-                "truncated": truncated,
-            }
-        )
-        path = layout.embeddings(partition)
-        with atomic_path(path) as tmp:
-            frame.write_parquet(tmp)
-        health = vector_health(vectors, expected_dim)
-        rate = embedded / elapsed if elapsed > 0 and embedded else 0.0
-        meta = file_metadata(path, frame)
-        meta.update({k: dg.MetadataValue.text(str(v)) for k, v in info.items()})
-        meta.update({"dimension": dim, "docs_per_s": round(rate, 1), "seconds": round(elapsed, 2),
-                     "model_load_seconds": round(load_s, 2), "embedded": embedded, "reused": reused})
-        cut_ids = docs["id"].filter(truncated.fill_null(False)).to_list()
-        if "vector" not in docs.columns:
+    def embeddings_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
+        result = embed_partition(layout, partition, getattr(context.resources, embedder_key).get_encoder,
+                                 context.log, vector_column=vector_column, documents_step=step["documents"])
+        meta = file_metadata(result.path, result.frame)
+        meta.update({k: dg.MetadataValue.text(str(v)) for k, v in result.info.items()})
+        meta.update({"dimension": result.dimension, "docs_per_s": round(result.docs_per_s, 1),
+                     "seconds": round(result.seconds, 2), "model_load_seconds": round(result.load_seconds, 2),
+                     "embedded": result.embedded, "reused": result.reused})
+        if not result.from_column:
             # texts longer than the model's window: the vector describes their beginning only
-            meta["truncated_texts"] = len(cut_ids)
-        if cut_ids:
-            context.log.warning(
-                f"partition {partition!r}: {len(cut_ids)} text(s) are longer than the model's window"
-                + (f" of {info['max_seq_length']} tokens" if "max_seq_length" in info else "")
-                + f" and were embedded from their beginning (ids: {cut_ids[:5]})"
-            )
-        context.log.info(
-            f"partition {partition!r}: {embedded} records embedded at {rate:.1f} docs/s, {reused} unchanged reused"
-        )
+            meta["truncated_texts"] = len(result.truncated_ids)
         return dg.MaterializeResult(
             metadata=meta,
             # the vectors' version: changes with any text of the partition or with the model, which marks
             # the collection and everything after it stale in the UI; a rerun that changes nothing keeps it
-            data_version=dg.DataVersion(_digest([fingerprint, *docs["id"].to_list(), *docs["content_hash"].to_list()])),
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="embeddings_sane",
-                    passed=health.pop("passed") and len(vectors) == docs.height,
-                    metadata={**health, "rows": len(vectors), "documents": docs.height},
-                )
-            ],
+            data_version=dg.DataVersion(result.data_version),
+            check_results=[_check_result(result.check())],
         )
 
     @dg.asset(
@@ -393,63 +297,23 @@ def build_embedmap_defs(
         **common,
     )
     def collection_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return _each_partition(context, lambda p: upsert_partition(context, p))
+        return _each_partition(context, lambda p: points_partition(context, p))
 
-    def upsert_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
-        docs = pl.read_parquet(layout.documents(partition)).drop("vector", strict=False)
-        emb = pl.read_parquet(layout.embeddings(partition))
-        joined = docs.join(emb.select("id", pl.col("content_hash").alias("_h"), "vector"), on="id", how="left")
-        stale = joined.filter(pl.col("vector").is_null() | (pl.col("_h") != pl.col("content_hash")))
-        if stale.height:
-            raise EmbedMapInputError(
-                f"partition {partition!r}: embeddings are missing or out of date for id(s) "
-                f"{stale['id'].head(5).to_list()}; materialize {keys.embeddings.to_user_string()} for this partition first"
-            )
-        meta_cols = [c for c in docs.columns if c not in ("id", "text", "content_hash")]
-        ids = [point_id(name, rid) for rid in joined["id"].to_list()]
-        vectors = joined.get_column("vector").to_numpy() if joined.height else np.empty((0, 1), np.float32)
-        with getattr(context.resources, qdrant_key).open(collection) as store:
-            # a record whose text is unchanged keeps its place on the map and its topic
-            kept = {str(r.id): r.payload for r in store.scroll(partition=partition, with_payload=list(placement))}
-            payloads = []
-            for pid, row in zip(ids, joined.select("id", "text", "content_hash", *meta_cols).iter_rows(named=True)):
-                payload = {"record_id": row["id"], "text": row["text"][:SNIPPET_CHARS], "content_hash": row["content_hash"],
-                           **{c: row[c] for c in meta_cols}}
-                before = kept.get(pid) or {}
-                if before.get("content_hash") == row["content_hash"]:
-                    payload.update({k: before[k] for k in placement if k in before and k != "content_hash"})
-                payloads.append(payload)
-            # from the first write until the last, the collection may hold half of this partition: the
-            # global steps leave a pending partition out, and a rerun of this step completes it
-            upserted, deleted = store.upsert_partition(
-                partition, ids, np.asarray(vectors, np.float32), payloads,
-                before_write=lambda: layout.mark_pending(partition, "collection"),
-            )
-            in_partition = store.count(partition)
-            total = store.count()
-            where = store.location.describe()
-        layout.clear_pending(partition)
+    def points_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
+        result = write_points(open_store(context), layout, name, partition, levels=clustering.levels, log=context.log,
+                              embeddings_step=step["embeddings"], documents_step=step["documents"])
         return dg.MaterializeResult(
             metadata={
-                "dagster/row_count": in_partition,
+                "dagster/row_count": result.points,
                 "collection": collection,
-                "qdrant": where,
-                "points_upserted": upserted,
-                "stale_points_deleted": deleted,
-                "collection_points": total,
+                "qdrant": result.where,
+                "points_upserted": result.upserted,
+                "stale_points_deleted": result.deleted,
+                "points_replaced": result.replaced,
+                "collection_points": result.collection_points,
             },
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="partition_points_match_documents",
-                    passed=in_partition == docs.height,
-                    metadata={"points": in_partition, "documents": docs.height},
-                )
-            ],
+            check_results=[_check_result(result.check())],
         )
-
-    def layout_model() -> ProjectionModel | None:
-        """The current layout model, if one was fitted."""
-        return ProjectionModel.load(layout.projection_model) if layout.projection_model.exists() else None
 
     @dg.asset(
         key=keys.projection_model,
@@ -466,32 +330,17 @@ def build_embedmap_defs(
         group_name=group,
     )
     def projection_model_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        with getattr(context.resources, qdrant_key).open(collection) as store:
-            ids, vectors, payloads = store.read_vectors()
-        ids, vectors, payloads = _without_pending(context, ids, vectors, payloads)
-        if len(ids) < 3:
-            raise EmbedMapInputError(
-                f"collection {collection!r} holds {len(ids)} point(s); a projection needs at least 3 — "
-                f"materialize {keys.collection.to_user_string()} for some partitions first"
-            )
-        previous = layout_model()
-        previous_xy = {pid: (p["x"], p["y"]) for pid, p in zip(ids, payloads)
-                       if p.get("x") is not None and p.get("y") is not None} if previous is not None else None
-        started = time.perf_counter()
-        model = fit_projection(ids, vectors, [str(p.get("partition")) for p in payloads], projection,
-                               previous=previous, previous_xy=previous_xy)
-        seconds = time.perf_counter() - started
-        model.save(layout.projection_model)
-        _write_json(layout.projection_model_info, {"version": model.version, "points_at_fit": model.points_at_fit,
-                                                    "fitted_on": len(model.fitted)})
+        fit = fit_layout(open_store(context), layout, name, projection, context.log,
+                         collection_step=step["collection"], refit_step=step["projection_model"])
+        model = fit.model
         return dg.MaterializeResult(
             metadata={
                 "version": model.version,
                 "fitted_on": len(model.fitted),
-                "points": len(ids),
+                "points": fit.points,
                 "alignment_disparity": round(float(model.alignment.disparity), 5),
-                "aligned_to_version": previous.version if previous is not None else 0,
-                "seconds": round(seconds, 2),
+                "aligned_to_version": fit.aligned_to_version,
+                "seconds": round(fit.seconds, 2),
                 "n_neighbors": projection.n_neighbors,
                 "min_dist": projection.min_dist,
                 "dagster/uri": dg.MetadataValue.text(layout.projection_model.as_uri()),
@@ -512,53 +361,14 @@ def build_embedmap_defs(
         **common,
     )
     def projection_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return _each_partition(context, lambda p: place_partition(context, p))
+        return _each_partition(context, lambda p: placement_partition(context, p))
 
-    def place_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
-        model = layout_model()
-        if model is None:
-            raise EmbedMapInputError(
-                f"partition {partition!r}: no layout model yet; materialize {keys.projection_model.to_user_string()} first"
-            )
-        resource = getattr(context.resources, qdrant_key)
-        with resource.open(collection) as store:
-            ids, vectors, payloads = store.read_vectors(partition)
-        todo = [i for i, p in enumerate(payloads) if p.get("layout_version") != model.version or p.get("x") is None]
-        started = time.perf_counter()
-        xy = model.place([ids[i] for i in todo], vectors[todo]) if todo else np.empty((0, 2), np.float32)
-        seconds = time.perf_counter() - started
-        if todo:
-            with resource.open(collection) as store:
-                store.set_payloads({ids[i]: {"x": float(x), "y": float(y), "layout_version": model.version}
-                                    for i, (x, y) in zip(todo, xy)})
-        placed = {ids[i]: (float(x), float(y)) for i, (x, y) in zip(todo, xy)}
-        coords = [placed.get(pid) or (payloads[i].get("x"), payloads[i].get("y")) for i, pid in enumerate(ids)]
-        frame = pl.DataFrame(
-            {
-                "point_id": ids,
-                "record_id": [str(p.get("record_id")) for p in payloads],
-                "x": [c[0] for c in coords],
-                "y": [c[1] for c in coords],
-            },
-            schema={"point_id": pl.String, "record_id": pl.String, "x": pl.Float32, "y": pl.Float32},
-        )
-        path = layout.coordinates(partition)
-        with atomic_path(path) as tmp:
-            frame.write_parquet(tmp)
-        finite = int(frame.select((pl.col("x").is_finite() & pl.col("y").is_finite()).sum()).item() or 0)
-        meta = file_metadata(path, frame)
-        meta.update({"placed": len(todo), "kept": len(ids) - len(todo), "layout_version": model.version,
-                     "seconds": round(seconds, 2)})
-        return dg.MaterializeResult(
-            metadata=meta,
-            check_results=[
-                dg.AssetCheckResult(
-                    check_name="every_point_projected",
-                    passed=finite == len(ids),
-                    metadata={"projected": finite, "points": len(ids)},
-                )
-            ],
-        )
+    def placement_partition(context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:
+        result = place_partition(open_store(context), layout, partition, refit_step=step["projection_model"])
+        meta = file_metadata(result.path, result.frame)
+        meta.update({"placed": result.placed, "kept": result.kept, "layout_version": result.version,
+                     "seconds": round(result.seconds, 2)})
+        return dg.MaterializeResult(metadata=meta, check_results=[_check_result(result.check())])
 
     class TopicsConfig(dg.Config):
         recluster: bool = False
@@ -577,81 +387,34 @@ def build_embedmap_defs(
         group_name=group,
     )
     def topics_asset(context: dg.AssetExecutionContext, config: TopicsConfig) -> dg.MaterializeResult:
-        resource = getattr(context.resources, qdrant_key)
         current = set(pdef.get_partition_keys(dynamic_partitions_store=context.instance))
-        with resource.open(collection) as store:
-            points = points_frame(store)  # one pass over the collection serves the pruning and the topics
-            pruned = {p: store.delete_partition(p) for p in set(points["partition"].to_list()) - current}
-        points = points.filter(~pl.col("partition").is_in(list(pruned)))
-        pending = _pending(context)
-        points = points.filter(~pl.col("partition").is_in(list(pending)))
-        for partition in pruned:
-            layout.remove_partition_files(partition)
-        if pruned:
-            context.log.info(f"removed the points of partitions no longer present: {pruned}")
-        points = points.filter(pl.col("x").is_not_null())
-        model = layout_model()
-        before = _read_json(layout.topics_state)
-        relayout = model is not None and before.get("layout_version") != model.version
-        old_table = pl.read_parquet(layout.topics) if layout.topics.exists() else None
-        depth = topic_levels(points.columns)
-        previous = [points[level_field(level, "id")].fill_null(-1).to_numpy() for level in range(depth)]
-        if not previous:
-            previous = [points["topic_id"].fill_null(-1).to_numpy()]
-        started = time.perf_counter()
-        result = update_topics(
-            points.select("x", "y").to_numpy(), previous, old_table, lambda: _texts_for(points),
-            recluster=config.recluster or relayout, clustering=clustering, labels=labels,
-        )
-        seconds = time.perf_counter() - started
-        # a recluster renames topics too, so every point is written; otherwise only the newly assigned ones
-        with resource.open(collection) as store:
-            store.set_payloads({
-                point_id(name, rid): result.payload(i)
-                for i, rid in enumerate(points["id"].to_list()) if result.changed[i]
-            })
-        table = result.table
-        with atomic_path(layout.topics) as tmp:
-            table.write_parquet(tmp)
-        topic_ids = result.tree.fine
-        state = {
-            "layout_version": model.version if model else None,
-            "reclustered": result.reclustered,
-            # what HDBSCAN itself clustered at the last recluster (new points since then are assigned)
-            "clustered_share": (float(result.clustered.mean()) if len(topic_ids) else 0.0) if result.reclustered
-            else before.get("clustered_share"),
-        }
-        _write_json(layout.topics_state, state)
+        result = refresh_topics(open_store(context), layout, name, current, clustering=clustering, labels=labels,
+                                recluster=config.recluster, log=context.log, collection_step=step["collection"])
+        table, update = result.table, result.update
         meta = file_metadata(layout.topics, table)
         fine_level = table.filter(pl.col("level") == table["level"].max()) if table.height else table
         meta.update(
             {
                 "topics": int(fine_level.filter(pl.col("topic_id") >= 0).height),
                 "topics_per_level": [int(table.filter((pl.col("level") == level) & (pl.col("topic_id") >= 0)).height)
-                                     for level in range(result.tree.depth)],
-                "reclustered": result.reclustered,
-                "points_assigned": int(result.changed.sum()),
-                "share_clustered": round(float(state["clustered_share"] or 0.0), 4),
-                "share_assigned": round(float((topic_ids >= 0).mean()), 4) if len(topic_ids) else 0.0,
-                "removed_partitions": sorted(pruned),
-                "incomplete_partitions": sorted(pending),
-                "seconds": round(seconds, 2),
+                                     for level in range(update.tree.depth)],
+                "reclustered": update.reclustered,
+                "points_assigned": int(update.changed.sum()),
+                "points_reassigned": result.reassigned,
+                "share_clustered": round(float(result.state["clustered_share"] or 0.0), 4),
+                "share_assigned": round(result.share_assigned, 4),
+                "removed_partitions": sorted(result.pruned),
+                "incomplete_partitions": sorted(result.pending),
+                "seconds": round(result.seconds, 2),
                 "topic_tree": dg.MetadataValue.md(topic_tree_markdown(table)),
             }
         )
-        if result.match is not None:
-            meta["topic_changes"] = dg.MetadataValue.json(result.match.to_metadata())
+        if update.match is not None:
+            meta["topic_changes"] = dg.MetadataValue.json(update.match.to_metadata())
         return dg.MaterializeResult(metadata=meta)
 
     def _pending(context) -> set[str]:
-        """Partitions whose points are half written (a collection step interrupted): left off, said loudly."""
-        pending = layout.pending_partitions()
-        if pending:
-            context.log.warning(
-                f"partition(s) {sorted(pending)} of map {name!r} were interrupted while writing their points; they "
-                f"are left out until {keys.collection.to_user_string()} is materialized for them again"
-            )
-        return pending
+        return pending_partitions(layout, name, step["collection"], context.log)
 
     def _without_pending(context, ids, vectors, payloads):
         pending = _pending(context)
@@ -659,9 +422,6 @@ def build_embedmap_defs(
             return ids, vectors, payloads
         keep = [i for i, p in enumerate(payloads) if p.get("partition") not in pending]
         return [ids[i] for i in keep], vectors[keep], [payloads[i] for i in keep]
-
-    def _texts_for(points: pl.DataFrame) -> list[str]:
-        return full_texts(points, layout.documents)
 
     @dg.asset(
         key=keys.map,
@@ -677,21 +437,25 @@ def build_embedmap_defs(
                               description="The collection holds as many points as there are documents in all partitions."),
             dg.AssetCheckSpec("every_point_mapped", automation_condition=eager, asset=keys.map,
                               description="Every point in the collection has coordinates and a topic."),
+            dg.AssetCheckSpec("every_point_current", automation_condition=eager, asset=keys.map,
+                              description="Every point agrees with its record: its stored text hash is the "
+                              "record's, its place was computed from its current vector and its topic for that place."),
         ],
         description="The data map: an interactive HTML file, a PNG preview and the topic table, read from Qdrant.",
         group_name=group,
     )
     def map_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        with getattr(context.resources, qdrant_key).open(collection) as store:
+        with getattr(context.resources, qdrant_key).open(collection, read_only=True) as store:
             points = points_frame(store)
             total = store.count()
         pending = _pending(context)
         points = points.filter(~pl.col("partition").is_in(list(pending)))
         partition_keys = pdef.get_partition_keys(dynamic_partitions_store=context.instance)
+        audit = audit_points(points, layout, set(partition_keys) - pending)
         documents_total = sum(
             pl.scan_parquet(layout.documents(p)).select(pl.len()).collect().item()
             for p in partition_keys
-            if layout.documents(p).exists()
+            if layout.documents(p).exists() and p not in audit.unreadable
         )
         extra = record_metadata_columns(points.columns)
         title = f"{name}: {points.height} records"
@@ -699,7 +463,8 @@ def build_embedmap_defs(
         render_preview_png(drawable, layout.png, title=title)
         render_html_map(drawable, layout.html, title=title, extra_columns=extra)
         unmapped = points.filter(pl.col("x").is_null() | pl.col("topic_id").is_null() | (pl.col("topic_id") < 0)).height
-        table = pl.read_parquet(layout.topics) if layout.topics.exists() else None
+        table = read_or_set_aside(layout.topics, pl.read_parquet, log=context.log, holds="the topic table",
+                                  then=f"the map is drawn without it; materialize {keys.topics.to_user_string()} again")
         meta = file_metadata(layout.html)
         meta.update(
             {
@@ -727,6 +492,7 @@ def build_embedmap_defs(
                     passed=unmapped == 0,
                     metadata={"unmapped_points": unmapped, "points": points.height},
                 ),
+                _check_result(audit.check()),
             ],
         )
 
@@ -741,7 +507,7 @@ def build_embedmap_defs(
         group_name=group,
     )
     def duplicates_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        with getattr(context.resources, qdrant_key).open(collection) as store:
+        with getattr(context.resources, qdrant_key).open(collection, read_only=True) as store:
             ids, vectors, payloads = _without_pending(context, *store.read_vectors())
             pairs = near_duplicate_pairs(store, ids, vectors, threshold=duplicate_threshold)
         record = {pid: str(p.get("record_id")) for pid, p in zip(ids, payloads)}
@@ -848,13 +614,9 @@ def _each_partition(context: dg.AssetExecutionContext, one) -> dg.MaterializeRes
     return dg.MaterializeResult(metadata=meta, check_results=merged)
 
 
-def _read_json(path) -> dict:
-    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-
-
-def _write_json(path, data: dict) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=True), encoding="utf-8")
+def _check_result(check: Check) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(check_name=check.name, passed=check.passed, metadata=check.metadata,
+                               description=check.description)
 
 
 def _drift_sensor(name: str, layout: MapLayout, pdef: dg.PartitionsDefinition, refit_job, share: float,
@@ -864,7 +626,7 @@ def _drift_sensor(name: str, layout: MapLayout, pdef: dg.PartitionsDefinition, r
     @dg.sensor(name=name, job=refit_job, minimum_interval_seconds=300, default_status=status,
                description=f"Refits the layout when over {share:.0%} of the records are newer than the layout model.")
     def drift(context: dg.SensorEvaluationContext):
-        info = _read_json(layout.projection_model_info)
+        info = layout_info(layout, context.log)
         if not info:
             return dg.SkipReason("no layout model yet")
         keys = pdef.get_partition_keys(dynamic_partitions_store=context.instance)
@@ -877,18 +639,3 @@ def _drift_sensor(name: str, layout: MapLayout, pdef: dg.PartitionsDefinition, r
                              tags={"embedmap/reason": f"{new_share:.1%} new since layout v{info['version']}"})
 
     return drift
-
-
-def _digest(parts: Sequence[str]) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode("utf-8")).hexdigest()[:24]
-
-
-def _in_order(ids: pl.Series, cached: pl.DataFrame, todo_ids: pl.Series, fresh: np.ndarray, dim: int) -> np.ndarray:
-    """Reused and freshly computed vectors, back in the documents' order."""
-    out = np.empty((len(ids), dim), dtype=np.float32)
-    position = {rid: i for i, rid in enumerate(ids.to_list())}
-    if cached.height:
-        out[[position[r] for r in cached["id"].to_list()]] = np.asarray(cached["vector"].to_list(), dtype=np.float32)
-    if len(todo_ids):
-        out[[position[r] for r in todo_ids.to_list()]] = fresh
-    return out

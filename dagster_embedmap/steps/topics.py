@@ -1,0 +1,113 @@
+"""The map's topics: clusters of the 2-D map, the tree over them and their names, stable between runs."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import polars as pl
+
+from ..core.cluster import ClusterSettings
+from ..core.label import LabelSettings
+from ..core.paths import Log, MapLayout, atomic_path, read_json_state, read_or_set_aside, write_json
+from ..core.points import full_texts, level_field, points_frame, topic_levels
+from ..core.store import point_id
+from ..core.topic_model import TopicsUpdate, update_topics
+from .common import StoreOpener, pending_partitions
+from .layout import load_layout_model
+
+__all__ = ["TopicsResult", "refresh_topics"]
+
+
+@dataclass
+class TopicsResult:
+    update: TopicsUpdate
+    table: pl.DataFrame
+    points: int
+    reassigned: int
+    """Points given a topic again because their place was computed anew (their vector changed)."""
+    seconds: float
+    state: dict
+    pruned: dict[str, int] = field(default_factory=dict)
+    """Partitions no longer in the map whose points were deleted, with how many."""
+    pending: set[str] = field(default_factory=set)
+
+    @property
+    def share_assigned(self) -> float:
+        fine = self.update.tree.fine
+        return float((fine >= 0).mean()) if len(fine) else 0.0
+
+
+def _stale_topics(points: pl.DataFrame) -> np.ndarray:
+    """Points whose topics were assigned for another place than the one they have (``topic_hash`` !=
+    ``xy_hash``): their vector changed, they were placed again, so their topic is decided again."""
+    if not points.height:
+        return np.zeros(0, dtype=bool)
+    xy = points["xy_hash"] if "xy_hash" in points.columns else pl.Series([None] * points.height, dtype=pl.String)
+    topic = points["topic_hash"] if "topic_hash" in points.columns else pl.Series([None] * points.height, dtype=pl.String)
+    return np.asarray([a != b for a, b in zip(xy.to_list(), topic.to_list())], dtype=bool)
+
+
+def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, partitions: set[str], *,
+                   clustering: ClusterSettings, labels: LabelSettings, recluster: bool, log: Log,
+                   collection_step: str = "collection") -> TopicsResult:
+    """Bring every point's topics up to date and write ``topics.parquet`` and each point's topic fields.
+
+    Points of partitions no longer in ``partitions`` are deleted first (with their files). Without a
+    recluster, points keep their topics and points without one (new, or placed again because their
+    vector changed) join their neighbours' topic; after a new layout version, when asked, or when the
+    stored topic state cannot be read, HDBSCAN runs again and topics are matched to the previous ids.
+    """
+    with open_store() as store:
+        points = points_frame(store)  # one pass over the collection serves the pruning and the topics
+        pruned = {p: store.delete_partition(p) for p in set(points["partition"].to_list()) - set(partitions)}
+    points = points.filter(~pl.col("partition").is_in(list(pruned)))
+    pending = pending_partitions(layout, map_name, collection_step, log)
+    points = points.filter(~pl.col("partition").is_in(list(pending)))
+    for partition in pruned:
+        layout.remove_partition_files(partition)
+    if pruned:
+        log.info(f"removed the points of partitions no longer present: {pruned}")
+    points = points.filter(pl.col("x").is_not_null())
+    model = load_layout_model(layout, log, then="the topics are updated as if the layout were unchanged")
+    before = read_json_state(layout.topics_state, log=log, then="the topics are clustered again",
+                             holds="which layout version the topics were clustered on")
+    relayout = model is not None and before.get("layout_version") != model.version
+    old_table = read_or_set_aside(layout.topics, pl.read_parquet, log=log,
+                                  holds="the topic table (ids, parents, sizes, labels and keywords of every level)",
+                                  then="the topics are clustered and named again")
+    stale = _stale_topics(points)
+    depth = topic_levels(points.columns)
+    previous = [np.where(stale, -1, points[level_field(level, "id")].fill_null(-1).to_numpy()) for level in range(depth)]
+    if not previous:
+        previous = [np.where(stale, -1, points["topic_id"].fill_null(-1).to_numpy())]
+    started = time.perf_counter()
+    update = update_topics(
+        points.select("x", "y").to_numpy(), previous, old_table, lambda: full_texts(points, layout.documents),
+        recluster=recluster or relayout,  # without a readable table, update_topics reclusters by itself
+        clustering=clustering, labels=labels,
+    )
+    seconds = time.perf_counter() - started
+    changed = update.changed | stale
+    xy_hashes = points["xy_hash"].to_list() if "xy_hash" in points.columns else [None] * points.height
+    # a recluster renames topics too, so every point is written; otherwise only the newly assigned ones
+    with open_store() as store:
+        store.set_payloads({
+            point_id(map_name, rid): {**update.payload(i), "topic_hash": xy_hashes[i]}
+            for i, rid in enumerate(points["id"].to_list()) if changed[i]
+        })
+    table = update.table
+    with atomic_path(layout.topics) as tmp:
+        table.write_parquet(tmp)
+    fine = update.tree.fine
+    state = {
+        "layout_version": model.version if model else None,
+        "reclustered": update.reclustered,
+        # what HDBSCAN itself clustered at the last recluster (new points since then are assigned)
+        "clustered_share": (float(update.clustered.mean()) if len(fine) else 0.0) if update.reclustered
+        else before.get("clustered_share"),
+    }
+    write_json(layout.topics_state, state)
+    return TopicsResult(update=update, table=table, points=points.height, reassigned=int(stale.sum()),
+                        seconds=seconds, state=state, pruned=pruned, pending=pending)
