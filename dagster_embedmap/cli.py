@@ -13,15 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
+import signal
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 __all__ = ["main"]
 
 MANIFEST = "embedmap.json"
+STORE_FOLDER = "qdrant"
+"""The embedded Qdrant's folder inside a home; the manifest records it relative to the home."""
+INTERRUPTED = 130
 
 
 def _terminal_safe(message: object) -> str:
@@ -32,6 +38,86 @@ def _terminal_safe(message: object) -> str:
 
 def _log(message: str) -> None:
     print(_terminal_safe(message), flush=True)
+
+
+def _warn(message: str) -> None:
+    print(_terminal_safe(f"warning: {message}"), file=sys.stderr, flush=True)
+
+
+class _CliLog:
+    """What the core's steps write to (``info`` / ``warning``) when the CLI calls them directly."""
+
+    def info(self, message: str) -> None:
+        _log(message)
+
+    def warning(self, message: str) -> None:
+        _warn(message)
+
+
+class _StepMessages(logging.Handler):
+    """The runs' log records as CLI lines: a step's own messages, one line each (warnings to stderr);
+    Dagster's event records (step started, failed with a stack trace, ...) are left to the run history
+    in ``<home>/dagster``: the CLI says what failed itself, in one paragraph."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        meta = getattr(record, "dagster_meta", None) or {}
+        if meta.get("dagster_event") is not None:
+            return
+        message = meta.get("orig_message") or record.getMessage()
+        (_warn if record.levelno >= logging.WARNING else _log)(message)
+
+
+def _cli_logger():
+    import dagster as dg
+
+    @dg.logger(dg.Field({"log_level": dg.Field(str, is_required=False, default_value="INFO")}),
+               description="The embedmap CLI's console: the steps' own messages, one line each.")
+    def cli_console(init_context) -> logging.Logger:
+        logger = logging.Logger("embedmap", level=init_context.logger_config["log_level"])
+        logger.addHandler(_StepMessages())
+        return logger
+
+    return cli_console
+
+
+class _Interrupts:
+    """Notices Ctrl-C (SIGINT) and SIGTERM whatever handler is installed when they arrive: during a run
+    Dagster swaps the handlers and may swallow a signal that lands between two steps. The interpreter
+    writes every signal it receives to the wakeup file descriptor, which this reads."""
+
+    def __enter__(self) -> "_Interrupts":
+        self.seen = False
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._read, False)
+        os.set_blocking(self._write, False)
+        self._previous_fd = signal.set_wakeup_fd(self._write, warn_on_full_buffer=False)
+        self._previous_term = signal.signal(signal.SIGTERM, signal.default_int_handler)
+        self._previous_hook = sys.unraisablehook
+        sys.unraisablehook = self._unraisable
+        return self
+
+    def _unraisable(self, unraisable) -> None:
+        # an interrupt raised inside a C callback (numba compiling, say) cannot propagate: note it quietly
+        if isinstance(unraisable.exc_value, BaseException) and not isinstance(unraisable.exc_value, Exception):
+            self.seen = True
+            return
+        self._previous_hook(unraisable)
+
+    def __call__(self) -> bool:
+        try:
+            received = os.read(self._read, 1024)
+        except BlockingIOError:
+            received = b""
+        if signal.SIGINT in received or signal.SIGTERM in received:
+            self.seen = True
+        return self.seen
+
+    def __exit__(self, *exc) -> None:
+        signal.set_wakeup_fd(self._previous_fd)
+        signal.signal(signal.SIGTERM, self._previous_term)
+        sys.unraisablehook = self._previous_hook
+        os.close(self._read)
+        os.close(self._write)
 
 
 def _quiet_dagster() -> None:
@@ -53,17 +139,78 @@ def _instance(home: Path):
 
 
 def _read_manifest(home: Path) -> dict:
+    """``{"maps": {name: entry}}``. An unreadable manifest is named and set aside; without a readable one
+    the maps are found from the home's own folders (each map's folder beside its collection in the store)."""
+    from .core.paths import read_json_state, set_aside
+
     path = home / MANIFEST
-    if not path.exists():
-        return {"maps": {}}
-    return json.loads(path.read_text(encoding="utf-8"))
+    recover = "the maps are found from the home's folders instead (the next `embedmap build` writes it again)"
+    data = read_json_state(path, log=_CliLog(), then=recover,
+                           holds="the list of the maps built in this home (input, columns, model and store of each)")
+    maps = data.get("maps") if data else None
+    if maps is not None and not (isinstance(maps, dict) and all(isinstance(v, dict) for v in maps.values())):
+        aside = set_aside(path)
+        _warn(f"{path} does not hold a list of maps; it was set aside as {aside.name}, and {recover}")
+        maps = None
+    if maps is None:  # missing or unreadable: what the home's folders hold
+        maps = _discover_maps(home)
+    return {"maps": maps}
+
+
+def _discover_maps(home: Path) -> dict[str, dict]:
+    """The maps a home holds, found from its folders: a map folder with documents whose collection is in
+    the embedded store (what `embedmap build` writes)."""
+    found: dict[str, dict] = {}
+    store = home / STORE_FOLDER
+    for folder in sorted(p for p in home.iterdir() if p.is_dir()) if home.is_dir() else []:
+        if not (folder / "documents").is_dir():
+            continue
+        engine = "edge" if (store / "edge" / f"{folder.name}.json").exists() else \
+            "local" if (store / "collection" / folder.name).exists() else None
+        if engine is None:
+            continue
+        found[folder.name] = {"collection": folder.name, "qdrant_path": STORE_FOLDER, "engine": engine,
+                              "model": None, "input": None, "recovered": True}
+    if found:
+        _warn(f"found map(s) {sorted(found)} in {home}; their input and model are not known until they are built "
+              "again (search uses the bundled model)")
+    return found
 
 
 def _write_manifest(home: Path, name: str, entry: dict) -> None:
+    from .core.paths import write_json
+
     home.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(home)
     manifest["maps"][name] = entry
-    (home / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True), encoding="utf-8")
+    write_json(home / MANIFEST, manifest)
+
+
+def _store_location(home: Path, entry: dict):
+    """Where a map's collection is: the manifest's ``qdrant_path``, relative to the home. Manifests of
+    earlier versions hold an absolute path; a home's store was always its ``qdrant`` folder, so that is
+    used (a copied home reads its own store, never the one it was copied from)."""
+    from .core.store import StoreLocation
+
+    recorded = Path(entry.get("qdrant_path") or STORE_FOLDER)
+    folder = home / STORE_FOLDER if recorded.is_absolute() else home / recorded
+    if recorded.is_absolute() and recorded != home / STORE_FOLDER:
+        _warn(f"{home / MANIFEST} names the store {recorded}, outside this home (a manifest from before paths "
+              f"were kept relative); reading this home's own store {folder}")
+    # a manifest without an engine was written before the edge engine became the default
+    return StoreLocation(path=str(folder), engine=entry.get("engine", "local"))
+
+
+@contextmanager
+def _build_lock(home: Path, name: str) -> Iterator[None]:
+    """One build of a map at a time: a second `embedmap build` of the same map waits for the first, so
+    the manifest and the store always describe the same build."""
+    from .core.paths import MapLayout, file_lock
+
+    layout = MapLayout(home, name)
+    waiting = lambda: _log(f"waiting for another build of map {name!r} in {home} to finish ...")  # noqa: E731
+    with file_lock(layout.root / ".build.lock", on_wait=waiting):
+        yield
 
 
 def _pick_map(home: Path, name: str | None) -> tuple[str, dict]:
@@ -118,7 +265,6 @@ def cmd_build(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from . import build_embedmap_defs, embedmap_resources
-    from .assets import MapKeys, materialize_map
     from .core.sources import FileSource
 
     home = Path(args.home).expanduser().resolve()
@@ -138,69 +284,88 @@ def cmd_build(args: argparse.Namespace) -> int:
         ),
         dg.Definitions(resources=embedmap_resources(home, **_embedder_kwargs(args))),
     )
-    _write_manifest(
-        home,
-        name,
-        {
-            "input": args.input,
-            "text_column": args.text_column,
-            "id_column": args.id_column,
-            "vector_column": args.vector_column,
-            "partition_column": args.partition_column,
-            "qdrant_path": str(home / "qdrant"),
-            "engine": "edge",
-            "collection": name,
-            "model": args.model,
-        },
-    )
+    entry = {
+        "input": args.input,
+        "text_column": args.text_column,
+        "id_column": args.id_column,
+        "vector_column": args.vector_column,
+        "partition_column": args.partition_column,
+        "qdrant_path": STORE_FOLDER,
+        "engine": "edge",
+        "collection": name,
+        "model": args.model,
+    }
+    return _build(home, name, defs, entry, started)
+
+
+def _build(home: Path, name: str, defs, entry: dict, started: float, include_upstream: bool = False) -> int:
+    """Materialize the map under its build lock; the manifest says which input the store holds, and
+    whether that build completed."""
+    from .assets import MapKeys, materialize_map
+
     _quiet_dagster()
-    instance = _instance(home)
-    try:
-        result = materialize_map(defs, MapKeys.for_map(name), instance=instance, log=_log, log_level="INFO")
-    finally:
-        instance.dispose()
+    with _Interrupts() as interrupted, _build_lock(home, name):
+        _write_manifest(home, name, {**entry, "complete": False})
+        refit = _needs_refit(home, name)
+        instance = _instance(home)
+        try:
+            result = materialize_map(defs, MapKeys.for_map(name), instance=instance, include_upstream=include_upstream,
+                                     log=_log, log_level="INFO", logger=_cli_logger(), should_stop=interrupted,
+                                     refit=refit)
+        finally:
+            instance.dispose()
+        _write_manifest(home, name, {**entry, "complete": result.success})
     _summary(home, name, result, started)
     return 0 if result.success else 1
+
+
+def _needs_refit(home: Path, name: str) -> bool | None:
+    """True when the map's layout model file is missing (a first build, or a lost file) or cannot be read
+    (it is set aside, and said so): the build fits one. None when it is there: the run history decides."""
+    from .core.paths import MapLayout
+    from .steps.layout import layout_info, load_layout_model
+
+    layout = MapLayout(home, name)
+    if not layout.projection_model.exists():
+        return True
+    model = load_layout_model(layout, _CliLog(), then="the layout is fitted again")
+    if model is None:
+        return True
+    layout_info(layout, _CliLog())  # its summary, written again if unreadable
+    return None
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     home = Path(args.home).expanduser().resolve()
     os.environ["EMBEDMAP_HOME"] = str(home)
     os.environ["EMBEDMAP_DEMO_SIZE"] = "full" if args.full else str(args.size)
-    from .assets import MapKeys, materialize_map
     from .examples import wiki
 
     started = time.perf_counter()
-    _write_manifest(home, wiki.MAP_NAME, {"input": "wiki demo corpus", "qdrant_path": str(home / "qdrant"),
-                                          "engine": "edge", "collection": wiki.MAP_NAME, "model": "all-MiniLM-L6-v2"})
-    _quiet_dagster()
-    instance = _instance(home)
-    try:
-        result = materialize_map(wiki.defs, MapKeys.for_map(wiki.MAP_NAME), instance=instance,
-                                 include_upstream=True, log=_log, log_level="INFO")
-    finally:
-        instance.dispose()
-    _summary(home, wiki.MAP_NAME, result, started)
+    entry = {"input": "wiki demo corpus", "qdrant_path": STORE_FOLDER, "engine": "edge", "collection": wiki.MAP_NAME,
+             "model": "all-MiniLM-L6-v2"}
+    code = _build(home, wiki.MAP_NAME, wiki.defs, entry, started, include_upstream=True)
     _log(f"\nopen {Path(home, wiki.MAP_NAME, 'map.html')} in a browser, or run "
          f"`DAGSTER_HOME={home / 'dagster'} dagster dev -w workspace.yaml` for the lineage and the runs")
-    return 0 if result.success else 1
+    return code
 
 
 def cmd_export(args: argparse.Namespace) -> int:
     import polars as pl
 
+    from .core.documents import RESERVED_COLUMNS
     from .core.paths import MapLayout
     from .core.points import PIPELINE_FIELDS, full_texts, points_frame
-    from .core.store import StoreLocation, open_store
+    from .core.store import open_store
 
     home = Path(args.home).expanduser().resolve()
     name, entry = _pick_map(home, args.name)
-    # a manifest without an engine was written before the edge engine became the default
-    location = StoreLocation(path=entry["qdrant_path"], engine=entry.get("engine", "local"))
-    with open_store(location, entry["collection"]) as store:
+    location = _store_location(home, entry)
+    with open_store(location, entry["collection"], read_only=True) as store:
         points = points_frame(store)
     if points.is_empty():
-        raise SystemExit(f"embedmap: map {name!r} has no points in {entry['qdrant_path']}")
+        raise SystemExit(f"embedmap: map {name!r} has no points in {location.folder()}")
+    _warn_incomplete(name, entry)
     points = points.drop(PIPELINE_FIELDS, strict=False)
     if args.with_text:  # the whole text, not the payload's snippet
         layout = MapLayout(home, name)
@@ -211,7 +376,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     points.write_parquet(out)
     _log(f"wrote {points.height} points of map {name!r} to {out} (columns: {', '.join(points.columns)})")
+    renamed = [c for c in points.columns if c.startswith("meta_") and c[len("meta_"):] in RESERVED_COLUMNS]
+    if renamed:
+        _log(f"note: {', '.join(renamed)} are the input's columns {', '.join(c[len('meta_'):] for c in renamed)}, "
+             "renamed because the map uses those names itself")
     return 0
+
+
+def _warn_incomplete(name: str, entry: dict) -> None:
+    if entry.get("complete") is False:
+        _warn(f"the last build of map {name!r} (input {entry.get('input')!r}) did not finish; the map may still show "
+              "some records of the build before it. Run that build again to finish it")
 
 
 def _one_line(text: object, limit: int) -> str:
@@ -233,7 +408,7 @@ def _parse_where(pairs: Sequence[str]) -> dict[str, object]:
 def cmd_search(args: argparse.Namespace) -> int:
     from .core.embed import Encoder, EncoderSettings
     from .core.search import search_map
-    from .core.store import StoreLocation, open_store
+    from .core.store import open_store
 
     _quiet_dagster()
     home = Path(args.home).expanduser().resolve()
@@ -242,11 +417,11 @@ def cmd_search(args: argparse.Namespace) -> int:
     if args.topic is not None:
         topic = int(args.topic) if args.topic.lstrip("-").isdigit() else args.topic
     encoder = Encoder(EncoderSettings(model=entry.get("model") or "all-MiniLM-L6-v2", device=args.device))
-    # a manifest without an engine was written before the edge engine became the default
-    location = StoreLocation(path=entry["qdrant_path"], engine=entry.get("engine", "local"))
-    with open_store(location, entry["collection"]) as store:
+    location = _store_location(home, entry)
+    _warn_incomplete(name, entry)
+    with open_store(location, entry["collection"], read_only=True) as store:
         if not store.exists():
-            raise SystemExit(f"embedmap: map {name!r} has no collection in {entry['qdrant_path']}")
+            raise SystemExit(f"embedmap: map {name!r} has no collection in {location.folder()}")
         hits = search_map(store, encoder, args.query, k=args.k, topic=topic, level=args.level,
                           partition=args.partition, where=_parse_where(args.where))
     if args.json:
@@ -326,14 +501,28 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .core.errors import EmbedMapInputError, EmbedMapStoreError
+    from .assets.run import MapBuildInterrupted
+    from .core.errors import EmbedMapFileError, EmbedMapInputError, EmbedMapStoreError
+    from .core.paths import is_out_of_space
 
     try:
         return int(args.func(args) or 0)
+    except MapBuildInterrupted as stopped:
+        print(_terminal_safe(f"embedmap: {stopped}; the topics and the map are not updated yet. Run the same command "
+                             "again to finish: what is done is kept and not redone"), file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print("embedmap: interrupted; run the same command again to finish (every step can be rerun safely)",
+              file=sys.stderr)
+        return INTERRUPTED
     except Exception as exc:  # a failed step arrives wrapped in Dagster's errors: show the user's cause
         cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, (EmbedMapInputError, EmbedMapStoreError, FileNotFoundError,
-                                                           ValueError)):
+        while cause is not None and not isinstance(cause, (EmbedMapInputError, EmbedMapStoreError, EmbedMapFileError,
+                                                           FileNotFoundError, ValueError)):
+            if is_out_of_space(cause):
+                print(_terminal_safe(f"embedmap: no space left on the device ({cause}); free some space or use "
+                                     "another --home, then rerun"), file=sys.stderr)
+                return 2
             cause = cause.__cause__ or getattr(cause, "user_exception", None)
         if cause is None:
             raise
