@@ -28,7 +28,7 @@ from ..core.sources import SINGLE_PARTITION, FileSource
 from ..sensors import build_landing_sensor
 from ..steps import audit_points, embed_partition, fit_layout, place_partition, refresh_topics, write_documents
 from ..steps import write_points
-from ..steps.common import Check, pending_partitions
+from ..steps.common import Check, pending_partitions, without_pending
 from ..steps.ingest import SNIPPET_CHARS
 from ..steps.layout import layout_info
 from .metadata import file_metadata, md_table, topic_tree_markdown
@@ -416,13 +416,6 @@ def build_embedmap_defs(
     def _pending(context) -> set[str]:
         return pending_partitions(layout, name, step["collection"], context.log)
 
-    def _without_pending(context, ids, vectors, payloads):
-        pending = _pending(context)
-        if not pending:
-            return ids, vectors, payloads
-        keep = [i for i, p in enumerate(payloads) if p.get("partition") not in pending]
-        return [ids[i] for i in keep], vectors[keep], [payloads[i] for i in keep]
-
     @dg.asset(
         key=keys.map,
         deps=[keys.topics],
@@ -508,7 +501,8 @@ def build_embedmap_defs(
     )
     def duplicates_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         with getattr(context.resources, qdrant_key).open(collection, read_only=True) as store:
-            ids, vectors, payloads = _without_pending(context, *store.read_vectors())
+            ids, vectors, payloads = without_pending(layout, name, step["collection"], context.log,
+                                                     *store.read_vectors())
             pairs = near_duplicate_pairs(store, ids, vectors, threshold=duplicate_threshold)
         record = {pid: str(p.get("record_id")) for pid, p in zip(ids, payloads)}
         pairs = pairs.with_columns(

@@ -6,12 +6,13 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
 import polars as pl
 
 from ..core.paths import Log, MapLayout, read_or_set_aside
 from ..core.store import VectorStore
 
-__all__ = ["Check", "NullLog", "StoreOpener", "read_documents", "pending_partitions", "Log"]
+__all__ = ["Check", "NullLog", "StoreOpener", "read_documents", "pending_partitions", "without_pending", "Log"]
 
 StoreOpener = Callable[[], AbstractContextManager[VectorStore]]
 """Opens the map's collection for one block of work (``QdrantResource.open(collection)``, or
@@ -59,3 +60,13 @@ def pending_partitions(layout: MapLayout, map_name: str, rematerialize: str, log
             f"are left out until {rematerialize} is materialized for them again"
         )
     return pending
+
+
+def without_pending(layout: MapLayout, map_name: str, rematerialize: str, log: Log, ids: list[str],
+                    vectors: np.ndarray, payloads: list[dict]) -> tuple[list[str], np.ndarray, list[dict]]:
+    """``store.read_vectors()``'s points without those of partitions whose points are half written."""
+    pending = pending_partitions(layout, map_name, rematerialize, log)
+    if not pending:
+        return ids, vectors, payloads
+    keep = [i for i, p in enumerate(payloads) if p.get("partition") not in pending]
+    return [ids[i] for i in keep], vectors[keep], [payloads[i] for i in keep]

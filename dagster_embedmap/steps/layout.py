@@ -12,7 +12,7 @@ import polars as pl
 from ..core.errors import EmbedMapInputError
 from ..core.paths import Log, MapLayout, atomic_path, read_json_state, read_or_set_aside, write_json
 from ..core.project import ProjectionModel, ProjectionSettings, fit_projection
-from .common import Check, StoreOpener, pending_partitions
+from .common import Check, StoreOpener, without_pending
 
 __all__ = ["LayoutFit", "Placement", "fit_layout", "place_partition", "load_layout_model", "layout_info",
            "MIN_POINTS"]
@@ -71,11 +71,7 @@ def fit_layout(open_store: StoreOpener, layout: MapLayout, map_name: str, settin
     """Fit a new layout version on a sample of the map's points (partitions whose points are half written
     left out) and align it to where the points are now, so a refit keeps the map people know."""
     with open_store() as store:
-        ids, vectors, payloads = store.read_vectors()
-    pending = pending_partitions(layout, map_name, collection_step, log)
-    if pending:
-        keep = [i for i, p in enumerate(payloads) if p.get("partition") not in pending]
-        ids, vectors, payloads = [ids[i] for i in keep], vectors[keep], [payloads[i] for i in keep]
+        ids, vectors, payloads = without_pending(layout, map_name, collection_step, log, *store.read_vectors())
     if len(ids) < MIN_POINTS:
         raise EmbedMapInputError(
             f"map {map_name!r} has {len(ids)} record(s); laying a map out in 2-D needs at least {MIN_POINTS}. Add "

@@ -42,11 +42,11 @@ class TopicsResult:
 def _stale_topics(points: pl.DataFrame) -> np.ndarray:
     """Points whose topics were assigned for another place than the one they have (``topic_hash`` !=
     ``xy_hash``): their vector changed, they were placed again, so their topic is decided again."""
-    if not points.height:
-        return np.zeros(0, dtype=bool)
-    xy = points["xy_hash"] if "xy_hash" in points.columns else pl.Series([None] * points.height, dtype=pl.String)
-    topic = points["topic_hash"] if "topic_hash" in points.columns else pl.Series([None] * points.height, dtype=pl.String)
-    return np.asarray([a != b for a, b in zip(xy.to_list(), topic.to_list())], dtype=bool)
+    def column(name: str) -> pl.Expr:
+        return pl.col(name) if name in points.columns else pl.lit(None, dtype=pl.String)
+
+    return points.select(~column("topic_hash").eq_missing(column("xy_hash"))).to_series().to_numpy().astype(bool) \
+        if points.height else np.zeros(0, dtype=bool)
 
 
 def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, partitions: set[str], *,
