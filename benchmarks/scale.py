@@ -7,15 +7,21 @@ groups, 3% noise) with short synthetic texts, through the same core functions th
 the order the assets run them:
 
 1. store: every partition (50,000 points) upserted into the embedded Qdrant (edge engine),
-2. projection: UMAP fitted on a stratified sample (at most 20,000 points), every partition placed,
-   coordinates written to the payload,
-3. topics: HDBSCAN + the topic tree + c-TF-IDF labels of every level (``update_topics``), payloads,
+2. projection: UMAP fitted on a sample chosen by content (at most 20,000 points; the 2-D map and the
+   10-d cluster space), every partition placed, coordinates written to the payload,
+3. topics: HDBSCAN's cores in the cluster space, joined into topics, extended to every point, the
+   topic tree and the labels of every level (c-TF-IDF candidates ranked by meaning with the bundled
+   model, as for a map the model embeds) (``update_topics``), payloads,
 4. map: the points read back from the store, the HTML map (text snippets cut to 60 characters
    at this size) and the PNG preview.
 
 Prints seconds per stage, peak resident memory (``ru_maxrss``) and, between two sizes, each stage's
 growth next to n log n (target: per-partition stages grow no worse than n log n; 1M points in under
 30 minutes and 12 GiB).
+
+``--baseline REV`` also times the topics step of an earlier commit on the very same coordinates and
+texts, in the same run (a git worktree of REV in a temporary folder, its ``update_topics`` in a fresh
+process) and prints the ratio (target for the topics issue: at most 1.5x).
 """
 
 from __future__ import annotations
@@ -65,7 +71,8 @@ def synthetic(n: int, seed: int = 0):
 def run(n: int, home: Path) -> dict[str, float]:
     import polars as pl
 
-    from dagster_embedmap.core.align import stratified_sample
+    from dagster_embedmap.core.cluster import ClusterSpace
+    from dagster_embedmap.core.embed import Encoder, EncoderSettings
     from dagster_embedmap.core.points import points_frame
     from dagster_embedmap.core.project import ProjectionSettings, UMAPProjector
     from dagster_embedmap.core.render import render_html_map, render_preview_png
@@ -89,10 +96,8 @@ def run(n: int, home: Path) -> dict[str, float]:
     out["store: upsert every partition"] = time.perf_counter() - started
 
     started = time.perf_counter()
-    groups = np.repeat([p[0] for p in parts], [p[2] - p[1] for p in parts])
     settings = ProjectionSettings()
-    sample = stratified_sample(groups, settings.sample_size, seed=0)
-    projector = UMAPProjector(settings).fit(vectors[sample])
+    projector = UMAPProjector(settings).fit(vectors)  # the sample is chosen inside, by content
     out["projection: fit on the sample"] = time.perf_counter() - started
     started = time.perf_counter()
     xy = np.empty((n, 2), dtype=np.float32)
@@ -102,9 +107,16 @@ def run(n: int, home: Path) -> dict[str, float]:
             store.set_payloads({ids[i]: {"x": float(xy[i, 0]), "y": float(xy[i, 1])} for i in range(lo, hi)})
     out["projection: place every partition"] = time.perf_counter() - started
 
+    if os.environ.get("EMBEDMAP_SCALE_SAVE"):  # for --baseline: the same coordinates and texts
+        np.save(home / "xy.npy", xy)
+        (home / "texts.txt").write_text("\n".join(texts))
+    encoder = Encoder(EncoderSettings())
     started = time.perf_counter()
-    update = update_topics(xy, [np.full(n, -1)], None, lambda: texts)
+    space = ClusterSpace(projector.fit_index_, projector.cluster_embedding_, vectors[projector.fit_index_])
+    update = update_topics(xy, [np.full(n, -1)], None, lambda: texts, space=space,
+                           embed=lambda terms: encoder.encode(terms))
     out["topics: cluster, tree, labels"] = time.perf_counter() - started
+    encoder.close()
     started = time.perf_counter()
     with open_store(location, "scale") as store:
         store.set_payloads({ids[i]: update.payload(i) for i in range(n)})
@@ -128,11 +140,33 @@ def run(n: int, home: Path) -> dict[str, float]:
     return out
 
 
+def baseline_topics(rev: str, home: Path) -> float:
+    """Seconds the topics step of commit ``rev`` takes on the coordinates and texts saved in ``home``."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    tree = Path(tempfile.mkdtemp(prefix="embedmap-baseline-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=root, check=True, capture_output=True)
+    try:
+        code = ("import sys, time, numpy as np; sys.path.insert(0, sys.argv[1]); "
+                "from dagster_embedmap.core.topic_model import update_topics; "
+                "xy = np.load(sys.argv[2]); texts = open(sys.argv[3]).read().split(chr(10)); t = time.perf_counter(); "
+                "update_topics(xy, [np.full(len(xy), -1)], None, lambda: texts); print('SECONDS', time.perf_counter() - t)")
+        proc = subprocess.run([sys.executable, "-c", code, str(tree), str(home / "xy.npy"), str(home / "texts.txt")],
+                              capture_output=True, text=True, check=True)
+        return float([x for x in proc.stdout.splitlines() if x.startswith("SECONDS ")][0].split()[1])
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=root, capture_output=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--home", help="keep the files here (default: a temporary folder)")
+    parser.add_argument("--baseline", metavar="REV", help="also time this commit's topics step on the same data")
     args = parser.parse_args()
+    if args.baseline:
+        os.environ["EMBEDMAP_SCALE_SAVE"] = "1"
     results = {}
     for n in args.n:
         home = Path(args.home or tempfile.mkdtemp(prefix="embedmap-scale-")) / f"n{n}"
@@ -153,6 +187,9 @@ def main() -> int:
 
         results[n] = json.loads(line[0][7:])
         results[n]["total"] = time.perf_counter() - started
+        if args.baseline:
+            results[n]["baseline topics (REV)"] = baseline_topics(args.baseline, home)
+            results[n]["topics / baseline"] = results[n]["topics: cluster, tree, labels"] / results[n]["baseline topics (REV)"]
         print(f"\n{n:,} points: {results[n]['total']:.0f} s, peak {results[n]['peak memory GiB']:.2f} GiB", flush=True)
         for key, value in results[n].items():
             print(f"  {key:<36} {value:10.2f}")
@@ -164,7 +201,8 @@ def main() -> int:
         nlogn = (b * math.log(b)) / (a * math.log(a))
         print(f"\ngrowth from {a:,} to {b:,} points (n log n grows {nlogn:.1f}x, n {b / a:.0f}x):")
         for key in results[a]:
-            if key in ("HTML MB", "fine topics", "broad topics", "peak memory GiB") or results[a][key] <= 0:
+            if key in ("HTML MB", "fine topics", "broad topics", "peak memory GiB", "topics / baseline") \
+                    or results[a][key] <= 0:
                 continue
             print(f"  {key:<36} {results[b][key] / results[a][key]:6.1f}x")
     return 0

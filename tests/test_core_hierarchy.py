@@ -42,7 +42,9 @@ def planted(n_per: int = 30, seed: int = 0):
 
 def test_level_sizes_shrink_towards_the_root():
     assert level_sizes(16, 2) == [4, 16]
-    assert level_sizes(27, 3) == [3, 9, 27]
+    assert level_sizes(27, 3) == [4, 9, 27]  # the broadest level: 4 to 15 topics where the level below allows
+    assert level_sizes(9, 2) == [4, 9]
+    assert level_sizes(450, 2) == [15, 450]
     assert level_sizes(3, 2) == [2, 3]
     assert level_sizes(2, 2) == [2, 2]
     assert level_sizes(1, 2) == [1, 1]

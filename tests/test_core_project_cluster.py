@@ -64,8 +64,21 @@ def test_fit_transform_gives_finite_2d_float32(full, blobs):
     assert coords.shape == (len(x), 2)
     assert coords.dtype == np.float32
     assert np.isfinite(coords).all()
-    assert projector.fit_index_.tolist() == list(range(len(x)))
-    np.testing.assert_array_equal(coords, projector.fit_embedding_)
+    assert sorted(projector.fit_index_.tolist()) == list(range(len(x)))  # every point, in content order
+    np.testing.assert_array_equal(coords[projector.fit_index_], projector.fit_embedding_)
+    assert projector.cluster_embedding_.shape == (len(x), 10) and np.isfinite(projector.cluster_embedding_).all()
+
+
+def test_a_fit_depends_on_the_vectors_not_their_order(full, blobs):
+    """The same vectors in another order (another map name, partitioning or store order) give every
+    point the same place and the same topic."""
+    projector, coords = full
+    x, _, _ = blobs
+    perm = np.random.default_rng(5).permutation(len(x))
+    again = UMAPProjector(projector.settings).fit_transform(x[perm])
+    np.testing.assert_array_equal(again, coords[perm])
+    np.testing.assert_array_equal(x[perm][UMAPProjector(projector.settings).fit(x[perm]).fit_index_],
+                                  x[projector.fit_index_])
 
 
 def test_projection_keeps_blobs_apart(full, blobs):
@@ -82,7 +95,10 @@ def test_sample_smaller_than_n_still_places_every_point(sampled, blobs):
     x, truth, _ = blobs
     assert len(projector.fit_index_) == 150
     assert len(np.unique(projector.fit_index_)) == 150
-    assert projector.fit_index_.tolist() == sorted(projector.fit_index_.tolist())
+    # the sample is chosen by content: the same 150 vectors whatever the order they come in
+    perm = np.random.default_rng(2).permutation(len(x))
+    other = UMAPProjector(projector.settings).fit(x[perm])
+    assert sorted(perm[other.fit_index_].tolist()) == sorted(projector.fit_index_.tolist())
     assert coords.shape == (len(x), 2) and coords.dtype == np.float32
     assert np.isfinite(coords).all()
     np.testing.assert_array_equal(coords[projector.fit_index_], projector.fit_embedding_)
@@ -220,9 +236,17 @@ def test_uniform_noise_still_gives_at_least_one_topic():
     assert model.n_topics_ >= 1
 
 
-@pytest.mark.parametrize("n, expected", [(0, 5), (100, 5), (400, 5), (2000, 25), (8000, 100)])
-def test_auto_min_cluster_size(n, expected):
-    assert auto_min_cluster_size(n) == expected
+@pytest.mark.parametrize("sample, n, expected", [(0, 0, 5), (100, 100, 5), (400, 400, 5), (2000, 2000, 9),
+                                                 (10_000, 10_000, 19), (20_000, 1_000_000, 5)])
+def test_auto_min_cluster_size(sample, n, expected):
+    assert auto_min_cluster_size(sample, n) == expected
+
+
+@pytest.mark.parametrize("n, expected", [(0, 1), (100, 4), (2000, 20), (10_033, 45), (1_000_000, 450)])
+def test_fine_topics_grow_with_the_map(n, expected):
+    from dagster_embedmap.core.cluster import auto_fine_topics
+
+    assert auto_fine_topics(n) == expected
 
 
 def test_fit_projection_aligns_a_refit_onto_the_previous_layout(blobs):
@@ -230,14 +254,13 @@ def test_fit_projection_aligns_a_refit_onto_the_previous_layout(blobs):
 
     x, truth, _ = blobs
     ids = [f"p{i}" for i in range(len(x))]
-    groups = [f"g{i % 4}" for i in range(len(x))]
     settings = ProjectionSettings(n_neighbors=15, random_state=42)
-    first = fit_projection(ids, x, groups, settings)
+    first = fit_projection(ids, x, settings)
     assert first.version == 1 and first.alignment.disparity == 0.0 and len(first.fitted) == len(x)
     # the map a user knows: the same layout seen flipped, turned a quarter, scaled and moved
     turn = np.array([[0.0, -1.0], [-1.0, 0.0]])
     known = {pid: tuple(np.asarray(first.fitted[pid]) @ turn * 2.0 + np.array([100.0, -50.0])) for pid in ids}
-    second = fit_projection(ids, x, groups, settings, previous=first, previous_xy=known)
+    second = fit_projection(ids, x, settings, previous=first, previous_xy=known)
     assert second.version == 2 and second.alignment.disparity < 1e-3
     placed = second.place(ids, x)
     target = np.asarray([known[pid] for pid in ids])

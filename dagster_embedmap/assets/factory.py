@@ -378,18 +378,24 @@ def build_embedmap_defs(
     @dg.asset(
         key=keys.topics,
         deps=[keys.projection],
-        required_resource_keys={qdrant_key},
+        # the map's own model names topics by meaning; maps of precomputed vectors never load it
+        required_resource_keys={qdrant_key} if vector_column else {qdrant_key, embedder_key},
         kinds={"hdbscan"},
         automation_condition=eager,
-        description="Topics: HDBSCAN clusters of the 2-D map named by c-TF-IDF keywords. New points join "
+        description="Topics: HDBSCAN's dense cores in the layout's 5-d cluster space, joined by their mean "
+        "embedding into fine topics and a tree of broad ones, named by c-TF-IDF candidates the model ranks by "
+        "meaning. New points join "
         "their neighbours' topic; a recluster (after a refit, or when asked) keeps matched topics' ids and labels "
         "and records births, merges and splits. Points of removed partitions are dropped here.",
         group_name=group,
     )
     def topics_asset(context: dg.AssetExecutionContext, config: TopicsConfig) -> dg.MaterializeResult:
         current = set(pdef.get_partition_keys(dynamic_partitions_store=context.instance))
+        embed = None if vector_column else (lambda terms: getattr(context.resources, embedder_key).get_encoder()
+                                            .encode(terms))
         result = refresh_topics(open_store(context), layout, name, current, clustering=clustering, labels=labels,
-                                recluster=config.recluster, log=context.log, collection_step=step["collection"])
+                                recluster=config.recluster, log=context.log, collection_step=step["collection"],
+                                embed=embed)
         table, update = result.table, result.update
         meta = file_metadata(layout.topics, table)
         fine_level = table.filter(pl.col("level") == table["level"].max()) if table.height else table

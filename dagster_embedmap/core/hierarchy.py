@@ -1,23 +1,40 @@
 """A topic tree over the map: broad neighbourhoods made of the fine topics the clustering found.
 
-The finest level is the clustering's topics. Each coarser level joins neighbouring topics of the
-level below by Ward's method on their 2-D centroids, weighted by size (two small topics side by side
-join before a big one swallows its neighbour), so a broad topic is a region of the map a person
-sees at a glance. How many broad topics: near ``k ** (1 / depth)`` per step (about sqrt(k) for two
-levels), at the cut where the regions are most clearly apart (see :func:`_natural_cut`). Every topic has exactly one parent; ids at each level are numbered by size (0 the
-largest) and -1 stays "no topic" at every level.
+The finest level is the clustering's topics. Each coarser level joins topics of the level below by
+the rule of :mod:`dagster_embedmap.core.merge`: size-weighted Ward linkage on their centroids in the
+cluster space (the 10-d reduction made from the embeddings' own neighbour graph, so what the
+vectors say the topics are about; the 2-D centroids only when there is no cluster space), only
+between topics that touch on the map (so a broad topic is a region a person sees), and none larger
+than :data:`MAX_BROAD_SHARE` of the points while another join is possible. Joining on the mean
+384-d vector instead gave broad topics less like the corpora's coarse groups (NMI 0.208 vs 0.218 on
+Debian's, 0.392 vs 0.423 on the docstrings') and a largest broad topic of 32-36% instead of 18-23%.
 
-Only centroids are clustered, so building the tree costs O(k^3) in the number of fine topics
-``k`` (a few hundred at most), nothing per point.
+How many broad topics: near ``k ** (1 / depth)`` per step (about sqrt(k) for two levels), kept
+within :data:`BROAD_RANGE` (4 to 15) where the level below allows, at the cut where the groups are
+most clearly apart (see :func:`_natural_cut`). Every topic has exactly one parent; ids at each level
+are numbered by size (0 the largest) and -1 stays "no topic" at every level.
+
+Only topic centroids are joined, so building the tree costs about O(k^2) per join in the number of
+fine topics ``k`` (hundreds at most), nothing per point beyond one mean.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-__all__ = ["TopicTree", "build_tree", "tree_from_parents", "renumber_level", "level_sizes"]
+if TYPE_CHECKING:
+    from .cluster import ClusterSpace
+
+__all__ = ["TopicTree", "build_tree", "tree_from_parents", "renumber_level", "level_sizes", "BROAD_RANGE",
+           "MAX_BROAD_SHARE"]
+
+BROAD_RANGE = (4, 15)
+"""How many broad topics (the top level) a tree gets where the level below has more than that many."""
+MAX_BROAD_SHARE = 0.4
+"""No topic above the finest level holds more than this share of the points while another join is possible."""
 
 
 @dataclass
@@ -47,63 +64,35 @@ class TopicTree:
 
 def level_sizes(n_topics: int, depth: int) -> list[int]:
     """How many topics each level gets, broadest first: about ``k ** ((L + 1) / depth)`` for ``k``
-    fine topics (so ~sqrt(k) broad topics over two levels), fewer than the level below, but at
-    least 2 where the level below has 2 or more (a map is never one broad topic)."""
+    fine topics (so ~sqrt(k) broad topics over two levels), the broadest kept within
+    :data:`BROAD_RANGE`, every level fewer than the level below, but at least 2 where the level below
+    has 2 or more (a map is never one broad topic)."""
     if depth < 1:
         raise ValueError(f"a topic tree needs at least 1 level, got {depth}")
     sizes = [n_topics]
+    lo, hi = BROAD_RANGE
     for level in range(depth - 2, -1, -1):
         below = sizes[0]
         want = int(round(n_topics ** ((level + 1) / depth))) if n_topics else 0
+        if level == 0:
+            want = min(max(want, lo), hi)
         sizes.insert(0, max(min(want, below - 1), min(2, below), 0 if below == 0 else 1))
     return sizes
 
 
-def _ward_merges(centroids: np.ndarray, weights: np.ndarray) -> list[tuple[int, int, float]]:
-    """Every merge of size-weighted Ward clustering over the centroids, cheapest first: ``(kept, absorbed, cost)``.
-
-    The cost of joining groups ``A`` and ``B`` is ``|A||B| / (|A| + |B|) * |c_A - c_B|^2``, the growth of
-    the within-group sum of squares (sizes are point counts, so a big topic is expensive to move).
-    """
-    k = len(centroids)
-    c = centroids.astype(np.float64).copy()
-    w = weights.astype(np.float64).copy()
-    alive = np.ones(k, dtype=bool)
-    merges: list[tuple[int, int, float]] = []
-    for _ in range(k - 1):
-        idx = np.flatnonzero(alive)
-        d2 = ((c[idx, None, :] - c[None, idx, :]) ** 2).sum(-1)
-        cost = (w[idx, None] * w[None, idx]) / (w[idx, None] + w[None, idx]) * d2
-        np.fill_diagonal(cost, np.inf)
-        a, b = np.unravel_index(int(np.argmin(cost)), cost.shape)
-        merges.append((int(idx[a]), int(idx[b]), float(cost[a, b])))
-        a, b = idx[a], idx[b]
-        total = w[a] + w[b]
-        c[a] = (c[a] * w[a] + c[b] * w[b]) / total
-        w[a] = total
-        alive[b] = False
-    return merges
-
-
-def _groups_after(k: int, merges: list[tuple[int, int, float]], n_groups: int) -> np.ndarray:
-    """Group index (0..n_groups-1, arbitrary order) of each of ``k`` items after the first ``k - n_groups`` merges."""
-    group = np.arange(k)
-    for a, b, _ in merges[: max(0, k - n_groups)]:
-        group[group == b] = a
-    _, dense = np.unique(group, return_inverse=True)
-    return dense.reshape(-1)
-
-
-def _natural_cut(merges: list[tuple[int, int, float]], k: int, target: int, below: int) -> int:
-    """How many groups to keep: the cut within ``target / 1.5 .. target * 2`` (and under ``below``)
-    where the next merge costs the most relative to the one before it, i.e. where the map's
-    neighbourhoods are most clearly apart. Falls back to ``target``."""
+def _natural_cut(merges: list[tuple[int, int, float]], k: int, target: int, below: int, broadest: bool) -> int:
+    """How many groups to keep: the cut within ``target / 1.5 .. target * 2`` (and under ``below``;
+    for the broadest level within :data:`BROAD_RANGE` too) where the next join costs the most
+    relative to the one before it, i.e. where the groups are most clearly apart. Falls back to ``target``."""
     lo = max(min(2, below), int(np.ceil(target / 1.5)))
     hi = min(max(lo, below - 1), int(np.ceil(target * 2)))
+    if broadest and below > BROAD_RANGE[0]:
+        lo, hi = max(lo, BROAD_RANGE[0]), min(hi, BROAD_RANGE[1])
+        lo = min(lo, hi)
     costs = [m[2] for m in merges]
     best, best_ratio = target, -1.0
     for m in range(max(lo, 1), hi + 1):
-        nxt = k - m  # index of the merge that would take m groups to m - 1
+        nxt = k - m  # index of the join that would take m groups to m - 1
         if nxt >= len(costs) or nxt < 1:
             continue
         ratio = costs[nxt] / max(costs[nxt - 1], 1e-12)
@@ -119,33 +108,44 @@ def _by_size(point_ids: np.ndarray) -> dict[int, int]:
     return {int(old): new for new, old in enumerate(order)}
 
 
-def build_tree(xy: np.ndarray, fine: np.ndarray, depth: int = 2) -> TopicTree:
+def build_tree(xy: np.ndarray, fine: np.ndarray, depth: int = 2, space: "ClusterSpace | None" = None) -> TopicTree:
     """The topic tree of ``depth`` levels over points at ``xy`` whose finest topics are ``fine``.
 
-    ``fine`` keeps its ids (they are the stable ids of the clustering); coarser ids are numbered by
-    size. With ``depth == 1`` the tree is the flat topics.
+    With ``space`` (a :class:`~dagster_embedmap.core.cluster.ClusterSpace`) topics are joined on the
+    centroid of their sampled points in the cluster space and touch where their sampled points are
+    neighbours on the map; without, on their 2-D centroids and all points. ``fine`` keeps its ids (the stable ids
+    of the clustering); coarser ids are numbered by size. With ``depth == 1`` the tree is the flat topics.
     """
+    from .merge import adjacency, groups_after, ward_merges
+
     xy = np.asarray(xy, dtype=np.float64)
     fine = np.asarray(fine, dtype=np.int64)
     if xy.shape != (len(fine), 2):
         raise ValueError(f"xy must have shape ({len(fine)}, 2), got {xy.shape}")
+    if space is not None and len(space.rows):
+        rows, features = space.rows, np.asarray(space.coords, dtype=np.float64)
+    else:
+        rows, features = np.arange(len(fine)), xy
     ids = np.unique(fine[fine >= 0])
     sizes = level_sizes(len(ids), depth)
     levels = [fine]
     parents: list[dict[int, int]] = []
     current = fine
-    for target in reversed(sizes[:-1]):
+    for step, target in enumerate(reversed(sizes[:-1])):
+        broadest = step == len(sizes) - 2
         topic_ids = np.unique(current[current >= 0])
         if len(topic_ids):
-            rows = np.searchsorted(topic_ids, current[current >= 0])
-            weight = np.bincount(rows, minlength=len(topic_ids)).astype(np.float64)
-            centroids = np.stack(
-                [np.bincount(rows, weights=xy[current >= 0, d], minlength=len(topic_ids)) / weight for d in (0, 1)],
-                axis=1,
-            )
-            merges = _ward_merges(centroids, weight)
-            n_groups = _natural_cut(merges, len(topic_ids), target, len(topic_ids))
-            group = _groups_after(len(topic_ids), merges, n_groups)
+            at = current[rows]
+            seen = at >= 0
+            member = np.searchsorted(topic_ids, at[seen])
+            weight = np.bincount(np.searchsorted(topic_ids, current[current >= 0]), minlength=len(topic_ids))
+            counted = np.bincount(member, minlength=len(topic_ids)).astype(np.float64)
+            centroids = np.stack([np.bincount(member, weights=features[seen, d], minlength=len(topic_ids))
+                                  for d in range(features.shape[1])], axis=1) / np.maximum(counted, 1)[:, None]
+            touching = adjacency(xy[rows][seen], member, len(topic_ids))
+            merges = ward_merges(centroids, weight.astype(np.float64), touching, MAX_BROAD_SHARE)
+            n_groups = _natural_cut(merges, len(topic_ids), target, len(topic_ids), broadest)
+            group = groups_after(len(topic_ids), merges, n_groups)
         else:
             group = np.empty(0, dtype=np.int64)
         parent_raw = {int(t): int(g) for t, g in zip(topic_ids, group)}

@@ -1,9 +1,21 @@
-"""Topic names from class-based TF-IDF: the words and phrases frequent in one topic and rare in the others.
+"""Topic names: candidates from class-based TF-IDF, chosen by meaning.
 
 - :func:`ctfidf_keywords` names the topics of one level.
 - :func:`hierarchy_keywords` names every level of a topic tree from one pass over the texts: broad
   topics are compared with each other, sub-topics with every topic of their level, and a keyword
-  is never shared by two siblings (topics with the same parent, or all broad topics).
+  is never shared by two siblings (topics with the same parent, or all broad topics). A sub-topic may
+  repeat its parent's word when that word is what it is about ("games, board, chess" under "games, ...").
+
+How a topic's keywords are chosen:
+
+1. **Candidates**: the words and phrases frequent in the topic and rare in the others (c-TF-IDF, as
+   BERTopic scores them), without *corpus boilerplate* (terms found in at least
+   :data:`BOILERPLATE_SHARE` of every fine topic's texts, such as the "wrote" of every e-mail reply or
+   the "returns" of every docstring) and without clipped tokens (the "don" of "don't").
+2. **Meaning** (when the model is at hand, :class:`Semantic`): each candidate is embedded with the map's
+   own model and scored by its cosine to the topic's mean vector; the label is the candidates closest
+   to it, and the further keywords are picked by maximal marginal relevance (close to the topic,
+   unlike the keywords already picked). Without the model, c-TF-IDF order is kept.
 
 A term is a word or a two-word phrase ("united states", "world war"); English stop words, the
 encyclopaedic filler in :data:`EXTRA_STOP_WORDS`, numbers and one-letter tokens are removed before
@@ -17,13 +29,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
-from typing import Hashable, Iterable, Mapping, Sequence
+from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
 __all__ = [
     "LabelSettings",
+    "Semantic",
     "TopicKeywords",
+    "BOILERPLATE_SHARE",
     "ctfidf_keywords",
     "hierarchy_keywords",
     "EXTRA_STOP_WORDS",
@@ -36,8 +50,15 @@ EXTRA_STOP_WORDS = frozenset(
     generally often usually commonly typically various based different especially particularly
     like later early main major number numbers largest large small important example examples
     way ways part parts type types form forms following year years time times th st nd rd
-    new just make makes made said say says did does got get gets""".split()
+    new just make makes made said say says did does got get gets
+    don doesn didn isn wasn aren weren couldn wouldn shouldn haven hasn hadn won ll ve re
+    dont doesnt didnt isnt wasnt arent cant couldnt wouldnt shouldnt wont im ive youre""".split()
 )
+"""The second line: what is left of a contraction when the apostrophe is lost ("don" of "don't")."""
+
+BOILERPLATE_SHARE = 0.75
+"""A term found in at least 5% of the texts of this share of the fine topics (with 4 topics or more) is
+corpus boilerplate: frequent everywhere, it names none of them."""
 
 
 def stop_words() -> frozenset[str]:
@@ -59,6 +80,24 @@ class LabelSettings:
     """Vocabulary cap (the most frequent terms are kept)."""
     phrases: bool = True
     """Also score two-word phrases; a phrase replaces a single word of it already chosen."""
+    candidates: int = 20
+    """c-TF-IDF candidates per topic that the model re-ranks by meaning (with :class:`Semantic`)."""
+    diversity: float = 0.3
+    """Weight of unlikeness to the keywords already picked, in maximal marginal relevance, for the keywords
+    after the label's (the label is the ``label_words`` candidates closest to the topic: MMR there named
+    topics less like their records' categories, 0.83-0.86x c-TF-IDF's accuracy on 3 corpora vs 1.06-1.14x)."""
+
+
+@dataclass
+class Semantic:
+    """What ranking keywords by meaning needs: the texts that have vectors and a way to embed terms."""
+
+    rows: np.ndarray
+    """Indices, into the texts, of the points whose vectors are given."""
+    vectors: np.ndarray
+    """Their embedding vectors (one row per entry of ``rows``)."""
+    embed: Callable[[list[str]], np.ndarray]
+    """Terms -> one vector each, from the same model as ``vectors``."""
 
 
 @dataclass
@@ -80,6 +119,16 @@ _UNSPACED_RUN = re.compile(f"[{_UNSPACED}]+")
 _HIRAGANA = re.compile("^[\u3040-\u309f]+$")
 # a cheap first look: texts with no character from U+2000 on hold neither symbols nor unspaced scripts
 _BEYOND_WORDS = re.compile("[\u0e00-\u0e7f\u2000-\U0010ffff]")
+
+
+# possessive "'s" goes (earth's -> earth); a contraction goes whole (don't, we'll, they've, I'm)
+_POSSESSIVE = re.compile(r"(?<=\w)['\u2019]s\b")
+_CONTRACTION = re.compile(r"\b\w+(?:n['\u2019]t|['\u2019](?:ll|re|ve|d|m))\b")
+
+
+def _preprocess(text: str) -> str:
+    """Lower case, without possessives and contractions (so no clipped "don" or "ll" is counted)."""
+    return _CONTRACTION.sub(" ", _POSSESSIVE.sub("", text.lower()))
 
 
 def _character_terms(text: str) -> list[str]:
@@ -108,7 +157,7 @@ class _Counts:
         words = CountVectorizer(
             stop_words=sorted(stop_words()),
             token_pattern=_WORD_PATTERN,
-            lowercase=True,
+            preprocessor=_preprocess,
             ngram_range=(1, 2 if settings.phrases else 1),
             min_df=min_df,
             max_features=settings.max_features,
@@ -124,6 +173,26 @@ class _Counts:
         else:  # every text was stop words only
             self.matrix, self.vocab = None, np.array([], dtype=object)
         self.index = {str(v): i for i, v in enumerate(self.vocab)}
+
+    def boilerplate(self, topics: np.ndarray) -> np.ndarray:
+        """Per term: True when it is in at least 5% of the texts of :data:`BOILERPLATE_SHARE` of the
+        ``topics`` (never with fewer than 4 topics)."""
+        from scipy import sparse
+
+        ids = sorted(int(t) for t in np.unique(topics) if t >= 0)
+        if self.matrix is None or len(ids) < 4:
+            return np.zeros(len(self.vocab), dtype=bool)
+        rows = {t: i for i, t in enumerate(ids)}
+        member = np.array([rows.get(int(t), -1) for t in topics], dtype=np.int64)
+        keep = member >= 0
+        indicator = sparse.csr_matrix(
+            (np.ones(int(keep.sum())), (member[keep], np.flatnonzero(keep))), shape=(len(ids), self.n)
+        )
+        present = self.matrix.copy()
+        present.data[:] = 1.0
+        share = np.asarray((indicator @ present).todense(), dtype=np.float64) / np.maximum(
+            np.bincount(member[keep], minlength=len(ids)), 1)[:, None]
+        return (share >= 0.05).mean(axis=0) >= BOILERPLATE_SHARE
 
     def scores(self, topics: np.ndarray, ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """c-TF-IDF and the raw counts, one row per topic id: a term's share of the topic's words times
@@ -200,39 +269,90 @@ def _choose(
     return terms, scores
 
 
-def _level_keywords(
+def _level_candidates(
     counts: _Counts,
     topics: np.ndarray,
-    settings: LabelSettings,
+    n_terms: int,
     groups: Mapping[int, Hashable] | None = None,
-    avoid: Mapping[int, Iterable[str]] | None = None,
-) -> dict[int, TopicKeywords]:
+    excluded: np.ndarray | None = None,
+) -> dict[int, tuple[list[str], list[float]]]:
+    """Per topic id: its best ``n_terms`` terms by c-TF-IDF and their scores, siblings (topics in the
+    same ``groups`` entry; all topics by default) never sharing one, ``excluded`` terms left out."""
     topics = np.asarray(topics)
     ids = sorted(int(t) for t in np.unique(topics) if t >= 0)
     if not ids:
         return {}
     if counts.matrix is None or len(counts.vocab) == 0:
-        return {t: TopicKeywords(t, [], [], f"topic {t}") for t in ids}
+        return {t: ([], []) for t in ids}
     scores, class_counts = counts.scores(topics, ids)
     group_of = [groups.get(t, None) if groups is not None else None for t in ids]
     # each term belongs to the sibling that scores it highest, so siblings never share a keyword
     owner = np.full(scores.shape, False)
     for g in dict.fromkeys(group_of):
         members = [r for r, gg in enumerate(group_of) if gg == g]
-        sub = scores[members]
-        best = np.argmax(sub, axis=0)
+        best = np.argmax(scores[members], axis=0)
         for pos, r in enumerate(members):
             owner[r] = best == pos
-    out: dict[int, TopicKeywords] = {}
-    for r, t in enumerate(ids):
-        order = np.argsort(-scores[r], kind="stable")
-        words, word_scores = _choose(order, scores[r], class_counts[r], counts, owner[r], settings.top_n)
-        skip = set(avoid.get(t, ())) if avoid else set()
-        label_terms = [w for w in words if not set(w.split(" ")) & skip]
-        if len(label_terms) < settings.label_words:
-            label_terms = label_terms + [w for w in words if w not in label_terms]
-        label = ", ".join(label_terms[: settings.label_words]) if words else f"topic {t}"
-        out[t] = TopicKeywords(topic_id=t, keywords=words, scores=word_scores, label=label)
+    if excluded is not None:
+        owner &= ~excluded[None, :]
+    return {t: _choose(np.argsort(-scores[r], kind="stable"), scores[r], class_counts[r], counts, owner[r], n_terms)
+            for r, t in enumerate(ids)}
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    vectors = np.asarray(vectors, dtype=np.float64)
+    norms = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def _by_meaning(terms: list[str], term_vectors: np.ndarray, centroid: np.ndarray, top_n: int,
+                diversity: float, closest: int) -> list[str]:
+    """The ``closest`` terms nearest the topic's mean vector (the label), then maximal marginal
+    relevance: repeatedly the term closest to the mean vector, less ``diversity`` times its closeness
+    to the nearest term already picked."""
+    if not terms:
+        return []
+    relevance = term_vectors @ centroid
+    likeness = term_vectors @ term_vectors.T
+    picked = [int(i) for i in np.argsort(-relevance, kind="stable")[: max(1, min(closest, top_n))]]
+    while len(picked) < min(top_n, len(terms)):
+        rest = [i for i in range(len(terms)) if i not in picked]
+        mmr = (1 - diversity) * relevance[rest] - diversity * likeness[np.ix_(rest, picked)].max(axis=1)
+        picked.append(rest[int(np.argmax(mmr))])
+    return [terms[i] for i in picked]
+
+
+def _name_levels(
+    counts: _Counts,
+    levels: Sequence[np.ndarray],
+    groups: Sequence[Mapping[int, Hashable] | None],
+    settings: LabelSettings,
+    semantic: Semantic | None,
+) -> list[dict[int, TopicKeywords]]:
+    excluded = counts.boilerplate(np.asarray(levels[-1])) if len(levels) else None
+    n_terms = max(settings.candidates, settings.top_n) if semantic is not None else settings.top_n
+    candidates = [_level_candidates(counts, np.asarray(topics), n_terms, g, excluded)
+                  for topics, g in zip(levels, groups)]
+    vectors: dict[str, np.ndarray] = {}
+    if semantic is not None and len(semantic.rows):
+        terms = sorted({term for level in candidates for words, _ in level.values() for term in words})
+        if terms:
+            vectors = dict(zip(terms, _unit(semantic.embed(terms))))
+        unit_rows = _unit(semantic.vectors)
+    out: list[dict[int, TopicKeywords]] = []
+    for topics, level in zip(levels, candidates):
+        at = np.asarray(topics)[semantic.rows] if vectors else None
+        named: dict[int, TopicKeywords] = {}
+        for t, (words, scores) in level.items():
+            chosen = words[: settings.top_n]
+            if vectors and words and (at == t).any():
+                centroid = _unit(unit_rows[at == t].mean(axis=0))
+                chosen = _by_meaning(words, np.stack([vectors[w] for w in words]), centroid, settings.top_n,
+                                     settings.diversity, settings.label_words)
+            score_of = dict(zip(words, scores))
+            label = ", ".join(chosen[: settings.label_words]) if chosen else f"topic {t}"
+            named[t] = TopicKeywords(topic_id=t, keywords=chosen, scores=[score_of[w] for w in chosen], label=label)
+        out.append(named)
     return out
 
 
@@ -241,6 +361,7 @@ def ctfidf_keywords(
     topics: np.ndarray,
     settings: LabelSettings = LabelSettings(),
     groups: Mapping[int, Hashable] | None = None,
+    semantic: Semantic | None = None,
 ) -> dict[int, TopicKeywords]:
     """Keywords per topic id (topic -1, noise, gets none), best first.
 
@@ -248,8 +369,9 @@ def ctfidf_keywords(
     (L1-normalised) times ``log(1 + A / f)``, with ``A`` the average class size in words and ``f``
     the term's frequency over all classes (BERTopic's c-TF-IDF). Topics in the same ``groups`` entry
     (by default: all of them) never share a keyword: a term goes to the one that scores it highest.
+    With ``semantic`` the candidates are re-ranked by meaning (see the module docstring).
     """
-    return _level_keywords(_Counts(texts, settings), np.asarray(topics), settings, groups)
+    return _name_levels(_Counts(texts, settings), [np.asarray(topics)], [groups], settings, semantic)[0]
 
 
 def hierarchy_keywords(
@@ -257,27 +379,16 @@ def hierarchy_keywords(
     levels: Sequence[np.ndarray],
     parents: Sequence[Mapping[int, int]],
     settings: LabelSettings = LabelSettings(),
+    semantic: Semantic | None = None,
 ) -> list[dict[int, TopicKeywords]]:
     """Keywords for every level of a topic tree, broadest first.
 
     ``levels[L]`` holds each text's topic id at level ``L`` (-1: none); ``parents[L]`` maps the ids of
-    level ``L + 1`` to their parent at level ``L``. Siblings never share a keyword, and a sub-topic's
-    label prefers terms that are not in its parent's label (the parent already says those).
+    level ``L + 1`` to their parent at level ``L``. Siblings never share a keyword; a sub-topic may
+    use its parent's words (it is compared with its siblings, not with its parent). With ``semantic``
+    the candidates are re-ranked by meaning (see the module docstring).
     """
     if len(parents) != max(0, len(levels) - 1):
         raise ValueError(f"{len(levels)} levels need {len(levels) - 1} parent maps, got {len(parents)}")
-    counts = _Counts(texts, settings)
-    out: list[dict[int, TopicKeywords]] = []
-    for level, topics in enumerate(levels):
-        if level == 0:
-            out.append(_level_keywords(counts, np.asarray(topics), settings))
-            continue
-        parent_of = parents[level - 1]
-        above = out[level - 1]
-        avoid = {
-            t: {w for term in above[p].label.split(", ") for w in term.split(" ")}
-            for t, p in parent_of.items()
-            if p in above
-        }
-        out.append(_level_keywords(counts, np.asarray(topics), settings, groups=parent_of, avoid=avoid))
-    return out
+    groups = [None] + [parents[level - 1] for level in range(1, len(levels))]
+    return _name_levels(_Counts(texts, settings), levels, groups, settings, semantic)

@@ -20,7 +20,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import polars as pl
 
-from .cluster import ClusterSettings, assign_topics
+from .cluster import ClusterSettings, ClusterSpace, assign_topics
 from .hierarchy import TopicTree, build_tree, renumber_level, tree_from_parents
 from .label import LabelSettings, hierarchy_keywords
 from .points import level_field
@@ -51,7 +51,9 @@ class TopicsUpdate:
     """Points whose topics (at any level) or labels are new: only these need writing back."""
     reclustered: bool
     clustered: np.ndarray | None = None
-    """When reclustered: the points HDBSCAN put in a cluster itself."""
+    """When reclustered: the points HDBSCAN put in a dense core itself."""
+    noise_share: float | None = None
+    """When reclustered: the share of the clustered points HDBSCAN left as noise (each then got a topic)."""
     matches: list[TopicMatch | None] = field(default_factory=list)
     """When reclustered over earlier topics: per level, how new topics map to the old ids."""
     table: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TOPIC_TABLE_SCHEMA))
@@ -106,12 +108,17 @@ def update_topics(
     recluster: bool = False,
     clustering: ClusterSettings = ClusterSettings(),
     labels: LabelSettings = LabelSettings(),
+    space: ClusterSpace | None = None,
+    embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> TopicsUpdate:
     """The map's topics after this update.
 
     ``previous`` holds each point's earlier topic id per level, broadest first (the last is the finest;
     -1: none yet), for as many levels as the points carry. ``previous_table`` is the last topic table
     (None at the first run). ``texts`` gives each point's text; it is called only to name new topics.
+    ``space`` is where a recluster looks (the layout's sampled points in its cluster space, with their
+    vectors; the 2-D map without). ``embed`` turns candidate keywords into unit vectors so labels are
+    chosen by closeness to their topic's mean vector (c-TF-IDF alone without it or without vectors).
     """
     xy = np.asarray(xy, dtype=np.float64)
     depth = clustering.levels
@@ -121,7 +128,7 @@ def update_topics(
     previous = [np.asarray(p, dtype=np.int64) for p in previous] or [np.full(n, -1, dtype=np.int64)]
     prev_fine = previous[-1]
     same_shape = tree_depth(previous_table) == depth and len(previous) == depth
-    result = assign_topics(xy, prev_fine, recluster or not same_shape, clustering)
+    result = assign_topics(xy, prev_fine, recluster or not same_shape, clustering, space)
 
     if not result.reclustered:
         stored_labels, stored_keywords, parents = _stored(previous_table, depth)
@@ -129,7 +136,7 @@ def update_topics(
             tree = tree_from_parents(result.topic_ids, parents)
         except KeyError:  # a topic without a parent: only a recluster can place it
             return update_topics(xy, previous, previous_table, texts, recluster=True, clustering=clustering,
-                                 labels=labels)
+                                 labels=labels, space=space, embed=embed)
         changed = np.zeros(n, dtype=bool)
         for level in range(depth):
             changed |= tree.levels[level] != previous[level]
@@ -137,7 +144,7 @@ def update_topics(
         update.table = _table(xy, update)
         return update
 
-    tree = build_tree(xy, result.topic_ids, depth)
+    tree = build_tree(xy, result.topic_ids, depth, space)
     matches: list[TopicMatch | None] = [None] * depth
     matches[-1] = result.match
     for level in range(depth - 1):
@@ -146,7 +153,7 @@ def update_topics(
             m = match_topics(before, tree.levels[level])
             tree = renumber_level(tree, level, m.mapping)
             matches[level] = m
-    named = hierarchy_keywords(texts(), tree.levels, tree.parents, labels)
+    named = hierarchy_keywords(texts(), tree.levels, tree.parents, labels, semantic=_semantic(space, embed))
     label_of = [{t: kw.label for t, kw in level.items()} for level in named]
     keywords_of = [{t: list(kw.keywords) for t, kw in level.items()} for level in named]
     if previous_table is not None and same_shape:
@@ -158,9 +165,19 @@ def update_topics(
                 if t in old_labels[level]:
                     label_of[level][t] = old_labels[level][t]
                     keywords_of[level][t] = old_keywords[level].get(t, [])
-    update = TopicsUpdate(tree, label_of, keywords_of, np.ones(n, dtype=bool), True, result.clustered, matches)
+    update = TopicsUpdate(tree, label_of, keywords_of, np.ones(n, dtype=bool), True, result.clustered,
+                          result.noise_share, matches)
     update.table = _table(xy, update)
     return update
+
+
+def _semantic(space: ClusterSpace | None, embed: Callable[[list[str]], np.ndarray] | None):
+    """What the labeller needs to rank keywords by meaning: the sampled rows, their vectors and ``embed``."""
+    if embed is None or space is None or space.vectors is None:
+        return None
+    from .label import Semantic
+
+    return Semantic(rows=space.rows, vectors=space.vectors, embed=embed)
 
 
 def _table(xy: np.ndarray, update: TopicsUpdate) -> pl.DataFrame:

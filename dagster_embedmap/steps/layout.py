@@ -84,7 +84,7 @@ def fit_layout(open_store: StoreOpener, layout: MapLayout, map_name: str, settin
                    if p.get("x") is not None and p.get("y") is not None and p.get("xy_hash") == p.get("vector_hash")}
     versions = [int(p["layout_version"]) for p in payloads if isinstance(p.get("layout_version"), int)]
     started = time.perf_counter()
-    model = fit_projection(ids, vectors, [str(p.get("partition")) for p in payloads], settings,
+    model = fit_projection(ids, vectors, settings,
                            previous=previous, previous_xy=previous_xy or None, after_version=max(versions, default=0))
     seconds = time.perf_counter() - started
     model.save(layout.projection_model)

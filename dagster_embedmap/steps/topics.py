@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import polars as pl
@@ -51,13 +52,15 @@ def _stale_topics(points: pl.DataFrame) -> np.ndarray:
 
 def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, partitions: set[str], *,
                    clustering: ClusterSettings, labels: LabelSettings, recluster: bool, log: Log,
-                   collection_step: str = "collection") -> TopicsResult:
+                   collection_step: str = "collection",
+                   embed: Callable[[list[str]], np.ndarray] | None = None) -> TopicsResult:
     """Bring every point's topics up to date and write ``topics.parquet`` and each point's topic fields.
 
     Points of partitions no longer in ``partitions`` are deleted first (with their files). Without a
     recluster, points keep their topics and points without one (new, or placed again because their
     vector changed) join their neighbours' topic; after a new layout version, when asked, or when the
-    stored topic state cannot be read, HDBSCAN runs again and topics are matched to the previous ids.
+    stored topic state cannot be read, HDBSCAN runs again (on the layout's cluster space) and topics are
+    matched to the previous ids. ``embed`` (the map's own model) lets labels be chosen by meaning.
     """
     with open_store() as store:
         points = points_frame(store)  # one pass over the collection serves the pruning and the topics
@@ -83,10 +86,14 @@ def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, pa
     if not previous:
         previous = [np.where(stale, -1, points["topic_id"].fill_null(-1).to_numpy())]
     started = time.perf_counter()
+    space = None
+    if model is not None:
+        hashes = points["vector_hash"].to_list() if "vector_hash" in points.columns else [None] * points.height
+        space = model.cluster_space([point_id(map_name, rid) for rid in points["id"].to_list()], hashes)
     update = update_topics(
         points.select("x", "y").to_numpy(), previous, old_table, lambda: full_texts(points, layout.documents),
         recluster=recluster or relayout,  # without a readable table, update_topics reclusters by itself
-        clustering=clustering, labels=labels,
+        clustering=clustering, labels=labels, space=space, embed=embed,
     )
     seconds = time.perf_counter() - started
     changed = update.changed | stale
@@ -105,8 +112,11 @@ def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, pa
         "layout_version": model.version if model else None,
         "reclustered": update.reclustered,
         # what HDBSCAN itself clustered at the last recluster (new points since then are assigned)
-        "clustered_share": (float(update.clustered.mean()) if len(fine) else 0.0) if update.reclustered
+        "clustered_share": (1.0 - float(update.noise_share or 0.0) if len(fine) else 0.0) if update.reclustered
         else before.get("clustered_share"),
+        # how many points the recluster looked at (the layout's sample, in its cluster space)
+        "clustered_points": (len(space.rows) if space is not None else len(fine)) if update.reclustered
+        else before.get("clustered_points"),
     }
     write_json(layout.topics_state, state)
     return TopicsResult(update=update, table=table, points=points.height, reassigned=int(stale.sum()),
