@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["adjacency", "ward_merges", "ward_groups", "groups_after"]
+__all__ = ["adjacency", "ward_merges", "groups_after"]
 
 
 def adjacency(xy: np.ndarray, group: np.ndarray, k: int, neighbors: int = 10) -> np.ndarray:
@@ -105,11 +105,3 @@ def groups_after(k: int, merges: list[tuple[int, int, float]], n_groups: int) ->
         parent[parent == b] = a
     _, dense = np.unique(parent, return_inverse=True)
     return dense.reshape(-1).astype(np.int64)
-
-
-def ward_groups(centroids: np.ndarray, weights: np.ndarray, n_groups: int, touching: np.ndarray | None = None,
-                max_share: float | None = None) -> np.ndarray:
-    """Group index of each of the ``k`` items after joining them down to ``n_groups``."""
-    k = len(centroids)
-    merges = ward_merges(centroids, weights, touching, max_share, stop_at=max(1, n_groups))
-    return groups_after(k, merges, max(1, n_groups))
