@@ -325,8 +325,9 @@ def build_embedmap_defs(
         automation_condition=(dg.AutomationCondition.missing() & ~dg.AutomationCondition.any_deps_missing()
                               & ~dg.AutomationCondition.in_progress()),
         description=f"The 2-D layout model: UMAP fitted on a sample of up to {projection.sample_size} points, "
-        "stratified across partitions, versioned, and aligned to the previous version (orthogonal Procrustes "
-        "on the shared points) so a refit does not rotate or flip the map.",
+        "chosen and ordered by vector content (the same records give the same map under any name or partitioning), "
+        "with the 10-d cluster space the topics use, versioned, and aligned to the previous version (orthogonal "
+        "Procrustes on the shared points) so a refit does not rotate or flip the map.",
         group_name=group,
     )
     def projection_model_asset(context: dg.AssetExecutionContext) -> dg.MaterializeResult:

@@ -131,7 +131,7 @@ def materialize_map(
                 placed.append(partition)
         if refit:
             stage = "the layout model (UMAP)"
-            log("layout model (UMAP on a stratified sample)")
+            log("layout model (UMAP on a sample chosen by content, and the topics' cluster space)")
             result.runs.append(run(dg.AssetSelection.assets(keys.projection_model)))
             for i, partition in enumerate(all_keys, 1):
                 stage = f"partition {partition!r} (projection)"
