@@ -54,6 +54,8 @@ class TopicsUpdate:
     """When reclustered: the points HDBSCAN put in a dense core itself."""
     noise_share: float | None = None
     """When reclustered: the share of the clustered points HDBSCAN left as noise (each then got a topic)."""
+    clustered_points: int | None = None
+    """When reclustered: how many points were clustered (the layout's sample; all points without one)."""
     matches: list[TopicMatch | None] = field(default_factory=list)
     """When reclustered over earlier topics: per level, how new topics map to the old ids."""
     table: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=TOPIC_TABLE_SCHEMA))
@@ -108,7 +110,7 @@ def update_topics(
     recluster: bool = False,
     clustering: ClusterSettings = ClusterSettings(),
     labels: LabelSettings = LabelSettings(),
-    space: ClusterSpace | None = None,
+    space: ClusterSpace | Callable[[], ClusterSpace | None] | None = None,
     embed: Callable[[list[str]], np.ndarray] | None = None,
 ) -> TopicsUpdate:
     """The map's topics after this update.
@@ -117,7 +119,7 @@ def update_topics(
     -1: none yet), for as many levels as the points carry. ``previous_table`` is the last topic table
     (None at the first run). ``texts`` gives each point's text; it is called only to name new topics.
     ``space`` is where a recluster looks (the layout's sampled points in its cluster space, with their
-    vectors; the 2-D map without). ``embed`` turns candidate keywords into unit vectors so labels are
+    vectors; the 2-D map without), or a function giving it, called only when the topics are reclustered. ``embed`` turns candidate keywords into unit vectors so labels are
     chosen by closeness to their topic's mean vector (c-TF-IDF alone without it or without vectors).
     """
     xy = np.asarray(xy, dtype=np.float64)
@@ -128,6 +130,10 @@ def update_topics(
     previous = [np.asarray(p, dtype=np.int64) for p in previous] or [np.full(n, -1, dtype=np.int64)]
     prev_fine = previous[-1]
     same_shape = tree_depth(previous_table) == depth and len(previous) == depth
+    space_of = space
+    reclusters = recluster or not same_shape or not (prev_fine >= 0).any()
+    if callable(space):
+        space = space() if reclusters else None
     result = assign_topics(xy, prev_fine, recluster or not same_shape, clustering, space)
 
     if not result.reclustered:
@@ -136,7 +142,7 @@ def update_topics(
             tree = tree_from_parents(result.topic_ids, parents)
         except KeyError:  # a topic without a parent: only a recluster can place it
             return update_topics(xy, previous, previous_table, texts, recluster=True, clustering=clustering,
-                                 labels=labels, space=space, embed=embed)
+                                 labels=labels, space=space_of, embed=embed)
         changed = np.zeros(n, dtype=bool)
         for level in range(depth):
             changed |= tree.levels[level] != previous[level]
@@ -166,7 +172,8 @@ def update_topics(
                     label_of[level][t] = old_labels[level][t]
                     keywords_of[level][t] = old_keywords[level].get(t, [])
     update = TopicsUpdate(tree, label_of, keywords_of, np.ones(n, dtype=bool), True, result.clustered,
-                          result.noise_share, matches)
+                          result.noise_share, len(space.rows) if space is not None and len(space.rows) >= 3 else n,
+                          matches)
     update.table = _table(xy, update)
     return update
 

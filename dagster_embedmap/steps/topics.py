@@ -86,10 +86,12 @@ def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, pa
     if not previous:
         previous = [np.where(stale, -1, points["topic_id"].fill_null(-1).to_numpy())]
     started = time.perf_counter()
-    space = None
-    if model is not None:
+    def space():  # only a recluster needs it (a point id per point: seconds at a million points)
+        if model is None:
+            return None
         hashes = points["vector_hash"].to_list() if "vector_hash" in points.columns else [None] * points.height
-        space = model.cluster_space([point_id(map_name, rid) for rid in points["id"].to_list()], hashes)
+        return model.cluster_space([point_id(map_name, rid) for rid in points["id"].to_list()], hashes)
+
     update = update_topics(
         points.select("x", "y").to_numpy(), previous, old_table, lambda: full_texts(points, layout.documents),
         recluster=recluster or relayout,  # without a readable table, update_topics reclusters by itself
@@ -115,7 +117,7 @@ def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, pa
         "clustered_share": (1.0 - float(update.noise_share or 0.0) if len(fine) else 0.0) if update.reclustered
         else before.get("clustered_share"),
         # how many points the recluster looked at (the layout's sample, in its cluster space)
-        "clustered_points": (len(space.rows) if space is not None else len(fine)) if update.reclustered
+        "clustered_points": update.clustered_points if update.reclustered
         else before.get("clustered_points"),
     }
     write_json(layout.topics_state, state)
