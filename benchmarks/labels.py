@@ -23,27 +23,6 @@ from demo_map import add_demo_arguments, demo_home
 import numpy as np
 
 
-def baseline_keywords(texts: list[str], topics: np.ndarray, top_n: int = 10) -> dict[int, list[str]]:
-    """BERTopic's default c-TF-IDF: CountVectorizer() with no stop words, tf * log(1 + A / f)."""
-    from scipy import sparse
-    from sklearn.feature_extraction.text import CountVectorizer
-
-    ids = sorted(int(t) for t in np.unique(topics) if t >= 0)
-    vectorizer = CountVectorizer()
-    counts = vectorizer.fit_transform(texts)
-    vocab = vectorizer.get_feature_names_out()
-    rows = {t: i for i, t in enumerate(ids)}
-    member = np.array([rows.get(int(t), -1) for t in topics])
-    keep = member >= 0
-    indicator = sparse.csr_matrix((np.ones(int(keep.sum())), (member[keep], np.flatnonzero(keep))),
-                                  shape=(len(ids), len(texts)))
-    cc = np.asarray((indicator @ counts).todense(), dtype=np.float64)
-    tf = cc / np.maximum(cc.sum(axis=1, keepdims=True), 1)
-    idf = np.log1p(cc.sum(axis=1).mean() / np.maximum(cc.sum(axis=0), 1))
-    scores = tf * idf
-    return {t: [str(vocab[i]) for i in np.argsort(-scores[r])[:top_n]] for t, r in rows.items()}
-
-
 def measure(keywords: dict[int, list[str]], stop_sets: dict[str, frozenset[str]]) -> dict[str, float]:
     terms = [kw for words in keywords.values() for kw in words[:10]]
     words = [w for kw in terms for w in kw.split(" ")]
@@ -66,6 +45,7 @@ def main() -> int:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     from dagster_embedmap.core.paths import MapLayout
+    from dagster_embedmap.core.topic_quality import ctfidf_terms
     from dagster_embedmap.core.points import full_texts, level_field, points_frame
     from dagster_embedmap.core.store import StoreLocation, open_store
 
@@ -92,7 +72,7 @@ def main() -> int:
         rows = table.filter((pl.col("level") == level) & (pl.col("topic_id") >= 0))
         ours = dict(zip(rows["topic_id"].to_list(), rows["keywords"].to_list()))
         topics = points[level_field(level, "id")].fill_null(-1).to_numpy()
-        base = baseline_keywords(texts, topics)
+        base = ctfidf_terms(texts, topics, 10, stop_words=None)  # BERTopic's default: no stop-word list
         for name, keywords in (("embedmap", ours), ("baseline: BERTopic-default c-TF-IDF", base)):
             m = measure(keywords, stop_sets)
             print(f"| {level} | {len(keywords)} | {name} | " + " | ".join(f"{v:.3f}" for v in m.values()) + " |")

@@ -2,7 +2,8 @@
 
 - :func:`label_accuracy`: is each topic's label nearest (by the model's embedding) to the name of the
   category most of its records have? Weighted by topic size.
-- :func:`ctfidf_labels`: the baseline labeller, BERTopic's c-TF-IDF (top words by ``tf * log(1 + A / f)``).
+- :func:`ctfidf_terms` / :func:`ctfidf_labels`: the baseline labeller, BERTopic's c-TF-IDF (top words by
+  ``tf * log(1 + A / f)``).
 
 NMI and ARI come from scikit-learn (``normalized_mutual_info_score``, ``adjusted_rand_score``).
 """
@@ -13,7 +14,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["label_accuracy", "ctfidf_labels"]
+__all__ = ["label_accuracy", "ctfidf_labels", "ctfidf_terms"]
 
 
 def label_accuracy(labels: Mapping[int, str], topics: np.ndarray, truth: Sequence[str],
@@ -47,10 +48,11 @@ def label_accuracy(labels: Mapping[int, str], topics: np.ndarray, truth: Sequenc
     return right / weight
 
 
-def ctfidf_labels(texts: Sequence[str], topics: np.ndarray, words: int = 3,
-                  stop_words: str | None = "english") -> dict[int, str]:
-    """BERTopic's c-TF-IDF labels: ``CountVectorizer(stop_words=...)`` counts per topic, weighted by
-    ``tf * log(1 + A / f)``, the top ``words`` joined by ", ". ``stop_words=None`` is BERTopic's default."""
+def ctfidf_terms(texts: Sequence[str], topics: np.ndarray, top_n: int = 10,
+                 stop_words: str | None = "english") -> dict[int, list[str]]:
+    """BERTopic's c-TF-IDF: ``CountVectorizer(stop_words=...)`` counts per topic, weighted by
+    ``tf * log(1 + A / f)``; the ``top_n`` words of each topic, best first. ``stop_words=None`` is
+    BERTopic's default."""
     from scipy import sparse
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -68,4 +70,10 @@ def ctfidf_labels(texts: Sequence[str], topics: np.ndarray, words: int = 3,
     tf = cc / np.maximum(cc.sum(axis=1, keepdims=True), 1)
     idf = np.log1p(cc.sum(axis=1).mean() / np.maximum(cc.sum(axis=0), 1))
     scores = tf * idf
-    return {t: ", ".join(str(vocab[i]) for i in np.argsort(-scores[r], kind="stable")[:words]) for t, r in rows.items()}
+    return {t: [str(vocab[i]) for i in np.argsort(-scores[r], kind="stable")[:top_n]] for t, r in rows.items()}
+
+
+def ctfidf_labels(texts: Sequence[str], topics: np.ndarray, words: int = 3,
+                  stop_words: str | None = "english") -> dict[int, str]:
+    """BERTopic's c-TF-IDF labels (:func:`ctfidf_terms`): the top ``words`` joined by ", "."""
+    return {t: ", ".join(terms) for t, terms in ctfidf_terms(texts, topics, words, stop_words).items()}
