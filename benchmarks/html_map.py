@@ -9,7 +9,7 @@ sub-topic's vocabulary (plus shared filler words), 3% unlabelled scatter, 12 par
 metadata (title, source, a numeric score). The projection of 100k points is benchmarked
 elsewhere; this times the topics step on those points (HDBSCAN, the topic tree and labels, unless
 ``--planted-topics``), :func:`render_html_map` and the page. It prints the render seconds and
-file size, then opens the file in headless Chromium (the CDP client of tests/test_browser.py)
+file size, then opens the file in headless Chromium (the CDP client of tests/support/browser.py)
 and prints the time to the first draw, a zoom redraw and two searches over all points. The
 screenshot goes to ``test-artifacts/browser/map-100k.png`` (``map-20k.png`` for ``--n 20000``).
 """
@@ -86,7 +86,7 @@ def synthetic(n: int, seed: int = 0) -> pl.DataFrame:
 
 
 def browse(path: Path, needle: str, shot: Path) -> dict[str, float | int]:
-    from test_browser import Browser, find_chromium
+    from support.browser import Browser, find_chromium
 
     exe = find_chromium()
     if exe is None:

@@ -22,7 +22,7 @@ import pytest
 from dagster_embedmap import FileSource, MapKeys, build_embedmap_defs, embedmap_resources
 from dagster_embedmap.core.store import StoreLocation, open_store, point_id
 
-from corpora import TOPICS, records, sentence
+from support.corpora import TOPICS, records, sentence
 
 pytestmark = pytest.mark.e2e
 EMBEDMAP = [sys.executable, "-m", "dagster_embedmap.cli"]

@@ -34,7 +34,7 @@ from dagster_embedmap.steps import (
     write_points,
 )
 
-from corpora import TOPICS, sentence
+from support.corpora import TOPICS, sentence
 
 NAME = "prop"
 STEPS = 240

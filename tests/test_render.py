@@ -637,7 +637,7 @@ def test_html_numeric_columns_with_few_values_or_huge_ints_are_categories(tmp_pa
 
 
 def test_html_snippets_shorter_for_big_maps(tmp_path):
-    from dagster_embedmap.core.render import _snippet_limit
+    from dagster_embedmap.core.render.html import _snippet_limit
 
     assert _snippet_limit(100) == 400 and _snippet_limit(20_000) == 400
     assert _snippet_limit(40_000) == 200 and _snippet_limit(100_000) == 120

@@ -16,8 +16,8 @@ import dagster as dg
 import numpy as np
 import polars as pl
 import pytest
-from hostile import HOSTILE_STRINGS
-from test_browser import Browser, assert_nothing_ran, find_chromium, hover_record, load
+from support.hostile import HOSTILE_STRINGS
+from support.browser import Browser, assert_nothing_ran, find_chromium, hover_record, load
 
 from dagster_embedmap import FileSource, MapKeys, build_embedmap_defs, embedmap_resources
 from dagster_embedmap.core.errors import EmbedMapStoreError

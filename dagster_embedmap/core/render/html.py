@@ -1,0 +1,439 @@
+"""The interactive HTML map: its data, as script-safe columnar JSON, put into the page of ``static/``.
+
+- Topic levels: level 0 is the broadest, the finest is ``topic_id``. Labels follow the zoom
+  (``zoom`` = 1 when the whole map fits): level ``L`` is labelled from zoom ``2**L`` on, so the
+  broad labels (larger type) show up to 2x, the next level from 2x, the next from 4x, and so on;
+  labels that would overlap a placed label or the floating panels are skipped. With levels, the
+  sub-topics of a broad topic take tones of its colour (so the HTML colours of fine topics then
+  differ from the PNG's, which keeps one palette colour per topic).
+- Colour by: categorical values get the palette for their 19 most frequent values and grey
+  "other"; numeric columns with more than 19 distinct values get a sequential ramp by quantile.
+- Search: case-insensitive; every word must occur in the record's id, its title-like extra columns
+  (named like title/name/headline/heading/subject), its text snippet or one of its topic labels.
+  Matches are highlighted on the map and the first 50 listed; a result click (or Enter) centres
+  and zooms on the record and shows its tooltip. ``#q=words`` in the URL runs a search on load.
+- 100k points: the data is columnar JSON (coordinates rounded to 1e-4 of the map's extent,
+  repeated strings dictionary-coded), texts are cut to 400 characters up to 20,000 points and to
+  fewer above (120 from 66,667 points; about 19 MB for 100k points), points are drawn from typed
+  arrays in batched canvas paths, hover uses a uniform grid index and search haystacks are built
+  once, on the first search, with the input debounced.
+- ``window.embedmap`` is a frozen, read-only hook for tests and automation (``level()``,
+  ``labelsShown()``, ``zoom()``, ``colorBy()``, ``legend()``, ``results()``, ``matchCount()``,
+  ``screenOf(id)``, ``timings()``); it only reads what the page already shows.
+"""
+
+from __future__ import annotations
+
+import colorsys
+import functools
+import html
+import json
+import math
+import os
+import pathlib
+import re
+from importlib import resources
+from typing import Any, Sequence
+
+import numpy as np
+import polars as pl
+
+from .shared import (
+    _NOISE_COLOR, _PALETTE, _TEXT_LIMIT, _WRAP, _as_frame, _base_points, _require, _stringify, _topic_table, _wrap,
+    _write_atomic,
+)
+
+_LEVEL_RE = re.compile(r"^topic_(\d+)_id$")
+#: extra columns searched besides id, text and topic labels: those named like a title
+_TITLEISH_RE = re.compile(r"title|name|headline|heading|subject", re.IGNORECASE)
+_OTHER_COLOR = "#b0b0b0"
+_OTHER_LABEL = "other"
+_EMPTY_LABEL = "(empty)"
+#: categorical colour-by: the most frequent values get palette colours, the rest is "other"
+_MAX_CATEGORIES = 19
+#: characters of record text in one page, spread over its points (400 each up to 20,000 points)
+_SNIPPET_BUDGET = 8_000_000
+_MIN_SNIPPET = 120
+_JS_SAFE_INT = 2**53
+#: numeric colour-by: the ramp is cut into this many quantile bins
+_RAMP_BINS = 32
+
+
+def _coord_decimals(values: np.ndarray) -> int:
+    """Decimals keeping 4 significant digits of the map's extent (resolution <= 1e-4 of span)."""
+    if values.size == 0:
+        return 4
+    span = float(np.ptp(values))
+    if span <= 0 or not math.isfinite(span):
+        return 4
+    return int(np.clip(4 - math.floor(math.log10(span)), 0, 12))
+
+
+def _rounded(values: np.ndarray, decimals: int) -> list[float]:
+    out = np.round(values.astype(np.float64), decimals)
+    if decimals == 0:
+        return [float(v) for v in out]
+    return out.tolist()
+
+
+_JSON_ESCAPES = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def _script_safe_json(obj: Any) -> str:
+    """JSON that cannot end or confuse the ``<script>`` element it is embedded in."""
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    for raw, escaped in _JSON_ESCAPES.items():
+        text = text.replace(raw, escaped)
+    return text
+
+
+def _snippet_limit(n: int) -> int:
+    """Characters of text kept per record: 400 up to 20,000 points, then fewer (120 at 66,000+)."""
+    if n <= 0:
+        return _TEXT_LIMIT
+    return int(max(_MIN_SNIPPET, min(_TEXT_LIMIT, _SNIPPET_BUDGET // n)))
+
+
+def _topic_levels(points: pl.DataFrame) -> list[tuple[str, str | None]]:
+    """``(id column, label column or None)`` of the ``topic_{L}_id`` levels, broad (L=0) first."""
+    found = sorted(
+        (int(m.group(1)), c) for c in points.columns if (m := _LEVEL_RE.match(c)) is not None
+    )
+    return [
+        (c, f"topic_{lv}_label" if f"topic_{lv}_label" in points.columns else None)
+        for lv, c in found
+    ]
+
+
+def _with_level_columns(
+    points: pl.DataFrame, levels: list[tuple[str, str | None]]
+) -> pl.DataFrame:
+    """Add ``_lv{i}_id`` (Int64, null -> -1) and ``_lv{i}_label`` (str) for each level.
+
+    Without ``topic_id`` the finest level stands in for ``topic_id``/``topic_label``.
+    """
+    exprs: list[pl.Expr] = []
+    for i, (id_col, label_col) in enumerate(levels):
+        exprs.append(pl.col(id_col).cast(pl.Int64).fill_null(-1).alias(f"_lv{i}_id"))
+        label = _stringify(points, label_col) if label_col else pl.lit("", dtype=pl.String)
+        exprs.append(label.alias(f"_lv{i}_label"))
+    if levels and "topic_id" not in points.columns:
+        id_col, label_col = levels[-1]
+        exprs.append(pl.col(id_col).alias("topic_id"))
+        if label_col and "topic_label" not in points.columns:
+            exprs.append(pl.col(label_col).alias("topic_label"))
+    return points.with_columns(exprs) if exprs else points
+
+
+def _parents(df: pl.DataFrame, child_col: str, parent_col: str) -> dict[int, int]:
+    """For each topic id of ``child_col``: the ``parent_col`` topic id with most of its points."""
+    pairs = df.group_by(child_col, parent_col).len().sort(
+        ["len", child_col, parent_col], descending=[True, False, False]
+    )
+    out: dict[int, int] = {}
+    for child, parent, _ in pairs.iter_rows():
+        out.setdefault(int(child), int(parent))
+    return out
+
+
+def _shade(color: str, rank: int, siblings: int) -> str:
+    """A tone of ``color`` for the ``rank``-th of ``siblings`` sub-topics: the biggest keeps the
+    colour, the others alternate lighter/darker with a slight hue turn, so a broad topic's
+    sub-topics read as one family yet stay apart."""
+    if siblings <= 1 or rank == 0:
+        return color
+    r, g, b = (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    hue, light, sat = colorsys.rgb_to_hls(r, g, b)
+    step = (rank + 1) // 2 * (1 if rank % 2 else -1)
+    # narrow: the map draws dense areas translucent, so very light tones would wash out
+    spread = min(0.1, 0.24 / max(1, siblings // 2))
+    light = min(0.7, max(0.2, light + step * spread))
+    hue = (hue + step * 0.03) % 1.0
+    rgb = colorsys.hls_to_rgb(hue, light, sat)
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb)
+
+
+def _level_tables(df: pl.DataFrame, id_cols: list[str], label_cols: list[str]) -> list[list[dict]]:
+    """Topic tables of every level, broad first, each topic with ``parent`` (index one level up,
+    -1 on level 0). With several levels, sub-topics take tones of their parent's colour."""
+    tables = [_topic_table(df, i, lab) for i, lab in zip(id_cols, label_cols)]
+    for level, table in enumerate(tables):
+        if level == 0:
+            for t in table:
+                t["parent"] = -1
+            continue
+        up = tables[level - 1]
+        up_index = {t["id"]: g for g, t in enumerate(up)}
+        parent_of = _parents(df, id_cols[level], id_cols[level - 1])
+        rank_in: dict[int, int] = {}
+        siblings: dict[int, int] = {}
+        for t in table:
+            t["parent"] = up_index[parent_of[t["id"]]]
+            siblings[t["parent"]] = siblings.get(t["parent"], 0) + (t["id"] >= 0)
+        for t in table:  # tables are biggest first, so rank 0 is the biggest sub-topic
+            parent = up[t["parent"]]
+            if t["id"] < 0 or parent["id"] < 0:
+                continue
+            rank = rank_in.get(t["parent"], 0)
+            rank_in[t["parent"]] = rank + 1
+            t["color"] = _shade(parent["color"], rank, siblings[t["parent"]])
+    return tables
+
+
+def _topic_payload(table: list[dict], decimals: int, broad: bool) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": t["id"],
+            "label": t["label"],
+            "lines": _wrap(t["label"], 20 if broad else _WRAP),
+            "count": t["count"],
+            "color": t["color"],
+            "cx": round(t["cx"], decimals),
+            "cy": round(t["cy"], decimals),
+            "parent": t["parent"],
+        }
+        for t in table
+    ]
+
+
+def _categories(values: pl.Series) -> tuple[list[str], list[int], pl.Series]:
+    """Distinct strings, most frequent first (ties by value), their counts, each row's index."""
+    counts = values.rename("v").value_counts(name="n").sort(["n", "v"], descending=[True, False])
+    distinct = counts["v"].to_list()
+    codes = values.replace_strict(distinct, list(range(len(distinct))), return_dtype=pl.Int32)
+    return distinct, counts["n"].to_list(), codes
+
+
+def _color_groups(values: list[str], counts: list[int]) -> tuple[list[dict[str, Any]], list[int]]:
+    """Legend groups of a categorical colour-by and each value's group index.
+
+    The 19 most frequent non-empty values get palette colours, biggest first; the rest fall into
+    "other" and empty values into "(empty)", both grey, listed last and drawn beneath the rest.
+    """
+    order = sorted(range(len(values)), key=lambda i: (-counts[i], values[i]))
+    coloured = [i for i in order if values[i] != ""][:_MAX_CATEGORIES]
+    groups: list[dict[str, Any]] = [
+        {"label": values[i], "color": _PALETTE[rank], "count": counts[i]}
+        for rank, i in enumerate(coloured)
+    ]
+    group_of = [-1] * len(values)
+    for g, i in enumerate(coloured):
+        group_of[i] = g
+    rest = [i for i in order if group_of[i] < 0 and values[i] != ""]
+    empty = [i for i in order if values[i] == ""]
+    for label, color, members in ((_OTHER_LABEL, _OTHER_COLOR, rest),
+                                  (_EMPTY_LABEL, _NOISE_COLOR, empty)):  # fmt: skip
+        if members:
+            for i in members:
+                group_of[i] = len(groups)
+            groups.append({"label": label, "color": color, "back": 1,
+                           "count": sum(counts[i] for i in members)})  # fmt: skip
+    return groups, group_of
+
+
+def _ramp_values(series: pl.Series) -> list[Any] | None:
+    """The column as JSON numbers for a colour ramp, or None when it is better shown as categories
+    (not numeric, few distinct values, no finite value, or integers JS cannot hold exactly)."""
+    dtype = series.dtype
+    if not dtype.is_numeric():
+        return None
+    finite = series.cast(pl.Float64).drop_nulls()
+    finite = finite.filter(finite.is_finite())
+    if finite.len() == 0 or finite.n_unique() <= _MAX_CATEGORIES:
+        return None
+    if dtype.is_integer():
+        if float(finite.abs().max()) > _JS_SAFE_INT:  # type: ignore[arg-type]
+            return None
+        return series.to_list()
+    as_float = series.cast(pl.Float64)
+    return as_float.set(~as_float.is_finite().fill_null(False), None).to_list()
+
+
+def _plain_number(value: float) -> float | int:
+    """``value`` with 6 significant digits, as an int when it is whole (for the ramp legend)."""
+    rounded = float(f"{value:.6g}")
+    return int(rounded) if rounded.is_integer() and abs(rounded) < _JS_SAFE_INT else rounded
+
+
+def _meta_payload(
+    df: pl.DataFrame, column: str, name: str, index: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """One extra column for the page (tooltip and search text) and its colour-by option.
+
+    Numbers with many distinct values travel as numbers and get a colour ramp; other columns are
+    strings, dictionary-coded when values repeat, else sent as is with each row's colour group.
+    """
+    numbers = _ramp_values(df[column])
+    if numbers is not None:
+        finite = np.asarray([v for v in numbers if v is not None], dtype=np.float64)
+        meta = {"name": name, "kind": "num", "v": numbers}
+        option = {
+            "name": name, "kind": "num", "src": index,
+            "min": _plain_number(finite.min()), "max": _plain_number(finite.max()),
+            "median": _plain_number(np.median(finite)),
+            # colours go by rank, so a skewed column still uses the whole ramp
+            "q": [
+                float(f"{v:.6g}")
+                for v in np.quantile(finite, np.linspace(0, 1, _RAMP_BINS + 1))
+            ],
+        }  # fmt: skip
+        return meta, option
+    strings = df.select(_stringify(df, column).alias("v"))["v"]
+    distinct, counts, codes = _categories(strings)
+    groups, group_of = _color_groups(distinct, counts)
+    option: dict[str, Any] = {"name": name, "kind": "cat", "groups": groups}
+    if len(distinct) <= max(64, df.height // 4):
+        meta = {"name": name, "kind": "cat", "values": distinct, "codes": codes.to_list()}
+        option.update(src=index, map=group_of)
+    else:
+        meta = {"name": name, "kind": "str", "s": strings.to_list()}
+        lookup = np.asarray(group_of, dtype=np.int32)
+        option["g"] = lookup[codes.to_numpy()].tolist()
+    return meta, option
+
+
+def render_html_map(
+    points: pl.DataFrame,
+    path: str | os.PathLike,
+    *,
+    title: str = "Data map",
+    extra_columns: Sequence[str] = (),
+    text_limit: int | None = None,
+) -> pathlib.Path:
+    """Write a self-contained interactive HTML map of ``points`` and return its path.
+
+    ``points`` needs ``id``, ``x`` and ``y``; ``topic_id``, ``topic_label``, ``text`` and
+    ``partition`` are used when present, and every name in ``extra_columns`` must be a column
+    (shown in the tooltip, offered as a colour-by, searched when named like a title).
+    Hierarchical topics come as ``topic_{L}_id`` / ``topic_{L}_label`` columns, level 0 the
+    broadest and the last one equal to ``topic_id`` (the finest); without them the map has one
+    level. ``text`` is cut to ``text_limit`` characters (default: 400, fewer above 20,000 points
+    so that 100k points stay under 20 MB). The page loads nothing from the network; the data is
+    embedded as script-safe columnar JSON in
+    ``<script type="application/json" id="embedmap-data">``.
+    """
+    points = _as_frame(points)
+    extra_columns = list(extra_columns)
+    _require(points, ["id", "x", "y", *extra_columns], "render_html_map")
+    levels = _topic_levels(points)
+    df = _base_points(_with_level_columns(points, levels))
+    payload, n_topics = _payload(df, len(levels), extra_columns, text_limit)
+    n = df.height
+    parts = {
+        "TITLE": html.escape(title),
+        "COUNT": (
+            f"{n:,} point{'s' if n != 1 else ''} · "
+            f"{n_topics:,} topic{'s' if n_topics != 1 else ''}"
+        ),
+        "CSS": static_file("map.css"),
+        "JS": static_file("map.js"),
+        "DATA": _script_safe_json(payload),
+    }
+    # one pass over the template only, so nothing inserted can be taken for a placeholder
+    page = re.sub(r"%%([A-Z]+)%%", lambda m: parts[m.group(1)], static_file("map.html"))
+    return _write_atomic(path, page.encode("utf-8", errors="replace"))
+
+
+@functools.cache
+def static_file(name: str) -> str:
+    """The text of one of the page's static files (``map.html``, ``map.css``, ``map.js``), shipped as
+    package data in ``static/`` beside this module; read once per process."""
+    return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
+
+
+def _payload(df: pl.DataFrame, n_levels: int, extra_columns: list[str], text_limit: int | None,
+             ) -> tuple[dict[str, Any], int]:
+    """The page's data (columnar, see the module docstring) and the number of fine topics; ``df`` has the
+    ``_lv{i}_id`` / ``_lv{i}_label`` columns of ``n_levels`` topic levels."""
+    n = df.height
+    # the finest level is topic_id; a last level column repeating it is not a level of its own
+    coarse = list(range(n_levels))
+    if coarse and (df[f"_lv{coarse[-1]}_id"] == df["topic_id"]).all():
+        coarse.pop()
+    id_cols = [f"_lv{i}_id" for i in coarse] + ["topic_id"]
+    label_cols = [f"_lv{i}_label" for i in coarse] + ["topic_label"]
+    tables = _level_tables(df, id_cols, label_cols)
+    level_t = [_topic_indices(df, col, table) for col, table in zip(id_cols, tables)]
+
+    xs = df["x"].to_numpy()
+    ys = df["y"].to_numpy()
+    decimals = _coord_decimals(np.concatenate([xs, ys])) if n else 4
+    limit = max(2, text_limit if text_limit is not None else _snippet_limit(n))
+    cols, part_names, part_codes, colorby = _record_columns(df, limit)
+    if len(tables) > 1:
+        colorby.insert(0, {"name": "broad topic", "kind": "topic", "level": 0})
+    colorby.insert(0, {"name": "topic", "kind": "topic", "level": len(tables) - 1})
+    meta = []
+    for i, column in enumerate(extra_columns):
+        column_meta, option = _meta_payload(df, column, str(column), i)
+        meta.append(column_meta)
+        colorby.append(option)
+
+    payload = {
+        "x": _rounded(xs, decimals),
+        "y": _rounded(ys, decimals),
+        "t": level_t[-1],
+        "topics": _topic_payload(tables[-1], decimals, broad=len(tables) == 1),
+        "levels": [
+            {
+                "name": "broad topic" if i == 0 else f"topic level {i}",
+                "topics": _topic_payload(tables[i], decimals, broad=i == 0),
+                "t": level_t[i],
+            }
+            for i in range(len(tables) - 1)
+        ],
+        "id": cols["id"].to_list(),
+        "text": cols["text"].to_list(),
+        "parts": part_names,
+        "p": part_codes,
+        "meta": meta,
+        "search_meta": [i for i, c in enumerate(extra_columns) if _TITLEISH_RE.search(str(c))],
+        "colorby": colorby,
+    }
+    return payload, sum(1 for t in tables[-1] if t["id"] >= 0)
+
+
+def _record_columns(df: pl.DataFrame, limit: int) -> tuple[pl.DataFrame, list[str], list[int], list[dict[str, Any]]]:
+    """Each record's id and text snippet (cut to ``limit`` characters), the partition names (sorted)
+    and each record's index into them, and the partition colour-by option (when there is a partition)."""
+    text_expr = _stringify(df, "text") if "text" in df.columns else pl.lit("", dtype=pl.String)
+    text_expr = (
+        pl.when(text_expr.str.len_chars() > limit)
+        .then(text_expr.str.slice(0, limit - 1) + "…")
+        .otherwise(text_expr)
+    )
+    part_expr = (
+        _stringify(df, "partition") if "partition" in df.columns else pl.lit("", dtype=pl.String)
+    )
+    cols = df.select(
+        _stringify(df, "id").alias("id"), text_expr.alias("text"), part_expr.alias("partition")
+    )
+    part_names, part_counts, part_codes = _categories(cols["partition"])
+    by_name = sorted(range(len(part_names)), key=lambda i: part_names[i])
+    new_code = np.empty(len(part_names), dtype=np.int32)
+    new_code[by_name] = np.arange(len(part_names), dtype=np.int32)
+    part_names = [part_names[i] for i in by_name]
+    part_counts = [part_counts[i] for i in by_name]
+    colorby: list[dict[str, Any]] = []
+    if "partition" in df.columns:
+        groups, group_of = _color_groups(part_names, part_counts)
+        colorby.append({"name": "partition", "kind": "cat", "src": "p", "map": group_of,
+                        "groups": groups})  # fmt: skip
+    codes = new_code[part_codes.to_numpy()].tolist() if df.height else []
+    return cols, part_names, codes, colorby
+
+def _topic_indices(df: pl.DataFrame, id_col: str, table: list[dict]) -> list[int]:
+    """Each point's index into ``table`` (the topic table of ``id_col``)."""
+    if df.height == 0:
+        return []
+    ids = [t["id"] for t in table]
+    return (
+        df[id_col].replace_strict(ids, list(range(len(ids))), return_dtype=pl.Int32).to_list()
+    )
+

@@ -1,0 +1,592 @@
+(function () {
+"use strict";
+var D = JSON.parse(document.getElementById("embedmap-data").textContent);
+var N = D.x.length;
+var X = new Float64Array(D.x), Y = new Float64Array(D.y);
+// topic levels, broad first; the last one is the finest (D.topics / D.t)
+var LV = D.levels.map(function (l) {
+  return { name: l.name, topics: l.topics, t: new Int32Array(l.t) };
+});
+LV.push({ name: "topic", topics: D.topics, t: new Int32Array(D.t) });
+var NL = LV.length, FINE = NL - 1;
+var canvas = document.getElementById("map"), ctx = canvas.getContext("2d");
+var tip = document.getElementById("tip");
+var W = 0, H = 0, dpr = 1;
+var k = 1, k0 = 1, ox = 0, oy = 0;          // screen = (ox + x*k, oy - y*k)
+var hover = -1, queued = false, i, j, L;
+var stats = { draws: 0, firstDraw: -1, lastDraw: 0, lastSearch: 0, level: 0, labels: [] };
+
+// ---- bounds
+var minX = Infinity, maxX = -Infinity, minY = Infinity, maxY = -Infinity;
+for (i = 0; i < N; i++) {
+  if (X[i] < minX) minX = X[i]; if (X[i] > maxX) maxX = X[i];
+  if (Y[i] < minY) minY = Y[i]; if (Y[i] > maxY) maxY = Y[i];
+}
+if (!N) { minX = minY = 0; maxX = maxY = 1; }
+var spanX = maxX - minX, spanY = maxY - minY;
+if (spanX <= 0) { spanX = spanY > 0 ? spanY : 1; minX -= spanX / 2; maxX = minX + spanX; }
+if (spanY <= 0) { spanY = spanX; minY -= spanY / 2; maxY = minY + spanY; }
+
+// ---- uniform grid index for hover
+var G = Math.max(1, Math.min(1024, Math.ceil(Math.sqrt(N / 3))));
+var cellW = spanX / G, cellH = spanY / G;
+var cStart = new Int32Array(G * G + 1), cItems = new Int32Array(N), cell = new Int32Array(N);
+function cx_(x) { var c = Math.floor((x - minX) / cellW); return c < 0 ? 0 : c >= G ? G - 1 : c; }
+function cy_(y) { var c = Math.floor((y - minY) / cellH); return c < 0 ? 0 : c >= G ? G - 1 : c; }
+for (i = 0; i < N; i++) { cell[i] = cx_(X[i]) + cy_(Y[i]) * G; cStart[cell[i] + 1]++; }
+for (j = 0; j < G * G; j++) cStart[j + 1] += cStart[j];
+var cFill = new Int32Array(G * G);
+for (i = 0; i < N; i++) { var c = cell[i]; cItems[cStart[c] + cFill[c]++] = i; }
+cell = null; cFill = null;
+
+var baseR = N > 50000 ? 1.1 : N > 10000 ? 1.6 : N > 2000 ? 2.2 : 3.2;
+var baseA = Math.max(0.25, Math.min(0.85, 0.85 * Math.pow(2000 / Math.max(N, 1), 0.3)));
+function zoom() { return k / k0; }
+function radius() { return baseR * Math.min(4, Math.max(0.7, Math.sqrt(zoom()))); }
+// labels of level L are drawn from zoom 2^L on (level 0 below 2x, level 1 from 2x, ...)
+function labelLevel() {
+  var z = zoom();
+  return z < 2 ? 0 : Math.min(FINE, Math.floor(Math.log(z) / Math.LN2 + 1e-9));
+}
+function plotW() { return W > 800 ? W - 280 : W; }   // keep the points clear of the legend panel
+
+function fit() {
+  // on wide screens keep the points below the header panel too (it holds the search box)
+  var pad = 40, w = plotW(), head = document.getElementById("head");
+  var top = W > 800 ? Math.max(pad, head.offsetTop + head.offsetHeight + 12) : pad;
+  k0 = k = Math.max(1e-12, Math.min((w - 2 * pad) / spanX, (H - top - pad) / spanY));
+  ox = w / 2 - (minX + spanX / 2) * k;
+  oy = (top + H - pad) / 2 + (minY + spanY / 2) * k;
+}
+function resize(first) {
+  dpr = window.devicePixelRatio || 1;
+  var oldW = W, oldH = H;
+  W = window.innerWidth; H = window.innerHeight;
+  canvas.width = Math.round(W * dpr); canvas.height = Math.round(H * dpr);
+  if (first) fit(); else { ox += (W - oldW) / 2; oy += (H - oldH) / 2; }
+  request();
+}
+function request() { if (!queued) { queued = true; requestAnimationFrame(draw); } }
+
+// ---- colour-by: each mode gives every point a group (GI) with a colour and a legend entry
+var RAMP = ["#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779",
+            "#6ece58", "#b5de2b", "#fde725"];
+var mode = null, GI = null, GROUPS = [], gStart = new Int32Array(1), order = new Int32Array(N);
+var drawSeq = [];
+function rampColor(f) {
+  var pos = Math.max(0, Math.min(1, f)) * (RAMP.length - 1), a = Math.floor(pos);
+  var b = Math.min(RAMP.length - 1, a + 1), t = pos - a, out = [];
+  for (var q = 1; q < 7; q += 2) {
+    var ca = parseInt(RAMP[a].substr(q, 2), 16), cb = parseInt(RAMP[b].substr(q, 2), 16);
+    out.push(Math.round(ca + (cb - ca) * t));
+  }
+  return "rgb(" + out.join(",") + ")";
+}
+function metaText(m, p) {
+  var c = D.meta[m];
+  if (c.kind === "cat") return c.values[c.codes[p]];
+  if (c.kind === "str") return c.s[p];
+  return c.v[p] === null ? "" : String(c.v[p]);
+}
+function modeGroups(md) {
+  var gi = new Int32Array(N), groups, q;
+  if (md.kind === "topic") {
+    gi = LV[md.level].t;
+    groups = LV[md.level].topics.map(function (tp) {
+      return { label: tp.label, color: tp.color, count: tp.count, back: tp.id < 0 };
+    });
+  } else if (md.kind === "cat") {
+    groups = md.groups.map(function (g) {
+      return { label: g.label, color: g.color, count: g.count, back: !!g.back };
+    });
+    if (md.g) gi.set(md.g);
+    else {
+      var codes = md.src === "p" ? D.p : D.meta[md.src].codes;
+      for (q = 0; q < N; q++) gi[q] = md.map[codes[q]];
+    }
+  } else {
+    // quantile bins: bin b holds values in [q[b], q[b+1]); the last bin includes the maximum
+    var v = D.meta[md.src].v, edges = md.q, nb = edges.length - 1;
+    groups = [];
+    for (q = 0; q < nb; q++) groups.push({ label: "", color: rampColor(q / Math.max(1, nb - 1)),
+                                           count: 0, back: false });
+    groups.push({ label: "no value", color: "#cfcfcf", count: 0, back: true });
+    for (q = 0; q < N; q++) {
+      var b = nb;
+      if (v[q] !== null) {
+        var lo = 0, hi = nb - 1;          // last edge index e with edges[e] <= v, within bins
+        while (lo < hi) {
+          var mid = (lo + hi + 1) >> 1;
+          if (edges[mid] <= v[q]) lo = mid; else hi = mid - 1;
+        }
+        b = lo;
+      }
+      gi[q] = b; groups[b].count++;
+    }
+  }
+  return { gi: gi, groups: groups };
+}
+function setMode(index) {
+  mode = D.colorby[index];
+  var mg = modeGroups(mode), M = mg.groups.length;
+  GI = mg.gi; GROUPS = mg.groups;
+  // points grouped by colour (counting sort): grey groups first, then biggest to smallest
+  gStart = new Int32Array(M + 1);
+  var fill = new Int32Array(M);
+  for (i = 0; i < N; i++) gStart[GI[i] + 1]++;
+  for (j = 0; j < M; j++) gStart[j + 1] += gStart[j];
+  for (i = 0; i < N; i++) { var g = GI[i]; order[gStart[g] + fill[g]++] = i; }
+  var front = [];
+  for (j = 0; j < M; j++) front.push(j);
+  if (mode.kind !== "num")
+    front.sort(function (a, b) { return GROUPS[b].count - GROUPS[a].count; });
+  drawSeq = front.filter(function (g) { return GROUPS[g].back; })
+    .concat(front.filter(function (g) { return !GROUPS[g].back; }));
+  sel.clear(); recompute(); buildLegend(); hover = -1; hideTip(); request();
+}
+
+// ---- highlight: legend selection and search matches; hl marks the points drawn in colour
+var sel = new Set();           // "L:g" for a topic of level L, "c:g" for a colour group
+var matches = null, matchCount = 0, hl = null;
+var hits = LV.map(function (l) { return new Int32Array(l.topics.length); });
+function recompute() {
+  if (!sel.size && !matches) { hl = null; return; }
+  var byL = LV.map(function () { return null; }), byC = null;
+  sel.forEach(function (key) {
+    var a = key.split(":"), g = +a[1];
+    if (a[0] === "c") { byC = byC || new Uint8Array(GROUPS.length); byC[g] = 1; }
+    else { var l = +a[0]; byL[l] = byL[l] || new Uint8Array(LV[l].topics.length); byL[l][g] = 1; }
+  });
+  hl = new Uint8Array(N);
+  hits.forEach(function (h) { h.fill(0); });
+  for (i = 0; i < N; i++) {
+    if (matches && !matches[i]) continue;
+    if (sel.size) {
+      var ok = byC !== null && byC[GI[i]] === 1;
+      for (L = 0; L < NL && !ok; L++) if (byL[L] && byL[L][LV[L].t[i]]) ok = true;
+      if (!ok) continue;
+    }
+    hl[i] = 1;
+    for (L = 0; L < NL; L++) hits[L][LV[L].t[i]]++;
+  }
+}
+
+// ---- drawing
+function drawGroup(g, r, only) {
+  var d = 2 * r, s = gStart[g], e = gStart[g + 1], n = 0, round = r >= 2.5;
+  ctx.fillStyle = GROUPS[g].color;
+  ctx.beginPath();
+  for (var q = s; q < e; q++) {
+    var p = order[q];
+    if (only && !only[p]) continue;
+    var sx = ox + X[p] * k, sy = oy - Y[p] * k;
+    if (sx < -d || sy < -d || sx > W + d || sy > H + d) continue;
+    if (round) { ctx.moveTo(sx + r, sy); ctx.arc(sx, sy, r, 0, 6.283185307179586); }
+    else ctx.rect(sx - r, sy - r, d, d);
+    if (++n === 4000) { ctx.fill(); ctx.beginPath(); n = 0; }
+  }
+  ctx.fill();
+}
+function drawDimmed(r) {
+  var d = 2 * r, n = 0;
+  ctx.fillStyle = "#9a9a9a";
+  ctx.beginPath();
+  for (var p = 0; p < N; p++) {
+    if (hl[p]) continue;
+    var sx = ox + X[p] * k, sy = oy - Y[p] * k;
+    if (sx < -d || sy < -d || sx > W + d || sy > H + d) continue;
+    ctx.rect(sx - r, sy - r, d, d);
+    if (++n === 4000) { ctx.fill(); ctx.beginPath(); n = 0; }
+  }
+  ctx.fill();
+}
+
+function boxesHit(b, placed) {
+  for (var q = 0; q < placed.length; q++) {
+    var o = placed[q];
+    if (b[0] < o[2] && b[2] > o[0] && b[1] < o[3] && b[3] > o[1]) return true;
+  }
+  return false;
+}
+// the header and legend panels float over the map: labels are not placed beneath them
+function panelBoxes() {
+  var out = [];
+  ["head", "legend"].forEach(function (id) {
+    var el = document.getElementById(id);
+    if (!el || !el.getBoundingClientRect) return;
+    var r = el.getBoundingClientRect();
+    if (r.width && r.height) out.push([r.left, r.top, r.right, r.bottom]);
+  });
+  return out;
+}
+function drawLabels() {
+  var z = zoom(), lv = labelLevel(), TOP = LV[lv].topics, M = TOP.length;
+  var broad = NL > 1 && lv === 0;
+  var maxL = Math.max(broad ? 12 : 6, Math.round(16 * Math.pow(z / Math.pow(2, lv), 1.5)));
+  var placed = panelBoxes(), shown = [], biggest = 1, g, l;
+  for (g = 0; g < M; g++) if (TOP[g].id >= 0) { biggest = TOP[g].count; break; }
+  ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.lineJoin = "round";
+  ctx.globalAlpha = 1;
+  for (g = 0; g < M && shown.length < maxL; g++) {
+    var tp = TOP[g];
+    if (tp.id < 0 || (hl && !hits[lv][g])) continue;
+    var sx = ox + tp.cx * k, sy = oy - tp.cy * k;
+    if (sx < -50 || sy < -20 || sx > W + 50 || sy > H + 20) continue;
+    var fs = Math.round(broad ? 14 + 8 * Math.sqrt(tp.count / biggest)
+                              : 11 + 5 * Math.sqrt(tp.count / biggest)), lh = fs + 2;
+    ctx.font = (broad ? "700 " : "600 ") + fs +
+      "px system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif";
+    var w = 0;
+    for (l = 0; l < tp.lines.length; l++) w = Math.max(w, ctx.measureText(tp.lines[l]).width);
+    var h = lh * tp.lines.length;
+    var b = [sx - w / 2 - 3, sy - h / 2 - 2, sx + w / 2 + 3, sy + h / 2 + 2];
+    if (boxesHit(b, placed)) continue;
+    placed.push(b); shown.push(tp.label);
+    for (l = 0; l < tp.lines.length; l++) {
+      var ly = sy - h / 2 + lh * (l + 0.5);
+      ctx.strokeStyle = "rgba(255,255,255,0.92)"; ctx.lineWidth = broad ? 5 : 4;
+      ctx.strokeText(tp.lines[l], sx, ly);
+      ctx.fillStyle = broad ? "#111" : "#1a1a1a"; ctx.fillText(tp.lines[l], sx, ly);
+    }
+  }
+  stats.level = lv; stats.labels = shown;
+}
+
+function draw() {
+  var t0 = performance.now();
+  queued = false;
+  ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
+  ctx.globalAlpha = 1; ctx.fillStyle = "#fff"; ctx.fillRect(0, 0, W, H);
+  if (!N) {
+    ctx.fillStyle = "#888"; ctx.font = "20px system-ui,sans-serif";
+    ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.fillText("no points", W / 2, H / 2);
+  } else {
+    var r = radius(), a = Math.min(0.95, baseA * Math.max(1, Math.pow(zoom(), 0.25))), q;
+    if (hl) {
+      ctx.globalAlpha = 0.08; drawDimmed(r);
+      ctx.globalAlpha = Math.max(a, 0.7);
+      for (q = 0; q < drawSeq.length; q++) drawGroup(drawSeq[q], r, hl);
+    } else {
+      ctx.globalAlpha = a;
+      for (q = 0; q < drawSeq.length; q++) drawGroup(drawSeq[q], r, null);
+    }
+    drawLabels();
+    if (hover >= 0) {
+      ctx.globalAlpha = 1; ctx.lineWidth = 2; ctx.strokeStyle = "#111";
+      ctx.beginPath(); ctx.arc(ox + X[hover] * k, oy - Y[hover] * k, r + 3, 0, 6.283185307179586);
+      ctx.stroke();
+    }
+  }
+  var t1 = performance.now();
+  stats.draws++; stats.lastDraw = t1 - t0;
+  if (stats.firstDraw < 0) stats.firstDraw = t1;
+}
+
+// ---- hover
+function pick(mx, my) {
+  if (!N) return -1;
+  var px = (mx - ox) / k, py = (oy - my) / k, rad = (radius() + 4) / k;
+  var c0 = cx_(px - rad), c1 = cx_(px + rad), r0 = cy_(py - rad), r1 = cy_(py + rad);
+  if ((c1 - c0 + 1) * (r1 - r0 + 1) > 4096) return -1;   // zoomed far out: skip the lookup
+  var best = -1, bestD = rad * rad;
+  for (var cy = r0; cy <= r1; cy++) for (var cx = c0; cx <= c1; cx++) {
+    var c = cx + cy * G;
+    for (var q = cStart[c]; q < cStart[c + 1]; q++) {
+      var p = cItems[q];
+      if (hl && !hl[p]) continue;
+      var dx = X[p] - px, dy = Y[p] - py, d2 = dx * dx + dy * dy;
+      if (d2 <= bestD) { bestD = d2; best = p; }
+    }
+  }
+  return best;
+}
+function row(key, value) {
+  var d = document.createElement("div"); d.className = "row";
+  var s = document.createElement("span"); s.className = "k"; s.textContent = key + ":";
+  d.appendChild(s); d.appendChild(document.createTextNode(value));
+  tip.appendChild(d);
+}
+function showTip(p, mx, my) {
+  tip.textContent = "";
+  row("id", D.id[p]);
+  for (L = 0; L < NL; L++) row(LV[L].name, LV[L].topics[LV[L].t[p]].label);
+  var part = D.parts[D.p[p]];
+  if (part) row("partition", part);
+  for (var e = 0; e < D.meta.length; e++) row(D.meta[e].name, metaText(e, p));
+  if (D.text[p]) {
+    var t = document.createElement("div"); t.className = "txt"; t.textContent = D.text[p];
+    tip.appendChild(t);
+  }
+  tip.style.display = "block";
+  var tw = tip.offsetWidth, th = tip.offsetHeight;
+  var left = mx + 14, top = my + 14;
+  if (left + tw > W - 4) left = Math.max(4, mx - tw - 14);
+  if (top + th > H - 4) top = Math.max(4, my - th - 14);
+  tip.style.left = left + "px"; tip.style.top = top + "px";
+}
+function hideTip() { tip.style.display = "none"; }
+
+// ---- pan / zoom
+var drag = null, lastMove = null, moveQueued = false;
+canvas.addEventListener("pointerdown", function (ev) {
+  drag = { x: ev.clientX, y: ev.clientY, ox: ox, oy: oy };
+  canvas.setPointerCapture(ev.pointerId); canvas.classList.add("dragging");
+  hover = -1; hideTip();
+});
+canvas.addEventListener("pointerup", function (ev) {
+  drag = null; canvas.classList.remove("dragging");
+  try { canvas.releasePointerCapture(ev.pointerId); } catch (e) {}
+});
+canvas.addEventListener("pointercancel", function () {
+  drag = null; canvas.classList.remove("dragging");
+});
+canvas.addEventListener("pointerleave", function () {
+  if (!drag) { hover = -1; hideTip(); request(); }
+});
+canvas.addEventListener("pointermove", function (ev) {
+  if (drag) {
+    ox = drag.ox + ev.clientX - drag.x; oy = drag.oy + ev.clientY - drag.y; request(); return;
+  }
+  lastMove = ev;
+  if (!moveQueued) {
+    moveQueued = true;
+    requestAnimationFrame(function () {
+      moveQueued = false;
+      var p = pick(lastMove.clientX, lastMove.clientY);
+      if (p !== hover) { hover = p; request(); }
+      if (p >= 0) showTip(p, lastMove.clientX, lastMove.clientY); else hideTip();
+    });
+  }
+});
+function zoomTo(nk, cx, cy) {
+  nk = Math.max(k0 * 0.2, Math.min(k0 * 20000, nk));
+  var f = nk / k;
+  ox = cx - (cx - ox) * f;   // keep the point under (cx, cy) fixed
+  oy = cy - (cy - oy) * f;
+  k = nk;
+}
+canvas.addEventListener("wheel", function (ev) {
+  ev.preventDefault();
+  var dy = ev.deltaMode === 1 ? ev.deltaY * 16 : ev.deltaMode === 2 ? ev.deltaY * H : ev.deltaY;
+  zoomTo(k * Math.exp(-dy * 0.0015), ev.clientX, ev.clientY);
+  hover = -1; hideTip(); request();
+}, { passive: false });
+canvas.addEventListener("dblclick", function () { fit(); request(); });
+window.addEventListener("resize", function () { resize(false); });
+
+// ---- legend: the topic tree (colour by topic), a flat list, or a ramp for numbers
+var legend = document.getElementById("legend"), list = document.getElementById("legend-list");
+var filterEl = document.getElementById("filter"), modeEl = document.getElementById("colorby");
+var nodes = [];
+function syncLegend() {
+  legend.classList.toggle("sel", sel.size > 0);
+  for (var q = 0; q < nodes.length; q++) nodes[q].el.classList.toggle("on", sel.has(nodes[q].key));
+}
+function toggleSel(key) {
+  if (sel.has(key)) sel.delete(key); else sel.add(key);
+  recompute(); hover = -1; hideTip(); syncLegend(); request();
+}
+function addItem(label, color, count, key, depth, parent) {
+  var it = document.createElement("div"); it.className = "item";
+  it.style.paddingLeft = (4 + 14 * depth) + "px";
+  var car = document.createElement("span"); car.className = "car";
+  var sw = document.createElement("span"); sw.className = "sw"; sw.style.background = color;
+  var lab = document.createElement("span"); lab.className = "lab"; lab.textContent = label;
+  lab.title = label;
+  var cnt = document.createElement("span"); cnt.className = "cnt";
+  cnt.textContent = count.toLocaleString();
+  it.appendChild(car); it.appendChild(sw); it.appendChild(lab); it.appendChild(cnt);
+  var node = { el: it, car: car, key: key, label: label, parent: parent, kids: [], open: true };
+  it.addEventListener("click", function (ev) {
+    if (ev && ev.target === car && node.kids.length) { node.open = !node.open; refreshTree(); }
+    else toggleSel(key);
+  });
+  list.appendChild(it); nodes.push(node);
+  if (parent) parent.kids.push(node);
+  return node;
+}
+function refreshTree() {
+  var q = filterEl.value.toLowerCase(), n, a;
+  for (n = 0; n < nodes.length; n++) nodes[n].vis = !q;
+  if (q) {
+    for (n = 0; n < nodes.length; n++)
+      if (nodes[n].label.toLowerCase().indexOf(q) >= 0)
+        for (a = nodes[n]; a && !a.vis; a = a.parent) a.vis = true;
+  } else {
+    for (n = 0; n < nodes.length; n++)
+      for (a = nodes[n].parent; a; a = a.parent) if (!a.open) nodes[n].vis = false;
+  }
+  for (n = 0; n < nodes.length; n++) {
+    var nd = nodes[n];
+    nd.el.style.display = nd.vis ? "" : "none";
+    nd.car.textContent = nd.kids.length ? (nd.open || q ? "\u25be" : "\u25b8") : "";
+  }
+}
+var kids = LV.map(function (l) { return l.topics.map(function () { return []; }); });
+for (L = 1; L < NL; L++)
+  LV[L].topics.forEach(function (tp, g) { if (tp.parent >= 0) kids[L - 1][tp.parent].push(g); });
+var nTopics = LV.reduce(function (s, l) { return s + l.topics.length; }, 0);
+function addTopic(l, g, depth, parent) {
+  var tp = LV[l].topics[g];
+  var node = addItem(tp.label, tp.color, tp.count, l + ":" + g, depth, parent);
+  node.open = nTopics <= 60;   // big trees start folded to their broad topics
+  if (l < FINE) kids[l][g].forEach(function (c) {
+    if (tp.id >= 0 || LV[l + 1].topics[c].id >= 0) addTopic(l + 1, c, depth + 1, node);
+  });
+}
+function addRamp(md) {
+  var bar = document.createElement("div"); bar.className = "ramp";
+  bar.style.background = "linear-gradient(to right," + RAMP.join(",") + ")";
+  var ends = document.createElement("div"); ends.className = "rampl";
+  [md.min, "median " + md.median, md.max].forEach(function (v) {
+    var s = document.createElement("span"); s.textContent = String(v); ends.appendChild(s);
+  });
+  var note = document.createElement("div"); note.className = "rampn";
+  note.textContent = "colour by rank (quantiles)";
+  list.appendChild(bar); list.appendChild(ends); list.appendChild(note);
+}
+function buildLegend() {
+  list.textContent = ""; nodes = [];
+  if (mode.kind === "topic" && mode.level === FINE && NL > 1) {
+    for (var g = 0; g < LV[0].topics.length; g++) addTopic(0, g, 0, null);
+  } else if (mode.kind === "topic") {
+    LV[mode.level].topics.forEach(function (tp, q) {
+      addItem(tp.label, tp.color, tp.count, mode.level + ":" + q, 0, null);
+    });
+  } else {
+    if (mode.kind === "num") addRamp(mode);
+    GROUPS.forEach(function (gr, q) {
+      if (gr.label && gr.count) addItem(gr.label, gr.color, gr.count, "c:" + q, 0, null);
+    });
+  }
+  refreshTree(); syncLegend();
+}
+D.colorby.forEach(function (md, q) {
+  var o = document.createElement("option"); o.value = String(q); o.textContent = md.name;
+  modeEl.appendChild(o);
+});
+modeEl.addEventListener("change", function () { setMode(+modeEl.value || 0); });
+document.getElementById("clear").addEventListener("click", function () {
+  sel.clear(); recompute(); syncLegend(); request();
+});
+filterEl.addEventListener("input", refreshTree);
+
+// ---- search: every word (lower case) must occur in the record's id, title-like fields, text
+// or one of its topic labels; haystacks are built once, on the first search
+var searchEl = document.getElementById("search"), resultsEl = document.getElementById("results");
+var infoEl = document.getElementById("search-info");
+var MAX_RESULTS = 50, HAY = null, results = [], timer = 0, lastQuery = null;
+function buildHay() {
+  HAY = new Array(N);
+  for (var p = 0; p < N; p++) {
+    var s = D.id[p];
+    for (var m = 0; m < D.search_meta.length; m++) s += "\n" + metaText(D.search_meta[m], p);
+    HAY[p] = (s + "\n" + D.text[p]).toLowerCase();
+  }
+}
+function labelHits(w) {
+  return LV.map(function (l) {
+    var any = false, a = new Uint8Array(l.topics.length);
+    l.topics.forEach(function (tp, g) {
+      if (tp.label.toLowerCase().indexOf(w) >= 0) { a[g] = 1; any = true; }
+    });
+    return any ? a : null;
+  });
+}
+function runSearch(q) {
+  var t0 = performance.now();
+  q = String(q); lastQuery = q;
+  var words = q.toLowerCase().split(/\s+/).filter(function (w) { return w.length > 0; });
+  results = [];
+  if (!words.length) { matches = null; matchCount = 0; }
+  else {
+    if (!HAY) buildHay();
+    var lab = words.map(labelHits), m = new Uint8Array(N), count = 0, nw = words.length;
+    for (var p = 0; p < N; p++) {
+      var h = HAY[p], ok = true;
+      for (var w = 0; w < nw && ok; w++) {
+        if (h.indexOf(words[w]) >= 0) continue;
+        ok = false;
+        for (L = 0; L < NL; L++) if (lab[w][L] && lab[w][L][LV[L].t[p]]) { ok = true; break; }
+      }
+      if (ok) { m[p] = 1; count++; if (results.length < MAX_RESULTS) results.push(p); }
+    }
+    matches = m; matchCount = count;
+  }
+  recompute(); showResults(words.length > 0); hover = -1; hideTip(); request();
+  stats.lastSearch = performance.now() - t0;
+}
+function showResults(active) {
+  resultsEl.textContent = "";
+  infoEl.textContent = !active ? "" : matchCount === 0 ? "no matching records"
+    : matchCount.toLocaleString() + " matching record" + (matchCount === 1 ? "" : "s") +
+      (matchCount > results.length ? " · first " + results.length + " listed" : "");
+  results.forEach(function (p) {
+    var r = document.createElement("div"); r.className = "res";
+    var id = document.createElement("span"); id.className = "rid"; id.textContent = D.id[p];
+    var first = D.search_meta.length ? metaText(D.search_meta[0], p) : "";
+    var tx = document.createElement("span"); tx.className = "rtx";
+    tx.textContent = (first || D.text[p]).slice(0, 90);
+    r.appendChild(id); r.appendChild(tx);
+    r.title = D.id[p];
+    r.addEventListener("click", function () { focusRecord(p); });
+    resultsEl.appendChild(r);
+  });
+}
+// centre the record, zoomed in far enough for the finest labels, and show its tooltip
+function focusRecord(p) {
+  var w = plotW();
+  zoomTo(k0 * Math.max(zoom(), Math.pow(2, FINE) * 2, 4), w / 2, H / 2);
+  ox = w / 2 - X[p] * k; oy = H / 2 + Y[p] * k;
+  hover = p; request(); showTip(p, w / 2, H / 2);
+}
+function searchSoon() {
+  clearTimeout(timer);
+  timer = setTimeout(function () { runSearch(searchEl.value); }, N > 20000 ? 200 : 80);
+}
+searchEl.addEventListener("input", searchSoon);
+searchEl.addEventListener("keydown", function (ev) {
+  if (ev.key === "Enter") {
+    clearTimeout(timer);
+    if (searchEl.value !== lastQuery) runSearch(searchEl.value);
+    if (results.length) focusRecord(results[0]);
+  } else if (ev.key === "Escape") {
+    clearTimeout(timer); searchEl.value = ""; runSearch("");
+  }
+});
+function fromHash() {
+  var h = window.location.hash || "";
+  if (h.indexOf("#q=") !== 0) return;
+  var q = h.slice(3).replace(/\+/g, " ");
+  try { q = decodeURIComponent(q); } catch (e) { /* keep the raw text */ }
+  searchEl.value = q; runSearch(q);
+}
+window.addEventListener("hashchange", fromHash);
+
+// ---- read-only hook for tests and automation; it only reads state the page already has
+function indexOfId(id) { return D.id.indexOf(String(id)); }
+window.embedmap = Object.freeze({
+  level: function () { return stats.level; },
+  labelsShown: function () { return stats.labels.slice(); },
+  zoom: function () { return zoom(); },
+  colorBy: function () { return mode ? mode.name : ""; },
+  legend: function () {
+    return nodes.filter(function (n) { return n.el.style.display !== "none"; })
+      .map(function (n) { return n.label; });
+  },
+  results: function () { return results.map(function (p) { return D.id[p]; }); },
+  matchCount: function () { return matchCount; },
+  screenOf: function (id) {
+    var p = indexOfId(id);
+    return p < 0 ? null : { x: ox + X[p] * k, y: oy - Y[p] * k };
+  },
+  timings: function () {
+    return { draws: stats.draws, firstDraw: stats.firstDraw, lastDraw: stats.lastDraw,
+             lastSearch: stats.lastSearch };
+  }
+});
+
+setMode(0);
+resize(true);
+fromHash();
+})();
