@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from .assets import MapKeys, build_embedmap_defs, default_home, materialize_map
+from .assets import EmbedMapStepProps, EmbedMapTranslator, MapKeys, build_embedmap_defs, default_home, materialize_map
 from .core.cluster import ClusterSettings
 from .core.label import LabelSettings
 from .core.project import ProjectionSettings
@@ -34,6 +34,8 @@ __all__ = [
     "k8s_gpu_tags",
     "materialize_map",
     "MapKeys",
+    "EmbedMapTranslator",
+    "EmbedMapStepProps",
     "FileSource",
     "EmbedderResource",
     "QdrantResource",

@@ -28,7 +28,8 @@ def die() -> None:
 
 
 def install_fault(point: str) -> None:
-    from dagster_embedmap.core import embed, paths, render, store
+    from dagster_embedmap.core import embed, paths, store
+    from dagster_embedmap.core.render import shared as render_files
 
     if point == "embedding":
         original = embed.Encoder.encode
@@ -78,7 +79,7 @@ def install_fault(point: str) -> None:
                 if str(target).endswith("map.html"):
                     die()  # the new file is whole, the old one not yet replaced
 
-        render.atomic_path = atomic_path
+        render_files.atomic_path = atomic_path  # what the HTML map and the PNG are written through
     else:
         raise SystemExit(f"unknown fault point {point!r}")
 

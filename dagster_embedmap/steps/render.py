@@ -1,0 +1,83 @@
+"""The map step: read every point back from the store, audit it, draw the PNG preview and the HTML map."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+import polars as pl
+
+from ..core.paths import Log, MapLayout, read_or_set_aside
+from ..core.points import metadata_columns, points_frame
+from ..core.render import render_html_map, render_preview_png
+from ..core.store import VectorStore
+from .audit import audit_points
+from .common import Check, pending_partitions
+
+__all__ = ["MapRender", "render_map"]
+
+
+@dataclass
+class MapRender:
+    """What :func:`render_map` drew and found."""
+
+    points: int
+    """Points on the map (those of half-written partitions left out)."""
+    collection_points: int
+    documents: int
+    """Documents over every readable partition."""
+    pending: set[str]
+    """Partitions whose points are half written (left off the map)."""
+    unmapped: int
+    """Points without coordinates or without a topic."""
+    topics: pl.DataFrame | None
+    """The topic table, None when it is missing or unreadable."""
+    checks: list[Check] = field(default_factory=list)
+
+
+def render_map(
+    open_store: Callable[[], AbstractContextManager[VectorStore]],
+    layout: MapLayout,
+    name: str,
+    partition_keys: Iterable[str],
+    *,
+    log: Log,
+    collection_step: str,
+    topics_step: str,
+) -> MapRender:
+    """Draw ``layout.png`` and ``layout.html`` from the collection, and check the map: one point per
+    document, every point placed and in a topic, every point agreeing with its record.
+
+    ``open_store`` opens the collection read-only; ``partition_keys`` are the partitions that exist now;
+    ``collection_step`` / ``topics_step`` name the steps a fix reruns (in the checks and warnings)."""
+    with open_store() as store:
+        points = points_frame(store)
+        total = store.count()
+    pending = pending_partitions(layout, name, collection_step, log)
+    points = points.filter(~pl.col("partition").is_in(list(pending)))
+    partition_keys = list(partition_keys)
+    audit = audit_points(points, layout, set(partition_keys) - pending)
+    documents = sum(
+        pl.scan_parquet(layout.documents(p)).select(pl.len()).collect().item()
+        for p in partition_keys
+        if layout.documents(p).exists() and p not in audit.unreadable
+    )
+    title = f"{name}: {points.height} records"
+    drawable = points.drop_nulls(["x", "y"]).with_columns(pl.col("topic_id").fill_null(-1))
+    render_preview_png(drawable, layout.png, title=title)
+    render_html_map(drawable, layout.html, title=title, extra_columns=metadata_columns(points.columns))
+    unmapped = points.filter(pl.col("x").is_null() | pl.col("topic_id").is_null() | (pl.col("topic_id") < 0)).height
+    topics = read_or_set_aside(layout.topics, pl.read_parquet, log=log, holds="the topic table",
+                               then=f"the map is drawn without it; materialize {topics_step} again")
+    checks = [
+        Check("collection_matches_documents", passed=total == documents and not pending,
+              metadata={"collection_points": total, "documents": documents, "incomplete_partitions": sorted(pending)},
+              description=(f"partition(s) {sorted(pending)} were interrupted while writing their points and are "
+                           f"left off the map; rematerialize their collection step") if pending else None),
+        Check("every_point_mapped", passed=unmapped == 0, metadata={"unmapped_points": unmapped,
+                                                                      "points": points.height}),
+        audit.check(),
+    ]
+    return MapRender(points=points.height, collection_points=total, documents=documents, pending=pending,
+                     unmapped=unmapped, topics=topics, checks=checks)
