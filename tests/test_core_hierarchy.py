@@ -180,3 +180,19 @@ def test_a_change_of_depth_reclusters():
     deeper = update_topics(xy, [flat.tree.fine], flat.table, lambda: texts,
                            clustering=ClusterSettings(min_cluster_size=15, levels=2))
     assert deeper.reclustered and tree_depth(deeper.table) == 2
+
+
+def test_the_size_cap_gives_way_to_two_halves_of_one_blob_not_to_a_join_across_a_gap():
+    from dagster_embedmap.core.merge import CAP_GAP, ward_merges
+
+    # blob A in two halves (30 + 10 points, close), blob B far away (20 points): A is 2/3 of the points
+    centroids = np.array([[0.0, 0.0], [0.3, 0.0], [10.0, 0.0]])
+    weights = np.array([30.0, 10.0, 20.0])
+    hard = ward_merges(centroids, weights, max_share=0.5, stop_at=2)
+    soft = ward_merges(centroids, weights, max_share=0.5, stop_at=2, cap_gap=CAP_GAP)
+    assert {hard[0][0], hard[0][1]} == {1, 2}  # the hard cap joins the small half to the far blob
+    assert {soft[0][0], soft[0][1]} == {0, 1}  # the soft one keeps blob A whole
+    # where the halves are not much closer than the other join, the cap holds
+    near = np.array([[0.0, 0.0], [3.0, 0.0], [5.0, 0.0]])
+    held = ward_merges(near, weights, max_share=0.5, stop_at=2, cap_gap=CAP_GAP)
+    assert {held[0][0], held[0][1]} == {1, 2}

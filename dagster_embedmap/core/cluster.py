@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .merge import adjacency, groups_after, ward_merges
+from .merge import CAP_GAP, adjacency, groups_after, ward_merges
 
 if TYPE_CHECKING:
     from .topics_match import TopicMatch
@@ -170,7 +170,7 @@ class HDBSCANTopics:
         centroids = np.stack([np.bincount(rows, weights=coords[:, d], minlength=len(ids))
                               for d in range(coords.shape[1])], axis=1) / weight[:, None]
         touching = adjacency(xy[core >= 0], rows, len(ids))
-        merges = ward_merges(centroids, weight, touching, MAX_FINE_SHARE, stop_at=max(1, target // 2))
+        merges = ward_merges(centroids, weight, touching, MAX_FINE_SHARE, stop_at=max(1, target // 2), cap_gap=CAP_GAP)
         group = groups_after(len(ids), merges, _clear_cut(merges, len(ids), target))
         out = core.copy()
         out[core >= 0] = group[rows]

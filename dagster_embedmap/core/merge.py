@@ -9,7 +9,9 @@ Both the fine topics (joined from HDBSCAN's dense cores) and every coarser level
 - **touching**: only groups whose points are neighbours on the 2-D map may join, so every group is a
   region a person sees; when no touching pair is left, the cheapest pair of all joins;
 - **a size cap** (optional): a join that would make a group larger than ``max_share`` of all points
-  is taken only when no other join is possible.
+  is taken only when no other join is possible, or (with ``cap_gap``, as the fine topics use it) when
+  every join under the cap costs :data:`CAP_GAP` times as much: the data truly is one group there, so
+  two halves of one blob join rather than two blobs.
 
 Costs are kept in a ``k x k`` matrix updated by the Lance-Williams formula, so joining ``k`` groups
 costs ``O(k^2)`` memory and about ``O(k^2)`` per join: well under a second for the ~900 cores of a
@@ -20,7 +22,11 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["adjacency", "ward_merges", "groups_after"]
+__all__ = ["adjacency", "ward_merges", "groups_after", "CAP_GAP"]
+
+CAP_GAP = 5.0
+"""A join over the size cap is taken instead of the cheapest one under it when it costs less than
+1 / CAP_GAP of that one: the two are parts of one group, and the other join would cross a clear gap."""
 
 
 def adjacency(xy: np.ndarray, group: np.ndarray, k: int, neighbors: int = 10) -> np.ndarray:
@@ -43,10 +49,13 @@ def adjacency(xy: np.ndarray, group: np.ndarray, k: int, neighbors: int = 10) ->
 
 
 def ward_merges(centroids: np.ndarray, weights: np.ndarray, touching: np.ndarray | None = None,
-                max_share: float | None = None, stop_at: int = 1, method: str = "ward") -> list[tuple[int, int, float]]:
+                max_share: float | None = None, stop_at: int = 1, method: str = "ward",
+                cap_gap: float | None = None) -> list[tuple[int, int, float]]:
     """The joins of constrained, size-weighted Ward linkage, in order: ``(kept, absorbed, cost)``,
     until ``stop_at`` groups are left. See the module docstring for the rule. ``method="average"``:
-    size-weighted average linkage of squared distances instead."""
+    size-weighted average linkage of squared distances instead. ``cap_gap`` (e.g. :data:`CAP_GAP`): the
+    size cap gives way to a touching join that costs under ``1 / cap_gap`` of the cheapest join under it;
+    None keeps the cap hard."""
     c = np.asarray(centroids, dtype=np.float64)
     w = np.asarray(weights, dtype=np.float64).copy()
     k = len(c)
@@ -72,6 +81,13 @@ def ward_merges(centroids: np.ndarray, weights: np.ndarray, touching: np.ndarray
             if np.isfinite(masked.flat[flat]):
                 pick = divmod(flat, k)
                 break
+        if pick is not None and np.isfinite(cap) and cap_gap:
+            # the cap gives way where the data is one group: a join over it that costs a fraction of the
+            # cheapest one under it (two halves of one blob, not two neighbours)
+            over = np.where(live & touch & ~small, cost, np.inf)
+            flat = int(np.argmin(over))
+            if np.isfinite(over.flat[flat]) and over.flat[flat] * cap_gap < cost[pick]:
+                pick = divmod(flat, k)
         if pick is None:
             break
         a, b = pick
