@@ -171,37 +171,7 @@ def build_landing_sensor(
         log = context.log
         known, runs = _load_cursor(context.cursor, log)
 
-        by_stem: dict[str, list[Path]] = {}
-        for path in source.files():
-            by_stem.setdefault(path.stem, []).append(path)
-
-        present: dict[str, tuple[float, str, str]] = {}  # stem -> (mtime, file, sha256)
-        held: set[str] = set()  # stems seen but not acted on this tick: their cursor entries stay
-        for stem, paths in sorted(by_stem.items()):
-            if len(paths) > 1:
-                log.warning(
-                    f"skipping {', '.join(repr(str(p)) for p in paths)}: several files share the partition key "
-                    f"{stem!r}; rename all but one"
-                )
-                held.add(stem)
-                continue
-            path = paths[0]
-            problem = partition_key_problem(stem)
-            if problem:
-                log.warning(f"skipping {path}: its partition key {stem!r} is invalid ({problem}); rename the file")
-                held.add(stem)
-                continue
-            try:
-                mtime = path.stat().st_mtime
-                sha = file_sha256(path)
-            except FileNotFoundError:  # gone between the listing and the read: the next tick sees it
-                held.add(stem)
-                continue
-            except OSError as exc:
-                log.warning(f"skipping {str(path)!r}: could not be read ({type(exc).__name__}: {exc})")
-                held.add(stem)
-                continue
-            present[stem] = (mtime, str(path), sha)
+        present, held = _scan(source, log)
 
         pending = sorted(
             (mtime, file, stem, sha) for stem, (mtime, file, sha) in present.items() if known.get(stem) != sha
@@ -257,6 +227,50 @@ def build_landing_sensor(
             return dg.SensorResult(skip_reason=reason, cursor=cursor)
         return dg.SkipReason(reason)
 
+    return _sensor(name, evaluate, job, cleanup_job, minimum_interval_seconds, description, default_status)
+
+
+def _scan(source: FileSource, log) -> tuple[dict[str, tuple[float, str, str]], set[str]]:
+    """The landing files now: ``stem -> (mtime, file, sha256)`` of each usable one, and the stems seen but
+    not usable this tick (several files for one key, an invalid key, unreadable or just gone), each said
+    in the log; their cursor entries stay."""
+    by_stem: dict[str, list[Path]] = {}
+    for path in source.files():
+        by_stem.setdefault(path.stem, []).append(path)
+
+    present: dict[str, tuple[float, str, str]] = {}  # stem -> (mtime, file, sha256)
+    held: set[str] = set()  # stems seen but not acted on this tick: their cursor entries stay
+    for stem, paths in sorted(by_stem.items()):
+        if len(paths) > 1:
+            log.warning(
+                f"skipping {', '.join(repr(str(p)) for p in paths)}: several files share the partition key "
+                f"{stem!r}; rename all but one"
+            )
+            held.add(stem)
+            continue
+        path = paths[0]
+        problem = partition_key_problem(stem)
+        if problem:
+            log.warning(f"skipping {path}: its partition key {stem!r} is invalid ({problem}); rename the file")
+            held.add(stem)
+            continue
+        try:
+            mtime = path.stat().st_mtime
+            sha = file_sha256(path)
+        except FileNotFoundError:  # gone between the listing and the read: the next tick sees it
+            held.add(stem)
+            continue
+        except OSError as exc:
+            log.warning(f"skipping {str(path)!r}: could not be read ({type(exc).__name__}: {exc})")
+            held.add(stem)
+            continue
+        present[stem] = (mtime, str(path), sha)
+    return present, held
+
+
+def _sensor(name: str, evaluate, job: Job, cleanup_job: Job | None, minimum_interval_seconds: int, description: str,
+            default_status: dg.DefaultSensorStatus) -> dg.SensorDefinition:
+    """The sensor definition targeting ``job`` (a definition or a name) and, when given, ``cleanup_job``."""
     targets = [job] if cleanup_job is None else [job, cleanup_job]
     common = dict(
         name=name,

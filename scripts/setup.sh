@@ -9,7 +9,7 @@ VENV="${EMBEDMAP_VENV:-.venv}"
 # TORCH_SPEC (e.g. TORCH_SPEC="torch" on a GPU machine).
 TORCH_SPEC="${TORCH_SPEC:-torch==2.13.0}"
 
-# Headless Chromium for tests/test_browser.py and benchmarks/html_map.py: Debian's package, never
+# Headless Chromium for tests/integration/test_browser.py and benchmarks/html_map.py: Debian's package, never
 # a browser download. Checked on every run (cheap when present); EMBEDMAP_SKIP_CHROMIUM=1 skips
 # the install (the browser tests then fail unless EMBEDMAP_CHROMIUM names a browser).
 if [ "${EMBEDMAP_SKIP_CHROMIUM:-0}" != 1 ] && [ -z "${EMBEDMAP_CHROMIUM:-}" ] \
@@ -26,12 +26,12 @@ if [ "${EMBEDMAP_SKIP_CHROMIUM:-0}" != 1 ] && [ -z "${EMBEDMAP_CHROMIUM:-}" ] \
     echo "setup: installing chromium (apt-get) for the browser tests (log: $aptlog)"
     if ! { "${apt[@]}" update -qq && "${apt[@]}" install -y -qq chromium; } >"$aptlog" 2>&1; then
       tail -n 20 "$aptlog" >&2
-      echo "setup: WARNING: could not install chromium; tests/test_browser.py will fail" >&2
+      echo "setup: WARNING: could not install chromium; tests/integration/test_browser.py will fail" >&2
     fi
   else
     echo "setup: chromium not found and no root, sudo or apt-get to install it: run" \
       "'apt-get install -y chromium' as root (or set EMBEDMAP_CHROMIUM to a Chromium/Chrome" \
-      "binary); until then tests/test_browser.py fails" >&2
+      "binary); until then tests/integration/test_browser.py fails" >&2
   fi
 fi
 

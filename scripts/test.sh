@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
-# Set up (if needed) and run the test suite. Extra arguments go to pytest.
+# Set up (if needed) and run the test suite: tests/unit (core and steps: no model, no browser, no
+# Dagster run; under a minute) and tests/integration (the real model, Qdrant, Chromium, whole graphs).
+#   bash scripts/test.sh            # both tiers (what CI runs)
+#   bash scripts/test.sh --fast     # the unit tier only
+# Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"
+if [ "${1:-}" = "--fast" ]; then
+  shift
+  exec .venv/bin/python -m pytest tests/unit "$@"
+fi
 # the example code location loads (what `dagster dev -w workspace.yaml` loads)
 .venv/bin/dagster definitions validate -w workspace.yaml
 # the example dg project: each defs.yaml against its component's schema (one folder at a time: dg

@@ -148,21 +148,11 @@ def build_embedmap_defs(
                             empty_text=empty_text),
         keys=keys, pdef=pdef, projection=projection, clustering=clustering, labels=labels,
         embedder_key=embedder_key, qdrant_key=qdrant_key, duplicate_threshold=duplicate_threshold)
-    resources = {"documents": set(), "embeddings": {embedder_key},
-                 # the map's own model names topics by meaning; maps of precomputed vectors never load it
-                 "topics": {qdrant_key} if vector_column else {qdrant_key, embedder_key}}
-    backfill = (dg.BackfillPolicy.multi_run(max_partitions_per_run=partitions_per_run)
-                if partitions_per_run > 1 else None)  # several partitions per run: one model load, one process
-    wired = {}
-    for step, spec in specs.items():
-        wired[step] = dict(
-            specs=[spec.replace_attributes(
-                deps=[keys.key(d) for d in DEPS[step]] + ([source_key] if step == "documents" and source_key else []),
-                partitions_def=pdef if step in PARTITIONED else None,
-                metadata={**(spec.metadata or {}), "embedmap/map": name, STEP_TAG: step})],
-            name=spec.key.to_python_identifier(), check_specs=check_specs(step, spec.key),
-            required_resource_keys=resources.get(step, {qdrant_key}),
-            backfill_policy=backfill if step in PARTITIONED else None)
+    wired = _wiring(specs, keys, name, pdef, source_key, resources={
+        "documents": set(), "embeddings": {embedder_key},
+        # the map's own model names topics by meaning; maps of precomputed vectors never load it
+        "topics": {qdrant_key} if vector_column else {qdrant_key, embedder_key}}, default_resources={qdrant_key},
+        partitions_per_run=partitions_per_run)
     wired["embeddings"].update(pool=pool, op_tags=dict(embeddings_tags or {}))
     jobs = MapJobs(name, group, keys, pdef)
     return dg.Definitions(
@@ -173,6 +163,26 @@ def build_embedmap_defs(
                             max_runs_per_tick=max_runs_per_tick, sensor_interval_s=sensor_interval_s,
                             running=automations_running),
     )
+
+
+def _wiring(specs: dict[str, dg.AssetSpec], keys: MapKeys, name: str, pdef: dg.PartitionsDefinition,
+            source_key: dg.AssetKey | None, *, resources: dict[str, set[str]], default_resources: set[str],
+            partitions_per_run: int) -> dict[str, dict]:
+    """Per step, the ``multi_asset`` arguments that make the translated specs run together: dependencies on
+    the translated keys, partitions, checks, resources, the op's name and the backfill policy."""
+    backfill = (dg.BackfillPolicy.multi_run(max_partitions_per_run=partitions_per_run)
+                if partitions_per_run > 1 else None)  # several partitions per run: one model load, one process
+    wired = {}
+    for step, spec in specs.items():
+        deps = [keys.key(d) for d in DEPS[step]] + ([source_key] if step == "documents" and source_key else [])
+        wired[step] = dict(
+            specs=[spec.replace_attributes(
+                deps=deps, partitions_def=pdef if step in PARTITIONED else None,
+                metadata={**(spec.metadata or {}), "embedmap/map": name, STEP_TAG: step})],
+            name=spec.key.to_python_identifier(), check_specs=check_specs(step, spec.key),
+            required_resource_keys=resources.get(step, default_resources),
+            backfill_policy=backfill if step in PARTITIONED else None)
+    return wired
 
 
 def _assets(ctx: MapContext, wired: dict[str, dict], source: Source,

@@ -25,7 +25,7 @@ from dagster_embedmap.core.store import StoreLocation, open_store
 pytestmark = pytest.mark.e2e
 
 WORKER = Path(__file__).with_name("fault_worker.py")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _run(base: Path, *partitions: str, fault: str | None = None, env: dict | None = None, wait: bool = True):

@@ -1,8 +1,8 @@
-"""A worker process for tests/test_faults.py: builds a map over a landing folder, or some partitions of
+"""A worker process for tests/integration/test_faults.py: builds a map over a landing folder, or some partitions of
 it, with the real model, the embedded Qdrant edge engine and a Dagster instance on disk, and optionally
 kills itself with SIGKILL at one point in the middle of a step.
 
-    python tests/fault_worker.py LANDING HOME INSTANCE_DIR [PARTITION ...]
+    python tests/integration/fault_worker.py LANDING HOME INSTANCE_DIR [PARTITION ...]
 
 ``EMBEDMAP_FAULT`` names where to die (nothing is mocked: the real step runs until that point):
 

@@ -22,7 +22,7 @@ from support.browser import (
     Browser, assert_nothing_ran, find_chromium, hover_record, image_stats, load, rect_centre,
 )
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 
 # --------------------------------------------------------------------------------------------

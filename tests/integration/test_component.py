@@ -17,7 +17,7 @@ from dagster_embedmap import EmbedMapComponent, MapKeys, QdrantResource
 from dagster_embedmap.core.store import StoreLocation, open_store
 
 pytestmark = pytest.mark.e2e
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "embedmap_example"
 DG = str(Path(sys.executable).with_name("dg"))
 
