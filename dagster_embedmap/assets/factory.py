@@ -23,7 +23,7 @@ from ..steps.ingest import SNIPPET_CHARS
 from . import bodies
 from .automation import MapJobs, map_schedules, map_sensors
 from .bodies import MapContext, TopicsConfig, each_partition
-from .keys import STEP_TAG, MapKeys
+from .keys import MAP_TAG, STEP_TAG, MapKeys
 from .specs import DEPS, PARTITIONED, check_specs, default_props
 from .translator import EmbedMapTranslator
 
@@ -178,7 +178,7 @@ def _wiring(specs: dict[str, dg.AssetSpec], keys: MapKeys, name: str, pdef: dg.P
         wired[step] = dict(
             specs=[spec.replace_attributes(
                 deps=deps, partitions_def=pdef if step in PARTITIONED else None,
-                metadata={**(spec.metadata or {}), "embedmap/map": name, STEP_TAG: step})],
+                metadata={**(spec.metadata or {}), MAP_TAG: name, STEP_TAG: step})],
             name=spec.key.to_python_identifier(), check_specs=check_specs(step, spec.key),
             required_resource_keys=resources.get(step, default_resources),
             backfill_policy=backfill if step in PARTITIONED else None)

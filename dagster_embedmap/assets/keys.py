@@ -7,13 +7,16 @@ from typing import Mapping, Sequence
 
 import dagster as dg
 
-__all__ = ["MapKeys", "STEPS", "STEP_TAG"]
+__all__ = ["MapKeys", "STEPS", "STEP_TAG", "MAP_TAG"]
 
 STEPS = ("documents", "embeddings", "collection", "projection_model", "projection", "topics", "map", "duplicates")
 """The map's steps, upstream first: one asset each."""
 
 STEP_TAG = "embedmap/step"
 """Metadata entry naming the step of each of a map's assets (how :meth:`MapKeys.of` finds them)."""
+
+MAP_TAG = "embedmap/map"
+"""Metadata entry naming the map each asset belongs to."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +47,7 @@ class MapKeys:
             if isinstance(asset, dg.AssetsDefinition):
                 for key, spec in asset.specs_by_key.items():
                     meta = spec.metadata or {}
-                    if meta.get("embedmap/map") == name and meta.get(STEP_TAG) in STEPS:
+                    if meta.get(MAP_TAG) == name and meta.get(STEP_TAG) in STEPS:
                         found[meta[STEP_TAG]] = key
         if not found:
             raise ValueError(f"these definitions hold no map named {name!r}")
