@@ -138,23 +138,7 @@ def build_landing_sensor(
             modification time, then name) go first and the others wait for the next ticks.
         minimum_interval_seconds / default_status: as for any Dagster sensor.
     """
-    if not isinstance(source, FileSource):
-        raise TypeError(f"source must be a FileSource, got {type(source).__name__}")
-    if not source.per_file:
-        raise ValueError(
-            f"source {source.path!r} is not one partition per file: the landing sensor needs a glob path "
-            "(e.g. 'landing/*.jsonl') and no partition_column"
-        )
-    if not isinstance(partitions_def, dg.DynamicPartitionsDefinition) or not partitions_def.name:
-        raise TypeError(
-            "partitions_def must be a named DynamicPartitionsDefinition: the sensor adds and deletes its keys"
-        )
-    if max_runs_per_tick < 1:
-        raise ValueError(f"max_runs_per_tick must be at least 1, got {max_runs_per_tick}")
-    job_name = _job_name(job)
-    cleanup_name = _job_name(cleanup_job) if cleanup_job is not None else None
-    if cleanup_name == job_name:
-        raise ValueError(f"cleanup_job must differ from job ({job_name!r}): it runs without a partition")
+    job_name, cleanup_name = _check_landing_args(source, partitions_def, job, cleanup_job, max_runs_per_tick)
     pattern = source.path
 
     description = (
@@ -228,6 +212,29 @@ def build_landing_sensor(
         return dg.SkipReason(reason)
 
     return _sensor(name, evaluate, job, cleanup_job, minimum_interval_seconds, description, default_status)
+
+
+def _check_landing_args(source, partitions_def, job, cleanup_job, max_runs_per_tick: int) -> tuple[str, str | None]:
+    """The names of ``job`` and ``cleanup_job`` (None without one), after checking every argument of
+    :func:`build_landing_sensor`; a bad one raises, saying what to pass instead."""
+    if not isinstance(source, FileSource):
+        raise TypeError(f"source must be a FileSource, got {type(source).__name__}")
+    if not source.per_file:
+        raise ValueError(
+            f"source {source.path!r} is not one partition per file: the landing sensor needs a glob path "
+            "(e.g. 'landing/*.jsonl') and no partition_column"
+        )
+    if not isinstance(partitions_def, dg.DynamicPartitionsDefinition) or not partitions_def.name:
+        raise TypeError(
+            "partitions_def must be a named DynamicPartitionsDefinition: the sensor adds and deletes its keys"
+        )
+    if max_runs_per_tick < 1:
+        raise ValueError(f"max_runs_per_tick must be at least 1, got {max_runs_per_tick}")
+    job_name = _job_name(job)
+    cleanup_name = _job_name(cleanup_job) if cleanup_job is not None else None
+    if cleanup_name == job_name:
+        raise ValueError(f"cleanup_job must differ from job ({job_name!r}): it runs without a partition")
+    return job_name, cleanup_name
 
 
 def _scan(source: FileSource, log) -> tuple[dict[str, tuple[float, str, str]], set[str]]:

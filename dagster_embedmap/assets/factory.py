@@ -129,47 +129,54 @@ def build_embedmap_defs(
 
     The resources themselves are not included: add them with ``embedmap_resources()`` or your own.
     """
-    if not name or any(ch in name for ch in "/\\"):
-        raise ValueError(f"map name must be non-empty without slashes, got {name!r}")
-    group = group_name or name.replace("-", "_")
+    group = group_name or _checked(name).replace("-", "_")
     pdef = partitions_def or _default_partitions(source)
     source_key = _source_key(source)
-    translator = translator or EmbedMapTranslator()
     props = default_props(
         name, MapKeys.for_map(name, key_prefix), group, collection=collection_name or name,
         source=f"from {source.path}" if source_key is None else f"of {source_key.to_user_string()}",
         sample_size=projection.sample_size, duplicate_threshold=duplicate_threshold)
-    specs = {p.step: translator.get_asset_spec(p) for p in props}
-    keys = MapKeys.from_mapping({step: spec.key for step, spec in specs.items()})
-    ctx = MapContext(
-        name=name, layout=MapLayout(home or default_home(), name), collection=collection_name or name,
-        schema=RecordSchema(id_column=id_column, text_column=text_column, vector_column=vector_column,
-                            metadata_columns=tuple(metadata_columns) if metadata_columns is not None else None,
-                            empty_text=empty_text),
-        keys=keys, pdef=pdef, projection=projection, clustering=clustering, labels=labels,
-        embedder_key=embedder_key, qdrant_key=qdrant_key, duplicate_threshold=duplicate_threshold)
-    wired = _wiring(specs, keys, name, pdef, source_key, resources={
-        "documents": set(), "embeddings": {embedder_key},
-        # the map's own model names topics by meaning; maps of precomputed vectors never load it
-        "topics": {qdrant_key} if vector_column else {qdrant_key, embedder_key}}, default_resources={qdrant_key},
-        partitions_per_run=partitions_per_run)
-    wired["embeddings"].update(pool=pool, op_tags=dict(embeddings_tags or {}))
+    specs, keys = _translate(translator or EmbedMapTranslator(), props)
+    schema = RecordSchema(id_column=id_column, text_column=text_column, vector_column=vector_column,
+                          metadata_columns=tuple(metadata_columns) if metadata_columns is not None else None,
+                          empty_text=empty_text)
+    ctx = MapContext(name=name, layout=MapLayout(home or default_home(), name), collection=collection_name or name,
+                     schema=schema, keys=keys, pdef=pdef, projection=projection, clustering=clustering, labels=labels,
+                     embedder_key=embedder_key, qdrant_key=qdrant_key, duplicate_threshold=duplicate_threshold)
+    # the map's own model names topics by meaning; maps of precomputed vectors never load it
+    resources = {"documents": set(), "embeddings": {embedder_key},
+                 "topics": {qdrant_key} if vector_column else {qdrant_key, embedder_key}}
+    wired = _wiring(specs, keys, name, pdef, source_key, resources=resources, default_resources={qdrant_key},
+                    partitions_per_run=partitions_per_run, embeddings=dict(pool=pool, op_tags=embeddings_tags or {}))
     jobs = MapJobs(name, group, keys, pdef)
     return dg.Definitions(
         assets=_assets(ctx, wired, source, source_key),
         jobs=jobs.all(),
         schedules=map_schedules(name, group, jobs, refit_cron, automations_running),
-        sensors=map_sensors(group, ctx.layout, source, pdef, jobs, refit_drift_share=refit_drift_share,
-                            max_runs_per_tick=max_runs_per_tick, sensor_interval_s=sensor_interval_s,
-                            running=automations_running),
+        sensors=map_sensors(group, ctx.layout, source, pdef, jobs, running=automations_running,
+                            refit_drift_share=refit_drift_share, max_runs_per_tick=max_runs_per_tick,
+                            sensor_interval_s=sensor_interval_s),
     )
+
+
+def _checked(name: str) -> str:
+    if not name or any(ch in name for ch in "/\\"):
+        raise ValueError(f"map name must be non-empty without slashes, got {name!r}")
+    return name
+
+
+def _translate(translator: EmbedMapTranslator, props: list) -> tuple[dict[str, dg.AssetSpec], MapKeys]:
+    """Each step's spec as the translator makes it, and the map's keys read from them."""
+    specs = {p.step: translator.get_asset_spec(p) for p in props}
+    return specs, MapKeys.from_mapping({step: spec.key for step, spec in specs.items()})
 
 
 def _wiring(specs: dict[str, dg.AssetSpec], keys: MapKeys, name: str, pdef: dg.PartitionsDefinition,
             source_key: dg.AssetKey | None, *, resources: dict[str, set[str]], default_resources: set[str],
-            partitions_per_run: int) -> dict[str, dict]:
+            partitions_per_run: int, embeddings: dict) -> dict[str, dict]:
     """Per step, the ``multi_asset`` arguments that make the translated specs run together: dependencies on
-    the translated keys, partitions, checks, resources, the op's name and the backfill policy."""
+    the translated keys, partitions, checks, resources, the op's name and the backfill policy (and
+    ``embeddings``: the embeddings step's pool and op tags)."""
     backfill = (dg.BackfillPolicy.multi_run(max_partitions_per_run=partitions_per_run)
                 if partitions_per_run > 1 else None)  # several partitions per run: one model load, one process
     wired = {}
@@ -182,6 +189,7 @@ def _wiring(specs: dict[str, dg.AssetSpec], keys: MapKeys, name: str, pdef: dg.P
             name=spec.key.to_python_identifier(), check_specs=check_specs(step, spec.key),
             required_resource_keys=resources.get(step, default_resources),
             backfill_policy=backfill if step in PARTITIONED else None)
+    wired["embeddings"].update(pool=embeddings["pool"], op_tags=dict(embeddings["op_tags"]))
     return wired
 
 
