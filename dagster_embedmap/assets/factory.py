@@ -147,7 +147,7 @@ def build_embedmap_defs(
     resources = {"documents": set(), "embeddings": {embedder_key},
                  "topics": {qdrant_key} if vector_column else {qdrant_key, embedder_key}}
     wired = _wiring(specs, keys, name, pdef, source_key, resources=resources, default_resources={qdrant_key},
-                    partitions_per_run=partitions_per_run, embeddings=dict(pool=pool, op_tags=embeddings_tags or {}))
+                    partitions_per_run=partitions_per_run, embeddings=dict(pool=pool, op_tags=dict(embeddings_tags or {})))
     jobs = MapJobs(name, group, keys, pdef)
     return dg.Definitions(
         assets=_assets(ctx, wired, source, source_key),
@@ -189,7 +189,7 @@ def _wiring(specs: dict[str, dg.AssetSpec], keys: MapKeys, name: str, pdef: dg.P
             name=spec.key.to_python_identifier(), check_specs=check_specs(step, spec.key),
             required_resource_keys=resources.get(step, default_resources),
             backfill_policy=backfill if step in PARTITIONED else None)
-    wired["embeddings"].update(pool=embeddings["pool"], op_tags=dict(embeddings["op_tags"]))
+    wired["embeddings"].update(embeddings)
     return wired
 
 

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .merge import CAP_GAP, adjacency, groups_after, ward_merges
+from .merge import CAP_GAP, adjacency, group_means, groups_after, ward_merges
 
 if TYPE_CHECKING:
     from .topics_match import TopicMatch
@@ -166,9 +166,7 @@ class HDBSCANTopics:
             return core
         rows = np.searchsorted(ids, core[core >= 0])
         weight = np.bincount(rows, minlength=len(ids)).astype(np.float64)
-        coords = np.asarray(coords, dtype=np.float64)[core >= 0]
-        centroids = np.stack([np.bincount(rows, weights=coords[:, d], minlength=len(ids))
-                              for d in range(coords.shape[1])], axis=1) / weight[:, None]
+        centroids = group_means(rows, np.asarray(coords)[core >= 0], len(ids))
         touching = adjacency(xy[core >= 0], rows, len(ids))
         merges = ward_merges(centroids, weight, touching, MAX_FINE_SHARE, stop_at=max(1, target // 2), cap_gap=CAP_GAP)
         group = groups_after(len(ids), merges, _clear_cut(merges, len(ids), target))

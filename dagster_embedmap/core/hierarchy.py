@@ -116,7 +116,7 @@ def build_tree(xy: np.ndarray, fine: np.ndarray, depth: int = 2, space: "Cluster
     neighbours on the map; without, on their 2-D centroids and all points. ``fine`` keeps its ids (the stable ids
     of the clustering); coarser ids are numbered by size. With ``depth == 1`` the tree is the flat topics.
     """
-    from .merge import adjacency, groups_after, ward_merges
+    from .merge import adjacency, group_means, groups_after, ward_merges
 
     xy = np.asarray(xy, dtype=np.float64)
     fine = np.asarray(fine, dtype=np.int64)
@@ -139,9 +139,7 @@ def build_tree(xy: np.ndarray, fine: np.ndarray, depth: int = 2, space: "Cluster
             seen = at >= 0
             member = np.searchsorted(topic_ids, at[seen])
             weight = np.bincount(np.searchsorted(topic_ids, current[current >= 0]), minlength=len(topic_ids))
-            counted = np.bincount(member, minlength=len(topic_ids)).astype(np.float64)
-            centroids = np.stack([np.bincount(member, weights=features[seen, d], minlength=len(topic_ids))
-                                  for d in range(features.shape[1])], axis=1) / np.maximum(counted, 1)[:, None]
+            centroids = group_means(member, features[seen], len(topic_ids))
             touching = adjacency(xy[rows][seen], member, len(topic_ids))
             merges = ward_merges(centroids, weight.astype(np.float64), touching, MAX_BROAD_SHARE)
             n_groups = _natural_cut(merges, len(topic_ids), target, len(topic_ids), broadest)

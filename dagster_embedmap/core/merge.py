@@ -22,12 +22,22 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["adjacency", "ward_merges", "groups_after", "CAP_GAP"]
+__all__ = ["adjacency", "group_means", "ward_merges", "groups_after", "CAP_GAP"]
 
 CAP_GAP = 5.0
 """A join over the size cap is taken instead of the cheapest one under it when it costs less than
 1 / CAP_GAP of that one: the two are parts of one group, and the other join would cross a clear gap."""
 
+
+
+def group_means(group: np.ndarray, features: np.ndarray, k: int) -> np.ndarray:
+    """``(k, d)``: the mean of ``features`` over the rows of each group (``group[i]`` in ``0..k-1``);
+    a group without rows gets zeros."""
+    features = np.asarray(features, dtype=np.float64)
+    counts = np.bincount(group, minlength=k).astype(np.float64)
+    sums = np.stack([np.bincount(group, weights=features[:, d], minlength=k) for d in range(features.shape[1])],
+                    axis=1)
+    return sums / np.maximum(counts, 1)[:, None]
 
 def adjacency(xy: np.ndarray, group: np.ndarray, k: int, neighbors: int = 10) -> np.ndarray:
     """``(k, k)`` bool: groups ``a`` and ``b`` touch when some point of one has a point of the other among
