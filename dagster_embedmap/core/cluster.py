@@ -168,8 +168,11 @@ class HDBSCANTopics:
         weight = np.bincount(rows, minlength=len(ids)).astype(np.float64)
         centroids = group_means(rows, np.asarray(coords)[core >= 0], len(ids))
         touching = adjacency(xy[core >= 0], rows, len(ids))
-        merges = ward_merges(centroids, weight, touching, MAX_FINE_SHARE, stop_at=max(1, target // 2), cap_gap=CAP_GAP)
-        group = groups_after(len(ids), merges, _clear_cut(merges, len(ids), target))
+        merges = ward_merges(centroids, weight, touching, MAX_FINE_SHARE, stop_at=max(1, target // 2 - 1),
+                             cap_gap=CAP_GAP)  # one join past the fewest topics: _clear_cut weighs it
+        pts = np.asarray(coords, dtype=np.float64)[core >= 0]
+        spread = float(((pts - centroids[rows]) ** 2).sum()) / len(ids)
+        group = groups_after(len(ids), merges, _clear_cut(merges, len(ids), target, spread))
         out = core.copy()
         out[core >= 0] = group[rows]
         return out
@@ -200,15 +203,26 @@ CLEAR_GAP = 5.0
 blobs); real corpora showed at most 1.6 near the target count."""
 
 
-def _clear_cut(merges: list[tuple[int, int, float]], k: int, target: int) -> int:
+def _clear_cut(merges: list[tuple[int, int, float]], k: int, target: int, spread: float = 0.0) -> int:
     """How many topics: ``target``, or fewer (down to half of it) where joining one more pair would
-    cost :data:`CLEAR_GAP` times the join before it, i.e. where the data clearly has fewer groups."""
+    cost :data:`CLEAR_GAP` times the join before it, i.e. where the data clearly has fewer groups.
+    Fewer only where that cut is clearer than the one at ``target``; before the first join the cores'
+    mean ``spread`` (sum of squares about their centroid) stands for the join before, so three blobs,
+    two of them near each other, stay three when the join of the near two still dwarfs their spread."""
     costs = [m[2] for m in merges]
-    best, best_ratio = min(target, k), CLEAR_GAP
-    for m in range(max(1, target // 2), min(target, k)):
-        nxt = k - m  # the join that would take m groups to m - 1
-        if 1 <= nxt < len(costs) and costs[nxt] / max(costs[nxt - 1], 1e-12) >= best_ratio:
-            best, best_ratio = m, costs[nxt] / max(costs[nxt - 1], 1e-12)
+
+    def gap(m: int) -> float:  # how much dearer the join taking m groups to m - 1 is than the one before
+        nxt = k - m
+        if not 0 <= nxt < len(costs):
+            return 0.0
+        before = costs[nxt - 1] if nxt else spread
+        return costs[nxt] / before if before > 0 else 0.0
+
+    best = min(target, k)
+    best_ratio = max(CLEAR_GAP, gap(best))
+    for m in range(max(1, target // 2), best):
+        if gap(m) >= best_ratio:
+            best, best_ratio = m, gap(m)
     return best
 
 

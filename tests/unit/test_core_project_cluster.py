@@ -146,6 +146,27 @@ def test_hdbscan_recovers_the_blobs(topics, blobs):
     assert len(set(topic_of_blob(labels, truth).values())) == 3
 
 
+@pytest.mark.parametrize("far", [20.0, 30.0, 60.0])
+def test_three_blobs_stay_three_when_two_lie_near_and_one_far(far):
+    """Ward joins of three clean blobs on a line cost ``near`` then far more; that second gap must
+    not read as "the data has two groups" while the near join still dwarfs the blobs' own spread."""
+    rng = np.random.default_rng(0)
+    xy = np.concatenate([rng.normal(size=(80, 2)) * 0.5 + p for p in [(0, 0), (10, 0), (far, 0)]])
+    labels = HDBSCANTopics(ClusterSettings(min_cluster_size=20)).fit_predict(xy)
+    assert adjusted_rand_score(np.repeat(np.arange(3), 80), labels) == 1.0
+
+
+@pytest.mark.parametrize("split", [2.0, 2.5])
+def test_three_blobs_each_in_two_dense_parts_are_three_topics(split):
+    """Each blob is two overlapping dense parts, so HDBSCAN finds 5-6 cores for a target of 6; the
+    joins that would go below three groups cost hundreds of times those within a blob."""
+    rng = np.random.default_rng(1)
+    centres = [(0, 0), (0, split), (40, 0), (40, split), (20, 30), (20, 30 + split)]
+    xy = np.concatenate([rng.normal(size=(120, 2)) * 0.6 + p for p in centres])
+    labels = HDBSCANTopics(ClusterSettings(min_cluster_size=15, fine_topics=6)).fit_predict(xy)
+    assert adjusted_rand_score(np.repeat([0, 0, 1, 1, 2, 2], 120), labels) == 1.0
+
+
 def test_topics_are_numbered_largest_first_and_noise_is_assigned(topics):
     labels = topics.labels_
     assert labels.dtype == np.int64
@@ -316,8 +337,19 @@ def test_parallel_fit_is_seeded_and_leaves_global_state_alone(blobs):
     assert np.array_equal(np.random.get_state()[1], before)  # the caller's generator is restored
     assert numba.get_num_threads() == threads
     assert projector.model_.random_state is None
-    labels = HDBSCANTopics(ClusterSettings(min_cluster_size=20)).fit_predict(coords)
-    assert adjusted_rand_score(truth, labels) > 0.9
+    # Threads move points in a varying order, so where the blobs land varies from run to run; what
+    # must hold is that each blob stays together in 2-D: a point's nearest neighbours are from its
+    # own blob. (Counting topics instead failed 2 of ~40 suite runs: when two blobs land near each
+    # other and the third far off, the topic count rightly reads that as two groups.)
+    assert _same_blob_neighbours(coords, truth) > 0.95
+
+
+def _same_blob_neighbours(coords: np.ndarray, truth: np.ndarray, k: int = 5) -> float:
+    """The share of each point's ``k`` nearest neighbours in ``coords`` that come from its own blob."""
+    from sklearn.neighbors import NearestNeighbors
+
+    _, idx = NearestNeighbors(n_neighbors=k + 1).fit(coords).kneighbors(coords)
+    return float((truth[idx[:, 1:]] == truth[:, None]).mean())
 
 
 def test_seeded_fit_gives_numba_its_threads_back(blobs):
