@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     args = parser.parse_args()
 
-    from dagster_embedmap.core.datasets import load_wiki_summaries
+    from dagster_embedmap.core.records.datasets import load_wiki_summaries
 
     frame = load_wiki_summaries(n=args.partitions * args.size, seed=3).select("id", "text", "category")
     run(frame.head(args.size), 1, args.size, batched=True)  # warm: imports, numba, the model files in the page cache

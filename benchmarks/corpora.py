@@ -94,14 +94,14 @@ def _write_parquet(frame: pl.DataFrame, path: Path) -> None:
 # -- wiki -------------------------------------------------------------------------------------------
 
 def load_wiki_2000() -> pl.DataFrame:
-    from dagster_embedmap.core.datasets import load_wiki_summaries
+    from dagster_embedmap.core.records.datasets import load_wiki_summaries
 
     d = load_wiki_summaries(n=2000)
     return _frame(d["id"], d["text"], d["category"], [None] * d.height)
 
 
 def load_wiki_10033() -> pl.DataFrame:
-    from dagster_embedmap.core.datasets import load_wiki_summaries
+    from dagster_embedmap.core.records.datasets import load_wiki_summaries
 
     d = load_wiki_summaries(n=None, include_uncategorized=True)
     return _frame(d["id"], d["text"], d["category"], [None] * d.height)
@@ -626,7 +626,7 @@ def corpus_vectors(
     ``.cache/<name>.vectors.npy``; its sidecar ``.vectors.json`` holds the texts' hash and the
     encoder's fingerprint, and a mismatch in either recomputes the vectors."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from dagster_embedmap.core.embed import Encoder, EncoderSettings
+    from dagster_embedmap.core.embedding import Encoder, EncoderSettings
 
     frame = CORPORA[name]()
     texts = frame["text"].to_list()

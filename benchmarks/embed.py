@@ -65,8 +65,8 @@ def main() -> int:
     import torch
     from sentence_transformers import SentenceTransformer
 
-    from dagster_embedmap.core.datasets import load_wiki_summaries
-    from dagster_embedmap.core.embed import Encoder, EncoderSettings, resolve_model_path
+    from dagster_embedmap.core.records.datasets import load_wiki_summaries
+    from dagster_embedmap.core.embedding import Encoder, EncoderSettings, resolve_model_path
 
     torch.set_num_threads(args.threads)
     texts = load_wiki_summaries(n=args.n, batches=1, seed=args.seed)["text"].to_list()
@@ -166,7 +166,7 @@ def _asset_row(args, bare) -> tuple[str, ...]:
     import polars as pl
 
     from dagster_embedmap import MapKeys, build_embedmap_defs, embedmap_resources
-    from dagster_embedmap.core.datasets import load_wiki_summaries
+    from dagster_embedmap.core.records.datasets import load_wiki_summaries
     from dagster_embedmap.core.paths import MapLayout
 
     logging.getLogger("dagster").setLevel(logging.WARNING)

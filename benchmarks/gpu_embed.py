@@ -50,8 +50,8 @@ def main() -> int:
 
     from sentence_transformers import SentenceTransformer
 
-    from dagster_embedmap.core.datasets import load_wiki_summaries
-    from dagster_embedmap.core.embed import Encoder, EncoderSettings, resolve_model_path
+    from dagster_embedmap.core.records.datasets import load_wiki_summaries
+    from dagster_embedmap.core.embedding import Encoder, EncoderSettings, resolve_model_path
 
     corpus = load_wiki_summaries(n=None, batches=1, seed=0)["text"].to_list()
     texts = (corpus * (args.n // len(corpus) + 1))[: args.n]

@@ -140,7 +140,7 @@ def main() -> int:
 
 def project_vectors(frame: pl.DataFrame, dim: int = 384, seed: int = 1) -> pl.DataFrame:
     """Replace the blob coordinates by a UMAP layout of clustered vectors that follow the same topics."""
-    from dagster_embedmap.core.project import ProjectionSettings, UMAPProjector
+    from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
 
     rng = np.random.default_rng(seed)
     fine = frame["topic_1_id"].to_numpy()
@@ -163,10 +163,10 @@ def project_vectors(frame: pl.DataFrame, dim: int = 384, seed: int = 1) -> pl.Da
 
 def find_topics(frame: pl.DataFrame) -> pl.DataFrame:
     """The pipeline's own topics step on these points: HDBSCAN, the topic tree and c-TF-IDF labels
-    of every level (:func:`dagster_embedmap.core.topic_model.update_topics`), replacing the planted ones."""
+    of every level (:func:`dagster_embedmap.core.topics.model.update_topics`), replacing the planted ones."""
     from sklearn.metrics import adjusted_rand_score
 
-    from dagster_embedmap.core.topic_model import update_topics
+    from dagster_embedmap.core.topics.model import update_topics
 
     xy = frame.select("x", "y").to_numpy()
     started = time.perf_counter()

@@ -47,8 +47,8 @@ def main() -> int:
     import dagster as dg
 
     from dagster_embedmap import FileSource, MapKeys, build_embedmap_defs, embedmap_resources, materialize_map
-    from dagster_embedmap.core.align import neighbour_preservation
-    from dagster_embedmap.core.points import points_frame
+    from dagster_embedmap.core.layout.align import neighbour_preservation
+    from dagster_embedmap.core.store.payload import points_frame
     from dagster_embedmap.core.store import StoreLocation, open_store
 
     work = Path(args.home or tempfile.mkdtemp(prefix="embedmap-incremental-")).resolve()
@@ -62,7 +62,7 @@ def main() -> int:
     new = int(args.n * args.new_share)
     if args.wiki:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from dagster_embedmap.core.datasets import load_wiki_summaries
+        from dagster_embedmap.core.records.datasets import load_wiki_summaries
 
         corpus = load_wiki_summaries(n=args.n + new).select("id", "text", "category")
 

@@ -45,8 +45,8 @@ def main() -> int:
     from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
     from dagster_embedmap.core.paths import MapLayout
-    from dagster_embedmap.core.topic_quality import ctfidf_terms
-    from dagster_embedmap.core.points import full_texts, level_field, points_frame
+    from dagster_embedmap.core.topics.quality import ctfidf_terms
+    from dagster_embedmap.core.store.payload import full_texts, level_field, points_frame
     from dagster_embedmap.core.store import StoreLocation, open_store
 
     stop_sets = {"scikit-learn, 318 words": frozenset(ENGLISH_STOP_WORDS)}

@@ -92,8 +92,8 @@ def reset_threads() -> None:
 
 
 def run_ours(vectors, texts, **projection) -> dict:
-    import dagster_embedmap.core.topic_model as tm
-    from dagster_embedmap.core.project import ProjectionSettings, UMAPProjector
+    import dagster_embedmap.core.topics.model as tm
+    from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
 
     reset_threads()
     spent = {}
@@ -193,9 +193,9 @@ def main() -> int:
     if args._cold:
         vectors, texts, _ = load(args)
         t = time.perf_counter()
-        __import__("bertopic" if args._cold == "bertopic" else "dagster_embedmap.core.topic_model")
+        __import__("bertopic" if args._cold == "bertopic" else "dagster_embedmap.core.topics.model")
         if args._cold != "bertopic":  # what the step imports on first use
-            import dagster_embedmap.core.project  # noqa: F401
+            import dagster_embedmap.core.layout.project  # noqa: F401
             import umap  # noqa: F401
             import hdbscan  # noqa: F401
         imports = time.perf_counter() - t

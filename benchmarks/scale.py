@@ -71,13 +71,13 @@ def synthetic(n: int, seed: int = 0):
 def run(n: int, home: Path) -> dict[str, float]:
     import polars as pl
 
-    from dagster_embedmap.core.cluster import ClusterSpace
-    from dagster_embedmap.core.embed import Encoder, EncoderSettings
-    from dagster_embedmap.core.points import points_frame
-    from dagster_embedmap.core.project import ProjectionSettings, UMAPProjector
+    from dagster_embedmap.core.topics.cluster import ClusterSpace
+    from dagster_embedmap.core.embedding import Encoder, EncoderSettings
+    from dagster_embedmap.core.store.payload import points_frame
+    from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
     from dagster_embedmap.core.render import render_html_map, render_preview_png
     from dagster_embedmap.core.store import StoreLocation, open_store, point_id
-    from dagster_embedmap.core.topic_model import update_topics
+    from dagster_embedmap.core.topics.model import update_topics
 
     out: dict[str, float] = {}
     started = time.perf_counter()
@@ -149,7 +149,7 @@ def baseline_topics(rev: str, home: Path) -> float:
     subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=root, check=True, capture_output=True)
     try:
         code = ("import sys, time, numpy as np; sys.path.insert(0, sys.argv[1]); "
-                "from dagster_embedmap.core.topic_model import update_topics; "
+                "from dagster_embedmap.core.topics.model import update_topics; "
                 "xy = np.load(sys.argv[2]); texts = open(sys.argv[3]).read().split(chr(10)); t = time.perf_counter(); "
                 "update_topics(xy, [np.full(len(xy), -1)], None, lambda: texts); print('SECONDS', time.perf_counter() - t)")
         proc = subprocess.run([sys.executable, "-c", code, str(tree), str(home / "xy.npy"), str(home / "texts.txt")],

@@ -80,7 +80,7 @@ def build(corpus: str, map_name: str, home: Path) -> None:
     from dagster_embedmap import build_embedmap_defs, embedmap_resources
     from dagster_embedmap.assets.factory import MapKeys
     from dagster_embedmap.assets.run import materialize_map
-    from dagster_embedmap.core.sources import FileSource
+    from dagster_embedmap.core.records.sources import FileSource
 
     frame, vectors = corpus_vectors(corpus)
     landing = home / f"landing-{map_name}"
@@ -105,7 +105,7 @@ def build(corpus: str, map_name: str, home: Path) -> None:
 def read_build(home: Path, map_name: str):
     import polars as pl
 
-    from dagster_embedmap.core.points import level_field, points_frame
+    from dagster_embedmap.core.store.payload import level_field, points_frame
     from dagster_embedmap.core.store import StoreLocation, open_store
 
     with open_store(StoreLocation(path=str(home / "qdrant")), map_name, read_only=True) as store:
@@ -123,10 +123,10 @@ def measure(corpus: str, work: Path) -> dict:
     from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 
     from corpora import corpus_vectors
-    from dagster_embedmap.core.embed import Encoder, EncoderSettings
-    from dagster_embedmap.core.label import LabelSettings, Semantic, hierarchy_keywords
-    from dagster_embedmap.core.points import level_field
-    from dagster_embedmap.core.topic_quality import ctfidf_labels, label_accuracy
+    from dagster_embedmap.core.embedding import Encoder, EncoderSettings
+    from dagster_embedmap.core.topics.labels import LabelSettings, Semantic, hierarchy_keywords
+    from dagster_embedmap.core.store.payload import level_field
+    from dagster_embedmap.core.topics.quality import ctfidf_labels, label_accuracy
 
     frame, vectors = corpus_vectors(corpus)
     home = work / corpus

@@ -31,8 +31,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
 
-    from dagster_embedmap.core.datasets import load_wiki_summaries
-    from dagster_embedmap.core.embed import Encoder
+    from dagster_embedmap.core.records.datasets import load_wiki_summaries
+    from dagster_embedmap.core.embedding import Encoder
 
     texts = load_wiki_summaries(n=args.n, batches=1, seed=0)["text"].to_list()
     encoder = Encoder()

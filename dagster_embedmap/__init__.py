@@ -17,11 +17,11 @@ from __future__ import annotations
 import os
 
 from .assets import EmbedMapStepProps, EmbedMapTranslator, MapKeys, build_embedmap_defs, default_home, materialize_map
-from .core.cluster import ClusterSettings
-from .core.label import LabelSettings
-from .core.project import ProjectionSettings
+from .core.topics.cluster import ClusterSettings
+from .core.topics.labels import LabelSettings
+from .core.layout.project import ProjectionSettings
 from .components import EmbedMapComponent
-from .core.sources import FileSource
+from .core.records.sources import FileSource
 from .k8s import k8s_gpu_tags
 from .resources import EmbedderResource, QdrantResource
 

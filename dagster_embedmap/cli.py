@@ -265,7 +265,7 @@ def cmd_build(args: argparse.Namespace) -> int:
     import dagster as dg
 
     from . import build_embedmap_defs, embedmap_resources
-    from .core.sources import FileSource
+    from .core.records.sources import FileSource
 
     home = Path(args.home).expanduser().resolve()
     source = FileSource(str(Path(args.input).expanduser().resolve()) if not any(c in args.input for c in "*?[") else args.input,
@@ -353,9 +353,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from .core.documents import RESERVED_COLUMNS
+    from .core.records.documents import RESERVED_COLUMNS
     from .core.paths import MapLayout
-    from .core.points import PIPELINE_FIELDS, full_texts, points_frame
+    from .core.store.payload import PIPELINE_FIELDS, full_texts, points_frame
     from .core.store import open_store
 
     home = Path(args.home).expanduser().resolve()
@@ -406,8 +406,8 @@ def _parse_where(pairs: Sequence[str]) -> dict[str, object]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .core.embed import Encoder, EncoderSettings
-    from .core.search import search_map
+    from .core.embedding import Encoder, EncoderSettings
+    from .core.store.search import search_map
     from .core.store import open_store
 
     _quiet_dagster()

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Union
 
 import dagster as dg
 
-from .core.sources import FileSource
+from .core.records.sources import FileSource
 
 if TYPE_CHECKING:  # not exported at dagster's top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition

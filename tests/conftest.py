@@ -12,7 +12,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1]
 import polars as pl
 import pytest
 
-from dagster_embedmap.core.datasets import load_wiki_summaries
+from dagster_embedmap.core.records.datasets import load_wiki_summaries
 
 
 @pytest.fixture(scope="session")

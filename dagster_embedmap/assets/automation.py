@@ -6,7 +6,7 @@ import dagster as dg
 import polars as pl
 
 from ..core.paths import MapLayout
-from ..core.sources import FileSource
+from ..core.records.sources import FileSource
 from ..sensors import build_landing_sensor
 from ..steps.layout import layout_info
 from .keys import MapKeys

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Callable
 import dagster as dg
 import polars as pl
 
-from ..core.cluster import ClusterSettings
-from ..core.documents import RecordSchema
-from ..core.label import LabelSettings
+from ..core.topics.cluster import ClusterSettings
+from ..core.records.documents import RecordSchema
+from ..core.topics.labels import LabelSettings
 from ..core.paths import MapLayout
-from ..core.project import ProjectionSettings
+from ..core.layout.project import ProjectionSettings
 from ..core.render import png_markdown
 from ..steps import embed_partition, fit_layout, place_partition, refresh_topics, write_documents, write_points
 from ..steps.common import Check

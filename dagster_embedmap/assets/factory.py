@@ -13,12 +13,12 @@ from typing import Literal, Mapping, Sequence, Union
 
 import dagster as dg
 
-from ..core.cluster import ClusterSettings
-from ..core.documents import RecordSchema
-from ..core.label import LabelSettings
+from ..core.topics.cluster import ClusterSettings
+from ..core.records.documents import RecordSchema
+from ..core.topics.labels import LabelSettings
 from ..core.paths import MapLayout
-from ..core.project import ProjectionSettings
-from ..core.sources import SINGLE_PARTITION, FileSource
+from ..core.layout.project import ProjectionSettings
+from ..core.records.sources import SINGLE_PARTITION, FileSource
 from ..steps.ingest import SNIPPET_CHARS
 from . import bodies
 from .automation import MapJobs, map_schedules, map_sensors

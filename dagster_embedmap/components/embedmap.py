@@ -34,10 +34,10 @@ from dagster.components import Scaffolder, ScaffoldRequest, scaffold_with
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from ..assets.factory import build_embedmap_defs
-from ..core.cluster import ClusterSettings
-from ..core.label import LabelSettings
-from ..core.project import ProjectionSettings
-from ..core.sources import FileSource
+from ..core.topics.cluster import ClusterSettings
+from ..core.topics.labels import LabelSettings
+from ..core.layout.project import ProjectionSettings
+from ..core.records.sources import FileSource
 from ..k8s import k8s_gpu_tags
 from ..resources import EmbedderResource, QdrantResource
 

@@ -1,19 +1,17 @@
 """The pure core of dagster-embedmap: plain functions and classes, no Dagster import.
 
-One module per stage of the flow:
+One subpackage per stage of the flow, in flow order:
 
-- :mod:`.documents`  validate a polars frame of records (id, text, metadata) and hash its texts
-- :mod:`.embed`      turn texts into vectors with sentence-transformers (device, precision, batching)
-- :mod:`.store`      the only place that knows Qdrant: collections, partitions, payloads, search
-- :mod:`.project`    fit a 2-D projection (UMAP) and place points with it
-- :mod:`.cluster`    find topics among the 2-D points (HDBSCAN) and give every point one
-- :mod:`.hierarchy`  the topic tree: broad neighbourhoods over those topics
-- :mod:`.label`      name the topics of every level with class-based TF-IDF keywords and phrases
-- :mod:`.topic_model` one update of a map's topics: clusters, tree and labels, ids kept stable
-- :mod:`.search` / :mod:`.duplicates`  semantic search, near-duplicates and outliers through Qdrant
-- :mod:`.render`     the PNG preview and the standalone HTML map
-- :mod:`.sources`    read records from parquet / CSV / JSONL files
-- :mod:`.datasets`   the bundled demo corpus (Wikipedia vital-article summaries)
+- :mod:`.records`    read records from files, validate and hash them; the bundled demo corpus
+- :mod:`.embedding`  texts to vectors with sentence-transformers or its ONNX export (device, precision)
+- :mod:`.store`      the only place that knows Qdrant: collections, partitions, the payload schema
+                     (:mod:`.store.payload`), semantic search, near-duplicates and outliers
+- :mod:`.layout`     fit the 2-D projection (UMAP), place points with it, align refits
+- :mod:`.topics`     fine topics (HDBSCAN + Ward), the topic tree, labels, stable ids, quality scores
+- :mod:`.render`     the PNG preview and the standalone HTML map (its JS/CSS/HTML in ``render/static``)
+
+and two helpers every stage uses: :mod:`.errors` (the errors users see) and :mod:`.paths` (a map's
+files: atomic writes, locks, disk space).
 
 Heavy libraries (torch, sentence-transformers, umap, hdbscan, matplotlib) are imported inside the
 functions that need them, so importing this package stays cheap.

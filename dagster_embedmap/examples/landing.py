@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..core.datasets import load_wiki_summaries
+from ..core.records.datasets import load_wiki_summaries
 
 __all__ = ["land_files"]
 

@@ -16,7 +16,7 @@ import dagster as dg
 import polars as pl
 
 from dagster_embedmap import build_embedmap_defs, default_home, embedmap_resources
-from dagster_embedmap.core.datasets import load_wiki_summaries
+from dagster_embedmap.core.records.datasets import load_wiki_summaries
 
 MAP_NAME = "wiki"
 

@@ -7,7 +7,7 @@ from typing import Literal, Optional
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from ..core.embed import Encoder, EncoderSettings
+from ..core.embedding import Encoder, EncoderSettings
 
 __all__ = ["EmbedderResource"]
 

@@ -10,7 +10,7 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from ..core.duplicates import near_duplicate_pairs, topic_outliers
+from ..core.store.duplicates import near_duplicate_pairs, topic_outliers
 from ..core.paths import Log, MapLayout, atomic_path
 from ..core.store import VectorStore
 from .common import without_pending

@@ -12,11 +12,11 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import polars as pl
 
-from ..core.documents import PreparedDocuments, RecordSchema, prepare_documents
-from ..core.embed import Encoder, split_cached, stack_vectors, vector_health
+from ..core.records.documents import PreparedDocuments, RecordSchema, prepare_documents
+from ..core.embedding import Encoder, split_cached, stack_vectors, vector_health
 from ..core.errors import EmbedMapInputError
 from ..core.paths import Log, MapLayout, atomic_path, read_or_set_aside
-from ..core.points import placement_fields, vector_hashes
+from ..core.store.payload import placement_fields, vector_hashes
 from ..core.store import point_id
 from .common import Check, StoreOpener, read_documents
 

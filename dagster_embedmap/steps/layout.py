@@ -11,7 +11,7 @@ import polars as pl
 
 from ..core.errors import EmbedMapInputError
 from ..core.paths import Log, MapLayout, atomic_path, read_json_state, read_or_set_aside, write_json
-from ..core.project import ProjectionModel, ProjectionSettings, fit_projection
+from ..core.layout.project import ProjectionModel, ProjectionSettings, fit_projection
 from .common import Check, StoreOpener, without_pending
 
 __all__ = ["LayoutFit", "Placement", "fit_layout", "place_partition", "load_layout_model", "layout_info",

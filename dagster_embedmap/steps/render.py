@@ -9,7 +9,7 @@ from typing import Callable, Iterable
 import polars as pl
 
 from ..core.paths import Log, MapLayout, read_or_set_aside
-from ..core.points import metadata_columns, points_frame
+from ..core.store.payload import metadata_columns, points_frame
 from ..core.render import render_html_map, render_preview_png
 from ..core.store import VectorStore
 from .audit import audit_points

@@ -9,12 +9,12 @@ from typing import Callable
 import numpy as np
 import polars as pl
 
-from ..core.cluster import ClusterSettings
-from ..core.label import LabelSettings
+from ..core.topics.cluster import ClusterSettings
+from ..core.topics.labels import LabelSettings
 from ..core.paths import Log, MapLayout, atomic_path, read_json_state, read_or_set_aside, write_json
-from ..core.points import full_texts, level_field, points_frame, topic_levels
+from ..core.store.payload import full_texts, level_field, points_frame, topic_levels
 from ..core.store import point_id
-from ..core.topic_model import TopicsUpdate, update_topics
+from ..core.topics.model import TopicsUpdate, update_topics
 from .common import StoreOpener, pending_partitions
 from .layout import load_layout_model
 

@@ -28,7 +28,7 @@ def die() -> None:
 
 
 def install_fault(point: str) -> None:
-    from dagster_embedmap.core import embed, paths, store
+    from dagster_embedmap.core import embedding as embed, paths, store
     from dagster_embedmap.core.render import shared as render_files
 
     if point == "embedding":

@@ -1,4 +1,4 @@
-"""Tests for dagster_embedmap.core.embed with the real bundled all-MiniLM-L6-v2 model (CPU)."""
+"""Tests for dagster_embedmap.core.embedding with the real bundled all-MiniLM-L6-v2 model (CPU)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from dagster_embedmap.core.embed import (  # noqa: E402
+from dagster_embedmap.core.embedding import (  # noqa: E402
     BUNDLED_MODEL,
     Encoder,
     EncoderSettings,
@@ -169,7 +169,7 @@ def test_close_frees_the_model_and_it_reloads_on_use():
 
 
 def test_vector_health_flags_nan_zero_rows_and_a_wrong_dimension():
-    from dagster_embedmap.core.embed import vector_health
+    from dagster_embedmap.core.embedding import vector_health
 
     good = np.eye(3, 4, dtype=np.float32)
     assert vector_health(good, 4) == {"dimension": 4, "expected_dimension": 4, "non_finite_rows": 0,
@@ -183,7 +183,7 @@ def test_vector_health_flags_nan_zero_rows_and_a_wrong_dimension():
 
 
 def test_stack_vectors_keeps_rows_and_handles_an_empty_partition():
-    from dagster_embedmap.core.embed import stack_vectors
+    from dagster_embedmap.core.embedding import stack_vectors
 
     stacked = stack_vectors([[1.0, 2.0], [3.0, 4.0]])
     assert stacked.dtype == np.float32 and stacked.tolist() == [[1.0, 2.0], [3.0, 4.0]]
@@ -193,7 +193,7 @@ def test_stack_vectors_keeps_rows_and_handles_an_empty_partition():
 def test_split_cached_reuses_only_unchanged_texts_under_the_same_model():
     import polars as pl
 
-    from dagster_embedmap.core.embed import split_cached
+    from dagster_embedmap.core.embedding import split_cached
 
     docs = pl.DataFrame({"id": ["a", "b", "c"], "text": ["x", "y2", "z"], "content_hash": ["hx", "hy2", "hz"]})
     previous = pl.DataFrame({"id": ["a", "b", "d"], "content_hash": ["hx", "hy", "hd"], "model": ["m1"] * 3,
@@ -282,7 +282,7 @@ def test_fp32_onnx_gives_the_torch_vectors(onnx_cache, torch_vectors):
 def test_the_onnx_export_is_cached_and_reused(int8_encoder, onnx_cache, monkeypatch):
     import json
 
-    from dagster_embedmap.core import embed
+    from dagster_embedmap.core.embedding import onnx as embed
 
     int8_encoder.dimension  # loaded (exported) by now
     folder = int8_encoder.onnx_path
@@ -306,7 +306,7 @@ def test_the_onnx_export_is_cached_and_reused(int8_encoder, onnx_cache, monkeypa
 
 
 def test_a_leftover_without_export_json_is_replaced(onnx_cache, tmp_path, monkeypatch):
-    from dagster_embedmap.core import embed
+    from dagster_embedmap.core.embedding import onnx as embed
 
     target = embed.onnx_export_path("all-MiniLM-L6-v2", "onnx-int8", tmp_path)
     target.mkdir(parents=True)
@@ -328,7 +328,7 @@ def test_fingerprint_differs_per_backend_and_the_earlier_one_still_serves_texts_
 
     import polars as pl
 
-    from dagster_embedmap.core.embed import split_cached
+    from dagster_embedmap.core.embedding import split_cached
 
     prints = {b: Encoder(EncoderSettings(backend=b)).fingerprint() for b in ("torch", "onnx", "onnx-int8")}
     assert len(set(prints.values())) == 3
@@ -361,7 +361,7 @@ def test_bad_backend_settings_are_rejected_clearly():
         Encoder(EncoderSettings(backend="onnx-int8", precision="fp16"))
     with pytest.raises(ValueError, match="num_threads"):
         Encoder(EncoderSettings(num_threads=0))
-    from dagster_embedmap.core.embed import onnx_export_path
+    from dagster_embedmap.core.embedding import onnx_export_path
 
     with pytest.raises(ValueError, match="local model folder"):
         onnx_export_path("someone/not-here", "onnx")
@@ -390,7 +390,7 @@ def test_the_embed_module_does_not_import_torch_or_onnxruntime():
     import subprocess
     import sys
 
-    code = ("import sys, dagster_embedmap.core.embed, dagster_embedmap.resources.embedder; "
+    code = ("import sys, dagster_embedmap.core.embedding, dagster_embedmap.resources.embedder; "
             "print(sorted(m for m in ('torch', 'onnxruntime', 'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -17,7 +17,7 @@ from dagster_embedmap import (
     embedmap_resources,
     materialize_map,
 )
-from dagster_embedmap.core.points import points_frame
+from dagster_embedmap.core.store.payload import points_frame
 from dagster_embedmap.core.store import StoreLocation, open_store
 
 pytestmark = pytest.mark.e2e
@@ -565,8 +565,8 @@ def test_the_drift_sensor_asks_for_a_refit_once_most_records_are_newer_than_the_
 
 
 def test_semantic_search_finds_the_topic_and_honours_filters(built, wiki_small):
-    from dagster_embedmap.core.embed import Encoder
-    from dagster_embedmap.core.search import search_map
+    from dagster_embedmap.core.embedding import Encoder
+    from dagster_embedmap.core.store.search import search_map
 
     encoder = Encoder()
     with _store(built["home"]) as store:

@@ -18,7 +18,7 @@ import dagster as dg
 import polars as pl
 import pytest
 
-from dagster_embedmap.core.documents import content_hash
+from dagster_embedmap.core.records.documents import content_hash
 from dagster_embedmap.core.paths import MapLayout
 from dagster_embedmap.core.store import StoreLocation, open_store
 

@@ -15,13 +15,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dagster_embedmap.core.cluster import ClusterSettings
-from dagster_embedmap.core.documents import RecordSchema, content_hash
-from dagster_embedmap.core.embed import Encoder, EncoderSettings
-from dagster_embedmap.core.label import LabelSettings
+from dagster_embedmap.core.topics.cluster import ClusterSettings
+from dagster_embedmap.core.records.documents import RecordSchema, content_hash
+from dagster_embedmap.core.embedding import Encoder, EncoderSettings
+from dagster_embedmap.core.topics.labels import LabelSettings
 from dagster_embedmap.core.paths import MapLayout
-from dagster_embedmap.core.points import points_frame, vector_hashes
-from dagster_embedmap.core.project import ProjectionSettings
+from dagster_embedmap.core.store.payload import points_frame, vector_hashes
+from dagster_embedmap.core.layout.project import ProjectionSettings
 from dagster_embedmap.core.store import StoreLocation, open_store, point_id
 from dagster_embedmap.steps import (
     NullLog,

@@ -10,7 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from dagster_embedmap.core.sources import FileSource
+from dagster_embedmap.core.records.sources import FileSource
 from dagster_embedmap.sensors import build_landing_sensor
 
 PARTS = dg.DynamicPartitionsDefinition(name="landing_files")

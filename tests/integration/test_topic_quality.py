@@ -20,11 +20,11 @@ from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
 from dagster_embedmap import build_embedmap_defs, embedmap_resources
 from dagster_embedmap.assets.factory import MapKeys
 from dagster_embedmap.assets.run import materialize_map
-from dagster_embedmap.core.datasets import load_wiki_summaries
-from dagster_embedmap.core.points import level_field, points_frame
-from dagster_embedmap.core.sources import FileSource
+from dagster_embedmap.core.records.datasets import load_wiki_summaries
+from dagster_embedmap.core.store.payload import level_field, points_frame
+from dagster_embedmap.core.records.sources import FileSource
 from dagster_embedmap.core.store import StoreLocation, open_store
-from dagster_embedmap.core.topic_quality import ctfidf_labels, label_accuracy
+from dagster_embedmap.core.topics.quality import ctfidf_labels, label_accuracy
 
 pytestmark = pytest.mark.e2e
 
@@ -109,7 +109,7 @@ def test_the_same_records_under_another_map_name_give_the_same_topics(builds):
 def test_labels_name_what_the_topics_are_about(builds):
     import os
 
-    from dagster_embedmap.core.embed import Encoder, EncoderSettings
+    from dagster_embedmap.core.embedding import Encoder, EncoderSettings
 
     corpus, a, table, _, _ = builds
     fine = _fine(a)

@@ -53,3 +53,38 @@ def test_static_files_ship_as_package_data_and_fill_the_page():
     # the template's placeholders are exactly what render_html_map fills in
     assert sorted(set(re.findall(r"%%([A-Z]+)%%", page))) == ["COUNT", "CSS", "DATA", "JS", "TITLE"]
     assert "embedmap-data" in static_file("map.js") and "#legend" in static_file("map.css")
+
+
+MAX_FUNCTION_LINES = 100
+MAX_MODULE_LINES = 600
+
+
+def test_no_function_over_100_lines_and_no_module_over_600():
+    too_long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        source = path.read_text(encoding="utf-8")
+        name = path.relative_to(REPO)
+        if source.count("\n") > MAX_MODULE_LINES:
+            too_long.append(f"{name} ({source.count(chr(10))} lines)")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    too_long.append(f"{name}:{node.lineno} {node.name} ({lines} lines)")
+    assert too_long == [], f"split these: {too_long}"
+
+
+def test_the_core_is_grouped_by_stage_and_never_imports_dagster():
+    core = PACKAGE / "core"
+    stages = sorted(p.name for p in core.iterdir() if p.is_dir() and (p / "__init__.py").is_file())
+    assert stages == ["embedding", "layout", "records", "render", "store", "topics"]
+    loose = sorted(p.name for p in core.glob("*.py"))
+    assert loose == ["__init__.py", "errors.py", "paths.py"]
+    importing = []
+    for path in sorted(core.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else [])
+            if any(n == "dagster" or n.startswith("dagster.") or n.startswith("dagster_") for n in names):
+                importing.append(str(path.relative_to(REPO)))
+    assert importing == []

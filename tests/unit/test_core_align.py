@@ -1,4 +1,4 @@
-"""Tests for dagster_embedmap.core.align: Procrustes alignment, stratified sampling, neighbour preservation."""
+"""Tests for dagster_embedmap.core.layout.align: Procrustes alignment, stratified sampling, neighbour preservation."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from dagster_embedmap.core.align import Alignment, neighbour_preservation, procrustes_align, stratified_sample
+from dagster_embedmap.core.layout.align import Alignment, neighbour_preservation, procrustes_align, stratified_sample
 
 
 def rotation(deg: float, reflect: bool = False) -> np.ndarray:

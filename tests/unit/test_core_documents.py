@@ -1,4 +1,4 @@
-"""Tests for dagster_embedmap.core.documents: validating a frame of records into the document shape."""
+"""Tests for dagster_embedmap.core.records.documents: validating a frame of records into the document shape."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import polars as pl
 import pytest
 
-from dagster_embedmap.core.documents import (
+from dagster_embedmap.core.records.documents import (
     RESERVED_COLUMNS,
     RecordSchema,
     content_hash,

@@ -1,8 +1,8 @@
-"""dagster_embedmap.core.duplicates: outliers by distance from their topic's centre."""
+"""dagster_embedmap.core.store.duplicates: outliers by distance from their topic's centre."""
 
 import numpy as np
 
-from dagster_embedmap.core.duplicates import topic_outliers
+from dagster_embedmap.core.store.duplicates import topic_outliers
 
 
 def test_the_point_far_from_its_topic_ranks_first():

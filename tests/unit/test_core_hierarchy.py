@@ -4,10 +4,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dagster_embedmap.core.cluster import ClusterSettings
-from dagster_embedmap.core.hierarchy import build_tree, level_sizes, renumber_level, tree_from_parents
-from dagster_embedmap.core.label import LabelSettings, hierarchy_keywords, stop_words
-from dagster_embedmap.core.topic_model import tree_depth, update_topics
+from dagster_embedmap.core.topics.cluster import ClusterSettings
+from dagster_embedmap.core.topics.tree import build_tree, level_sizes, renumber_level, tree_from_parents
+from dagster_embedmap.core.topics.labels import LabelSettings, hierarchy_keywords, stop_words
+from dagster_embedmap.core.topics.model import tree_depth, update_topics
 
 # Four regions of the map, each made of fine topics: sub-topics of a region sit close together.
 REGIONS = {  # region centre -> fine topic offsets
@@ -183,7 +183,7 @@ def test_a_change_of_depth_reclusters():
 
 
 def test_the_size_cap_gives_way_to_two_halves_of_one_blob_not_to_a_join_across_a_gap():
-    from dagster_embedmap.core.merge import CAP_GAP, ward_merges
+    from dagster_embedmap.core.topics.merge import CAP_GAP, ward_merges
 
     # blob A in two halves (30 + 10 points, close), blob B far away (20 points): A is 2/3 of the points
     centroids = np.array([[0.0, 0.0], [0.3, 0.0], [10.0, 0.0]])

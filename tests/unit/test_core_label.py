@@ -1,4 +1,4 @@
-"""Tests for dagster_embedmap.core.label: topic keywords from class-based TF-IDF."""
+"""Tests for dagster_embedmap.core.topics.labels: topic keywords from class-based TF-IDF."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
-from dagster_embedmap.core.label import EXTRA_STOP_WORDS, LabelSettings, ctfidf_keywords
+from dagster_embedmap.core.topics.labels import EXTRA_STOP_WORDS, LabelSettings, ctfidf_keywords
 
 FOOTBALL = [
     "The football team scored a goal in the 90th minute of the match.",

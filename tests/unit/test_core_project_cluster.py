@@ -1,4 +1,4 @@
-"""Tests for dagster_embedmap.core.project (UMAP) and core.cluster (HDBSCAN) with the real libraries.
+"""Tests for dagster_embedmap.core.layout.project (UMAP) and core.cluster (HDBSCAN) with the real libraries.
 
 UMAP is fitted twice for the whole module (module-scoped fixtures): numba compiles on first use.
 """
@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from dagster_embedmap.core.cluster import ClusterSettings, HDBSCANTopics, auto_min_cluster_size
-from dagster_embedmap.core.project import ProjectionSettings, UMAPProjector
+from dagster_embedmap.core.topics.cluster import ClusterSettings, HDBSCANTopics, auto_min_cluster_size
+from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
 
 PER_BLOB = 80
 DIM = 50
@@ -265,13 +265,13 @@ def test_auto_min_cluster_size(sample, n, expected):
 
 @pytest.mark.parametrize("n, expected", [(0, 1), (100, 4), (2000, 20), (10_033, 45), (1_000_000, 450)])
 def test_fine_topics_grow_with_the_map(n, expected):
-    from dagster_embedmap.core.cluster import auto_fine_topics
+    from dagster_embedmap.core.topics.cluster import auto_fine_topics
 
     assert auto_fine_topics(n) == expected
 
 
 def test_fit_projection_aligns_a_refit_onto_the_previous_layout(blobs):
-    from dagster_embedmap.core.project import fit_projection
+    from dagster_embedmap.core.layout.project import fit_projection
 
     x, truth, _ = blobs
     ids = [f"p{i}" for i in range(len(x))]
@@ -292,7 +292,7 @@ def test_fit_projection_aligns_a_refit_onto_the_previous_layout(blobs):
 
 
 def test_assign_topics_keeps_ids_and_only_labels_new_points(topics, full):
-    from dagster_embedmap.core.cluster import assign_topics
+    from dagster_embedmap.core.topics.cluster import assign_topics
 
     _, coords = full
     labels = topics.labels_
@@ -312,7 +312,7 @@ def test_assign_topics_keeps_ids_and_only_labels_new_points(topics, full):
 
 
 def test_large_fits_use_fewer_epochs_and_stay_seeded():
-    from dagster_embedmap.core.project import LARGE_FIT
+    from dagster_embedmap.core.layout.project import LARGE_FIT
 
     s = ProjectionSettings()
     assert s.parallel is False and s.n_epochs is None

@@ -1,4 +1,4 @@
-"""Tests for dagster_embedmap.core.sources: reading records from parquet / CSV / JSON lines files."""
+"""Tests for dagster_embedmap.core.records.sources: reading records from parquet / CSV / JSON lines files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from dagster_embedmap.core.errors import EmbedMapInputError
-from dagster_embedmap.core.sources import SINGLE_PARTITION, FileSource, detect_format, read_records
+from dagster_embedmap.core.records.sources import SINGLE_PARTITION, FileSource, detect_format, read_records
 
 RECORDS = pl.DataFrame(
     {

@@ -1,4 +1,4 @@
-"""Tests for dagster_embedmap.core.topics_match: stable topic ids across re-clustering."""
+"""Tests for dagster_embedmap.core.topics.match: stable topic ids across re-clustering."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dagster_embedmap.core.topics_match import TopicMatch, match_topics, relabel
+from dagster_embedmap.core.topics.match import TopicMatch, match_topics, relabel
 
 
 def labels(*runs: tuple[int, int]) -> np.ndarray:

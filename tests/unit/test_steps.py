@@ -8,11 +8,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from dagster_embedmap.core.cluster import ClusterSettings
-from dagster_embedmap.core.documents import RecordSchema
-from dagster_embedmap.core.label import LabelSettings
+from dagster_embedmap.core.topics.cluster import ClusterSettings
+from dagster_embedmap.core.records.documents import RecordSchema
+from dagster_embedmap.core.topics.labels import LabelSettings
 from dagster_embedmap.core.paths import MapLayout
-from dagster_embedmap.core.project import ProjectionSettings
+from dagster_embedmap.core.layout.project import ProjectionSettings
 from dagster_embedmap.core.store import StoreLocation, open_store
 from dagster_embedmap.steps import (
     NullLog, audit_points, embed_partition, find_duplicates, fit_layout, place_partition, refresh_topics,
@@ -105,7 +105,7 @@ def test_duplicates_find_the_planted_pairs_and_write_their_files(built):
 def test_the_audit_sees_an_edited_record(built):
     layout = built["layout"]
     with open_store(built["location"], NAME, read_only=True) as store:
-        from dagster_embedmap.core.points import points_frame
+        from dagster_embedmap.core.store.payload import points_frame
 
         points = points_frame(store)
     assert audit_points(points, layout, {"p1", "p2"}).check().passed

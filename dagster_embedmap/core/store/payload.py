@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import polars as pl
 
-from .store import VectorStore
+from . import VectorStore
 
 __all__ = ["points_frame", "POINT_FIELDS", "PIPELINE_FIELDS", "is_pipeline_field", "metadata_columns",
            "level_field", "topic_levels", "full_texts", "vector_hashes", "placement_fields"]

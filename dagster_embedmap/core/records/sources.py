@@ -9,7 +9,7 @@ from pathlib import Path
 
 import polars as pl
 
-from .errors import EmbedMapInputError
+from ..errors import EmbedMapInputError
 
 __all__ = ["read_records", "FileSource", "detect_format", "SINGLE_PARTITION"]
 

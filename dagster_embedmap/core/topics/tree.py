@@ -1,7 +1,7 @@
 """A topic tree over the map: broad neighbourhoods made of the fine topics the clustering found.
 
 The finest level is the clustering's topics. Each coarser level joins topics of the level below by
-the rule of :mod:`dagster_embedmap.core.merge`: size-weighted Ward linkage on their centroids in the
+the rule of :mod:`dagster_embedmap.core.topics.merge`: size-weighted Ward linkage on their centroids in the
 cluster space (the 10-d reduction made from the embeddings' own neighbour graph, so what the
 vectors say the topics are about; the 2-D centroids only when there is no cluster space), only
 between topics that touch on the map (so a broad topic is a region a person sees), and none larger
@@ -111,7 +111,7 @@ def _by_size(point_ids: np.ndarray) -> dict[int, int]:
 def build_tree(xy: np.ndarray, fine: np.ndarray, depth: int = 2, space: "ClusterSpace | None" = None) -> TopicTree:
     """The topic tree of ``depth`` levels over points at ``xy`` whose finest topics are ``fine``.
 
-    With ``space`` (a :class:`~dagster_embedmap.core.cluster.ClusterSpace`) topics are joined on the
+    With ``space`` (a :class:`~dagster_embedmap.core.topics.cluster.ClusterSpace`) topics are joined on the
     centroid of their sampled points in the cluster space and touch where their sampled points are
     neighbours on the map; without, on their 2-D centroids and all points. ``fine`` keeps its ids (the stable ids
     of the clustering); coarser ids are numbered by size. With ``depth == 1`` the tree is the flat topics.

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from .align import Alignment, procrustes_align
-from .paths import atomic_path
+from ..paths import atomic_path
 
 if TYPE_CHECKING:
-    from .cluster import ClusterSpace
+    from ..topics.cluster import ClusterSpace
 
 __all__ = ["ProjectionSettings", "UMAPProjector", "ProjectionModel", "fit_projection", "LARGE_FIT", "content_order"]
 
@@ -32,7 +32,7 @@ def content_order(vectors: np.ndarray, size: int | None = None, seed: int = 0) -
     whatever order they came in (identical vectors are interchangeable)."""
     import hashlib
 
-    from .points import vector_hashes
+    from ..store.payload import vector_hashes
 
     hashes = vector_hashes(vectors)
     prefix = f"{seed}:".encode()
@@ -205,7 +205,7 @@ class ProjectionModel:
     points_at_fit: int
 
     fitted_hashes: dict[str, str] | None = None
-    """The hash (:func:`~dagster_embedmap.core.points.vector_hashes`) of the vector each fitted point had
+    """The hash (:func:`~dagster_embedmap.core.store.payload.vector_hashes`) of the vector each fitted point had
     at the fit; None in models saved before it was recorded."""
     sample_ids: list[str] | None = None
     """The fitted points' ids in fit order (None in models saved before it was recorded)."""
@@ -223,7 +223,7 @@ class ProjectionModel:
         """The cluster space over the map's points ``ids`` (with their current vector ``hashes``): the
         fitted points still present with the vector they were fitted on, or None when the model has no
         cluster space or fewer than 3 such points remain."""
-        from .cluster import ClusterSpace
+        from ..topics.cluster import ClusterSpace
 
         if self.cluster_coords is None or self.sample_ids is None:
             return None
@@ -241,7 +241,7 @@ class ProjectionModel:
         """2-D positions of ``ids``: where they were fitted while their vector is the one fitted, else
         transformed and aligned. A point whose vector changed since the fit (its text was edited) is
         placed from its new vector, among its new neighbours."""
-        from .points import vector_hashes
+        from ..store.payload import vector_hashes
 
         vectors = np.asarray(vectors, dtype=np.float32)
         out = np.empty((len(ids), 2), dtype=np.float32)
@@ -285,7 +285,7 @@ def fit_projection(
 
     The new version follows ``previous`` and ``after_version`` (the highest version any point was
     placed by, so a model refitted after its file was lost never reuses a version number)."""
-    from .points import vector_hashes
+    from ..store.payload import vector_hashes
 
     projector = UMAPProjector(settings).fit(vectors)
     sample_ids = [ids[i] for i in projector.fit_index_]

@@ -21,10 +21,10 @@ import numpy as np
 import polars as pl
 
 from .cluster import ClusterSettings, ClusterSpace, assign_topics
-from .hierarchy import TopicTree, build_tree, renumber_level, tree_from_parents
-from .label import LabelSettings, hierarchy_keywords
-from .points import level_field
-from .topics_match import TopicMatch, match_topics
+from .tree import TopicTree, build_tree, renumber_level, tree_from_parents
+from .labels import LabelSettings, hierarchy_keywords
+from ..store.payload import level_field
+from .match import TopicMatch, match_topics
 
 __all__ = ["TopicsUpdate", "update_topics", "TOPIC_TABLE_SCHEMA", "tree_depth"]
 
@@ -182,7 +182,7 @@ def _semantic(space: ClusterSpace | None, embed: Callable[[list[str]], np.ndarra
     """What the labeller needs to rank keywords by meaning: the sampled rows, their vectors and ``embed``."""
     if embed is None or space is None or space.vectors is None:
         return None
-    from .label import Semantic
+    from .labels import Semantic
 
     return Semantic(rows=space.rows, vectors=space.vectors, embed=embed)
 

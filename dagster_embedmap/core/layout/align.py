@@ -1,10 +1,10 @@
 """Keep a refitted 2-D layout looking like the previous one, and measure how much a layout changed.
 
 - :class:`Alignment` is a similarity transform (rotation or reflection, uniform scale, shift) that a
-  :class:`~dagster_embedmap.core.project.ProjectionModel` stores and applies to raw projector output.
+  :class:`~dagster_embedmap.core.layout.project.ProjectionModel` stores and applies to raw projector output.
 - :func:`procrustes_align` finds the least-squares :class:`Alignment` between two sets of the same points.
 - :func:`stratified_sample` picks a sample with every group (partition) in proportion (the benchmarks use it;
-  a layout's own sample is chosen by content, :func:`~dagster_embedmap.core.project.content_order`).
+  a layout's own sample is chosen by content, :func:`~dagster_embedmap.core.layout.project.content_order`).
 - :func:`neighbour_preservation` scores how many of each point's nearest 2-D neighbours survived a change.
 
 Pure numpy; scipy and scikit-learn are imported inside the functions that need them.

@@ -30,7 +30,7 @@ import numpy as np
 from .merge import CAP_GAP, adjacency, group_means, groups_after, ward_merges
 
 if TYPE_CHECKING:
-    from .topics_match import TopicMatch
+    from .match import TopicMatch
 
 __all__ = ["ClusterSettings", "ClusterSpace", "HDBSCANTopics", "TopicAssignment", "assign_topics", "nearest_topics",
            "auto_min_cluster_size", "auto_fine_topics", "MAX_FINE_SHARE"]
@@ -72,7 +72,7 @@ class ClusterSettings:
     """How many labelled neighbours vote on the topic of an unclustered, unsampled or new point."""
     levels: int = 2
     """Levels of the topic tree: broad neighbourhoods over the fine topics (1 = flat topics, 3 = a middle
-    level as well); see :mod:`dagster_embedmap.core.hierarchy`."""
+    level as well); see :mod:`dagster_embedmap.core.topics.tree`."""
 
 
 @dataclass
@@ -284,7 +284,7 @@ def assign_topics(
     when nothing has a topic yet), the topics are found again (:class:`HDBSCANTopics`, over ``space``
     when given) and matched to the earlier ids, so a topic keeps its id where it still exists.
     """
-    from .topics_match import match_topics, relabel
+    from .match import match_topics, relabel
 
     points = np.asarray(points, dtype=np.float64)
     previous = np.asarray(previous, dtype=np.int64)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .embed import Encoder
-from .points import is_pipeline_field, level_field, topic_levels
-from .store import VectorStore
+from ..embedding import Encoder
+from .payload import is_pipeline_field, level_field, topic_levels
+from . import VectorStore
 
 __all__ = ["SearchHit", "search_map"]
 

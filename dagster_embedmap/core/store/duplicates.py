@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 import polars as pl
 
-from .store import VectorStore
+from . import VectorStore
 
 __all__ = ["near_duplicate_pairs", "topic_outliers"]
 

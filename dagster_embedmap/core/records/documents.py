@@ -13,7 +13,7 @@ from typing import Literal, Sequence
 
 import polars as pl
 
-from .errors import EmbedMapInputError
+from ..errors import EmbedMapInputError
 
 __all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "content_hash", "RESERVED_COLUMNS",
            "CONTROL_CHARACTERS"]
@@ -94,35 +94,7 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
             f"{where}: column(s) {missing} not found; the source has columns {df.columns}"
         )
 
-    ids = df.get_column(schema.id_column)
-    if ids.null_count():
-        rows = df.with_row_index("_row").filter(pl.col(schema.id_column).is_null()).get_column("_row").to_list()
-        raise EmbedMapInputError(f"{where}: id column {schema.id_column!r} is null in row(s) {_ids_preview(rows)}")
-    if ids.dtype != pl.String:
-        if ids.dtype.is_float():
-            raise EmbedMapInputError(
-                f"{where}: id column {schema.id_column!r} holds floats ({ids.dtype}); use integer or string ids"
-            )
-        if ids.dtype == pl.Object:
-            kinds = sorted({type(v).__name__ for v in ids.to_list()})
-            raise EmbedMapInputError(
-                f"{where}: id column {schema.id_column!r} mixes value types ({', '.join(kinds)}); "
-                "give every id one type, integer or string"
-            )
-        if not (ids.dtype.is_integer() or isinstance(ids.dtype, (pl.Categorical, pl.Enum))):
-            raise EmbedMapInputError(
-                f"{where}: id column {schema.id_column!r} holds {ids.dtype}; ids must be integers or strings"
-            )
-        ids = ids.cast(pl.String)
-    empty = ids.str.strip_chars().str.len_chars() == 0
-    if empty.any():
-        rows = df.with_row_index("_row").filter(empty).get_column("_row").to_list()
-        raise EmbedMapInputError(f"{where}: id column {schema.id_column!r} is empty or blank in row(s) {_ids_preview(rows)}")
-    dup = ids.filter(ids.is_duplicated()).unique(maintain_order=True).to_list()
-    if dup:
-        raise EmbedMapInputError(
-            f"{where}: {len(dup)} id(s) appear more than once in column {schema.id_column!r}: {_ids_preview(dup)}"
-        )
+    ids = _checked_ids(df, schema.id_column, where)
 
     text = df.get_column(schema.text_column)
     if text.dtype == pl.Null:  # every value null: no text at all, handled by the empty-text policy below
@@ -136,24 +108,8 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         meta_cols = [c for c in df.columns if c not in (schema.id_column, schema.text_column, schema.vector_column)]
     else:
         meta_cols = list(schema.metadata_columns)
-    out_cols = [ids.alias("id"), text.alias("text")]
-    renamed: list[str] = []
-    reserved_renames: dict[str, str] = {}
-    for col in meta_cols:
-        series = df.get_column(col)
-        if series.dtype.is_temporal():
-            series = series.cast(pl.String)
-        name = f"meta_{col}" if _reserved(col) else col
-        if name in renamed or (name != col and name in meta_cols):
-            raise EmbedMapInputError(
-                f"{where}: metadata column {col!r} is a reserved name and is kept as {name!r}, "
-                f"but column {name!r} exists too; rename one of them"
-            )
-        out_cols.append(series.alias(name))
-        renamed.append(name)
-        if name != col:
-            reserved_renames[col] = name
-    frame = pl.DataFrame(out_cols)
+    meta_series, renamed, reserved_renames = _metadata_series(df, meta_cols, where)
+    frame = pl.DataFrame([ids.alias("id"), text.alias("text"), *meta_series])
 
     if schema.vector_column:
         frame = frame.with_columns(_validated_vectors(df, schema, ids, where).alias("vector"))
@@ -171,7 +127,7 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
     frame = frame.filter(~blank)
     hashes = [content_hash(t) for t in frame.get_column("text").to_list()]
     if schema.vector_column and frame.height:  # the content is the text and the vector: a new vector is a change
-        from .points import vector_hashes
+        from ..store.payload import vector_hashes
 
         vectors = frame.get_column("vector")
         matrix = vectors.list.to_array(vectors.list.len().max()).to_numpy()
@@ -187,6 +143,65 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         control_ids=[str(i) for i in control_ids],
         renamed_columns=reserved_renames,
     )
+
+
+def _checked_ids(df: pl.DataFrame, column: str, where: str) -> pl.Series:
+    """The id column as strings, or an error naming the rows whose ids are null, floats, of mixed
+    types, blank or repeated."""
+    ids = df.get_column(column)
+    if ids.null_count():
+        rows = df.with_row_index("_row").filter(pl.col(column).is_null()).get_column("_row").to_list()
+        raise EmbedMapInputError(f"{where}: id column {column!r} is null in row(s) {_ids_preview(rows)}")
+    if ids.dtype != pl.String:
+        if ids.dtype.is_float():
+            raise EmbedMapInputError(
+                f"{where}: id column {column!r} holds floats ({ids.dtype}); use integer or string ids"
+            )
+        if ids.dtype == pl.Object:
+            kinds = sorted({type(v).__name__ for v in ids.to_list()})
+            raise EmbedMapInputError(
+                f"{where}: id column {column!r} mixes value types ({', '.join(kinds)}); "
+                "give every id one type, integer or string"
+            )
+        if not (ids.dtype.is_integer() or isinstance(ids.dtype, (pl.Categorical, pl.Enum))):
+            raise EmbedMapInputError(
+                f"{where}: id column {column!r} holds {ids.dtype}; ids must be integers or strings"
+            )
+        ids = ids.cast(pl.String)
+    empty = ids.str.strip_chars().str.len_chars() == 0
+    if empty.any():
+        rows = df.with_row_index("_row").filter(empty).get_column("_row").to_list()
+        raise EmbedMapInputError(f"{where}: id column {column!r} is empty or blank in row(s) {_ids_preview(rows)}")
+    dup = ids.filter(ids.is_duplicated()).unique(maintain_order=True).to_list()
+    if dup:
+        raise EmbedMapInputError(
+            f"{where}: {len(dup)} id(s) appear more than once in column {column!r}: {_ids_preview(dup)}"
+        )
+    return ids
+
+
+def _metadata_series(df: pl.DataFrame, meta_cols: list[str], where: str
+                     ) -> tuple[list[pl.Series], list[str], dict[str, str]]:
+    """The metadata columns as kept (dates as text, reserved names as ``meta_<name>``), their kept
+    names, and the renames."""
+    out_cols: list[pl.Series] = []
+    renamed: list[str] = []
+    reserved_renames: dict[str, str] = {}
+    for col in meta_cols:
+        series = df.get_column(col)
+        if series.dtype.is_temporal():
+            series = series.cast(pl.String)
+        name = f"meta_{col}" if _reserved(col) else col
+        if name in renamed or (name != col and name in meta_cols):
+            raise EmbedMapInputError(
+                f"{where}: metadata column {col!r} is a reserved name and is kept as {name!r}, "
+                f"but column {name!r} exists too; rename one of them"
+            )
+        out_cols.append(series.alias(name))
+        renamed.append(name)
+        if name != col:
+            reserved_renames[col] = name
+    return out_cols, renamed, reserved_renames
 
 
 def _empty(schema: RecordSchema) -> PreparedDocuments:
