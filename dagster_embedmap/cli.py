@@ -339,11 +339,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
     home = Path(args.home).expanduser().resolve()
     os.environ["EMBEDMAP_HOME"] = str(home)
     os.environ["EMBEDMAP_DEMO_SIZE"] = "full" if args.full else str(args.size)
+    from .core.embedding.model import DEFAULT_MODEL
     from .examples import wiki
 
     started = time.perf_counter()
     entry = {"input": "wiki demo corpus", "qdrant_path": STORE_FOLDER, "engine": "edge", "collection": wiki.MAP_NAME,
-             "model": "all-MiniLM-L6-v2"}
+             "model": DEFAULT_MODEL}
     code = _build(home, wiki.MAP_NAME, wiki.defs, entry, started, include_upstream=True)
     _log(f"\nopen {Path(home, wiki.MAP_NAME, 'map.html')} in a browser, or run "
          f"`DAGSTER_HOME={home / 'dagster'} dagster dev -w workspace.yaml` for the lineage and the runs")
@@ -406,7 +407,7 @@ def _parse_where(pairs: Sequence[str]) -> dict[str, object]:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from .core.embedding import Encoder, EncoderSettings
+    from .core.embedding import DEFAULT_MODEL, Encoder, EncoderSettings
     from .core.store.search import search_map
     from .core.store import open_store
 
@@ -416,7 +417,7 @@ def cmd_search(args: argparse.Namespace) -> int:
     topic: int | str | None = None
     if args.topic is not None:
         topic = int(args.topic) if args.topic.lstrip("-").isdigit() else args.topic
-    encoder = Encoder(EncoderSettings(model=entry.get("model") or "all-MiniLM-L6-v2", device=args.device))
+    encoder = Encoder(EncoderSettings(model=entry.get("model") or DEFAULT_MODEL, device=args.device))
     location = _store_location(home, entry)
     _warn_incomplete(name, entry)
     with open_store(location, entry["collection"], read_only=True) as store:
@@ -446,10 +447,28 @@ def _map_name(path: str) -> str:
 
 
 def _embedder_kwargs(args: argparse.Namespace) -> dict[str, object]:
-    return {"model": args.model, "device": args.device, "batch_size": args.batch_size}
+    return {"model": args.model, "device": args.device, "batch_size": args.batch_size, "backend": args.backend}
+
+
+def _setting_option(parser: argparse.ArgumentParser, settings: type, name: str) -> None:
+    """``--<name>``, with the type, default, choices and help of field ``name`` of a core settings class:
+    the CLI never restates them."""
+    import typing
+
+    from .core.settings import described
+
+    field = described(settings)[name]
+    kind = typing.get_type_hints(settings)[name]
+    choices = typing.get_args(kind) if typing.get_origin(kind) is typing.Literal else None
+    parser.add_argument(f"--{name.replace('_', '-')}", default=field.default, choices=choices,
+                        type=kind if kind in (int, float) else str,
+                        help=field.metadata["description"].replace("%", "%%") + f" (default: {field.default})")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from .core.embedding.model import EncoderSettings
+    from .core.paths import DEFAULT_HOME
+
     parser = argparse.ArgumentParser(prog="embedmap", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -465,14 +484,13 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(func=cmd_build)
 
     demo = sub.add_parser("demo", help="build the demo map of Wikipedia vital-article summaries")
-    demo.add_argument("--home", default=".embedmap", help="folder for the map (default: .embedmap)")
+    demo.add_argument("--home", default=DEFAULT_HOME, help=f"folder for the map (default: {DEFAULT_HOME})")
     demo.add_argument("--size", type=int, default=2000, help="number of articles (default 2000)")
     demo.add_argument("--full", action="store_true", help="all 10,033 articles (the uncategorised ones too)")
     demo.set_defaults(func=cmd_demo)
 
-    build.add_argument("--model", default="all-MiniLM-L6-v2", help="sentence-transformers model or folder")
-    build.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    build.add_argument("--batch-size", type=int, default=64, help="texts per forward pass")
+    for option in ("model", "device", "batch_size", "backend"):  # defaults and help: EncoderSettings
+        _setting_option(build, EncoderSettings, option)
 
     search = sub.add_parser("search", help="semantic search: the records nearest to a query, with their topic")
     search.add_argument("query", help="what to look for, in words")
@@ -485,7 +503,7 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--partition", help="only this partition")
     search.add_argument("--where", action="append", default=[], metavar="FIELD=VALUE",
                         help="only records whose metadata FIELD equals VALUE (repeatable)")
-    search.add_argument("--device", default="auto", help="device for embedding the query")
+    _setting_option(search, EncoderSettings, "device")
     search.add_argument("--json", action="store_true", help="one JSON object per hit")
     search.set_defaults(func=cmd_search)
 

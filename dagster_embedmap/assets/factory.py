@@ -16,7 +16,7 @@ import dagster as dg
 from ..core.topics.cluster import ClusterSettings
 from ..core.records.documents import RecordSchema
 from ..core.topics.labels import LabelSettings
-from ..core.paths import MapLayout
+from ..core.paths import MapLayout, default_home
 from ..core.layout.project import ProjectionSettings
 from ..core.records.sources import SINGLE_PARTITION, FileSource
 from ..steps.ingest import SNIPPET_CHARS
@@ -30,11 +30,6 @@ from .translator import EmbedMapTranslator
 __all__ = ["build_embedmap_defs", "MapKeys", "default_home", "SNIPPET_CHARS"]
 
 Source = Union[FileSource, dg.AssetsDefinition, dg.AssetKey, str]
-
-
-def default_home() -> str:
-    """``$EMBEDMAP_HOME``, else ``./.embedmap``."""
-    return os.environ.get("EMBEDMAP_HOME", ".embedmap")
 
 
 def _source_key(source: Source) -> dg.AssetKey | None:

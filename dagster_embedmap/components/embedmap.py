@@ -18,13 +18,8 @@ settings groups (``embedding``, ``qdrant``, ``projection``, ``topics``, ``labels
 Relative paths are relative to the project root (the folder holding ``pyproject.toml``).
 """
 
-import ast
-import dataclasses
-import inspect
 import os
 import re
-import textwrap
-import typing
 import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional
@@ -37,9 +32,11 @@ from ..assets.factory import build_embedmap_defs
 from ..core.topics.cluster import ClusterSettings
 from ..core.topics.labels import LabelSettings
 from ..core.layout.project import ProjectionSettings
+from ..core.paths import default_home
 from ..core.records.sources import FileSource
 from ..k8s import k8s_gpu_tags
 from ..resources import EmbedderResource, QdrantResource
+from ..resources.fields import settings_model
 
 __all__ = ["EmbedMapComponent"]
 
@@ -47,27 +44,9 @@ __all__ = ["EmbedMapComponent"]
 # -- settings groups, generated from the classes they configure (one source of names and defaults) --
 
 
-def _attribute_docs(cls: type) -> dict[str, str]:
-    """The docstring under each attribute of a dataclass, by attribute name."""
-    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
-    docs = {}
-    for node, following in zip(body, body[1:]):
-        if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and isinstance(following, ast.Expr)
-                and isinstance(following.value, ast.Constant) and isinstance(following.value.value, str)):
-            docs[node.target.id] = " ".join(following.value.value.split())
-    return docs
-
-
-def _dataclass_model(cls: type, name: str) -> type[BaseModel]:
-    """A ``dg.Model`` with the fields, types, defaults and attribute docstrings of dataclass ``cls``."""
-    hints = typing.get_type_hints(cls)
-    docs = _attribute_docs(cls)
-    fields = {
-        f.name: (hints[f.name], Field(default=f.default, description=docs.get(f.name)))
-        for f in dataclasses.fields(cls)
-    }
-    return create_model(name, __base__=(dg.Resolvable, dg.Model), __doc__=f"Fields of :class:`{cls.__name__}`.",
-                        **fields)
+def _settings_model(cls: type, name: str) -> type[BaseModel]:
+    """A ``dg.Model`` with the fields, types, defaults and descriptions of core settings class ``cls``."""
+    return settings_model(cls, name, (dg.Resolvable, dg.Model))
 
 
 def _resource_model(cls: type[dg.ConfigurableResource], name: str, skip: tuple[str, ...] = (),
@@ -85,9 +64,9 @@ def _resource_model(cls: type[dg.ConfigurableResource], name: str, skip: tuple[s
                             **fields)
 
 
-ProjectionFields = _dataclass_model(ProjectionSettings, "ProjectionFields")
-TopicFields = _dataclass_model(ClusterSettings, "TopicFields")
-LabelFields = _dataclass_model(LabelSettings, "LabelFields")
+ProjectionFields = _settings_model(ProjectionSettings, "ProjectionFields")
+TopicFields = _settings_model(ClusterSettings, "TopicFields")
+LabelFields = _settings_model(LabelSettings, "LabelFields")
 EmbeddingFields = _resource_model(EmbedderResource, "EmbeddingFields")
 QdrantFields = _resource_model(
     QdrantResource, "QdrantFields", skip=("api_key",),
@@ -257,7 +236,7 @@ class EmbedMapComponent(dg.Component, dg.Resolvable, dg.Model):
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         root = Path(context.project_root)
-        home = _under(root, self.home or os.environ.get("EMBEDMAP_HOME") or ".embedmap")
+        home = _under(root, self.home or default_home())
         source: Any
         if self.source.path is not None:
             source = FileSource(str(_under(root, self.source.path)), format=self.source.format,

@@ -198,6 +198,15 @@ def _umask() -> int:
     return current
 
 
+DEFAULT_HOME = ".embedmap"
+"""The folder of a map's files when neither the caller nor ``$EMBEDMAP_HOME`` names one."""
+
+
+def default_home() -> str:
+    """``$EMBEDMAP_HOME``, else ``./.embedmap`` (:data:`DEFAULT_HOME`)."""
+    return os.environ.get("EMBEDMAP_HOME") or DEFAULT_HOME
+
+
 class MapLayout:
     """Where one map keeps its files: ``<home>/<map name>/...``."""
 

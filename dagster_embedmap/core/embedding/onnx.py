@@ -15,7 +15,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from ..paths import file_lock
-from .model import resolve_model_path
+from .model import DEFAULT_MODEL, resolve_model_path
 
 
 #: bump when the export recipe changes, so caches made by an older recipe are not reused
@@ -72,7 +72,7 @@ def onnx_export_path(model: str, backend: str = "onnx-int8", cache_dir: str | os
 
 
 def export_onnx(
-    model: str = "all-MiniLM-L6-v2",
+    model: str = DEFAULT_MODEL,
     backend: str = "onnx-int8",
     cache_dir: str | os.PathLike | None = None,
     log: Callable[[str], None] | None = None,

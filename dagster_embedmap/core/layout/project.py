@@ -18,6 +18,7 @@ import numpy as np
 
 from .align import Alignment, procrustes_align
 from ..paths import atomic_path
+from ..settings import setting
 
 if TYPE_CHECKING:
     from ..topics.cluster import ClusterSpace
@@ -43,36 +44,46 @@ def content_order(vectors: np.ndarray, size: int | None = None, seed: int = 0) -
 
 @dataclass(frozen=True)
 class ProjectionSettings:
-    n_neighbors: int = 15
-    """Size of the neighbourhood UMAP preserves: small values favour local detail, large ones the big picture."""
-    min_dist: float = 0.0
-    """How tightly UMAP packs points; 0 gives the crisp clumps that the topic clustering works on."""
-    metric: str = "cosine"
-    sample_size: int = 20_000
-    """At most this many points fit the projection; the rest are placed with the fitted model. Which
-    points: those whose vector hash, keyed by the seed, is smallest (see :func:`content_order`), so the
-    sample depends on the vectors alone, not on point ids, partitions or the store's order."""
-    cluster_dims: int = 10
-    """Dimensions of the second reduction of the fitted sample that the topics are clustered on (denser
-    and less distorted than the 2-D map); 0 clusters the 2-D map itself."""
-    cluster_neighbors: int = 100
-    """Neighbourhood of that reduction: wider than the map's, so topics follow the broader structure
-    of the embeddings (on the demo corpora 15 neighbours gave NMI 0.03-0.08 lower than 100)."""
-    random_state: int | None = 42
-    """Seed for the layout; ``None`` draws a new one per fit (the layout then changes from run to run)."""
-    parallel: bool = False
-    """Fit on every core. umap-learn turns a seed into a single-threaded fit; with ``parallel`` the seed
-    instead fixes NumPy's global generator for the duration of the fit (its state is restored after), so
-    the spectral start, the neighbour graph and the edge sampling are the same every run and only the
-    order in which threads move points varies: the layout is not bit-identical from run to run
-    (Procrustes disparity about 0.06 between two fits of the 10,033 demo vectors). Off by default:
-    on the 2-core development box it was no faster under load (12.1 s vs 9.6 s for 20,000 points while
-    other work ran), and with 100 epochs 2 of 9 parallel fits of the demo vectors collapsed into 2-3
-    topics (none of the single-thread fits did). Worth it on an idle many-core machine."""
-    n_epochs: int | None = None
-    """Optimisation epochs. ``None`` (default): umap-learn's default (500) up to ``LARGE_FIT`` fitted
-    points, 100 above (umap-learn uses 200 there; 100 halves the largest part of the fit, with the same
-    topic quality on the demo corpus within the spread over seeds)."""
+    n_neighbors: int = setting(
+        15,
+        """Size of the neighbourhood UMAP preserves: small values favour local detail, large ones the big picture.""")
+    min_dist: float = setting(
+        0.0,
+        """How tightly UMAP packs points; 0 gives the crisp clumps that the topic clustering works on.""")
+    metric: str = setting(
+        "cosine",
+        """Distance between vectors that UMAP's neighbourhoods use (any umap-learn metric name).""")
+    sample_size: int = setting(
+        20_000,
+        """At most this many points fit the projection; the rest are placed with the fitted model. Which
+        points: those whose vector hash, keyed by the seed, is smallest (see :func:`content_order`), so the
+        sample depends on the vectors alone, not on point ids, partitions or the store's order.""")
+    cluster_dims: int = setting(
+        10,
+        """Dimensions of the second reduction of the fitted sample that the topics are clustered on (denser
+        and less distorted than the 2-D map); 0 clusters the 2-D map itself.""")
+    cluster_neighbors: int = setting(
+        100,
+        """Neighbourhood of that reduction: wider than the map's, so topics follow the broader structure
+        of the embeddings (on the demo corpora 15 neighbours gave NMI 0.03-0.08 lower than 100).""")
+    random_state: int | None = setting(
+        42,
+        """Seed for the layout; ``None`` draws a new one per fit (the layout then changes from run to run).""")
+    parallel: bool = setting(
+        False,
+        """Fit on every core. umap-learn turns a seed into a single-threaded fit; with ``parallel`` the seed
+        instead fixes NumPy's global generator for the duration of the fit (its state is restored after), so
+        the spectral start, the neighbour graph and the edge sampling are the same every run and only the
+        order in which threads move points varies: the layout is not bit-identical from run to run
+        (Procrustes disparity about 0.06 between two fits of the 10,033 demo vectors). Off by default:
+        on the 2-core development box it was no faster under load (12.1 s vs 9.6 s for 20,000 points while
+        other work ran), and with 100 epochs 2 of 9 parallel fits of the demo vectors collapsed into 2-3
+        topics (none of the single-thread fits did). Worth it on an idle many-core machine.""")
+    n_epochs: int | None = setting(
+        None,
+        """Optimisation epochs. ``None`` (default): umap-learn's default (500) up to ``LARGE_FIT`` fitted
+        points, 100 above (umap-learn uses 200 there; 100 halves the largest part of the fit, with the same
+        topic quality on the demo corpus within the spread over seeds).""")
 
     def epochs_for(self, n: int) -> int | None:
         """Epochs for a fit on ``n`` points (``None``: umap-learn's own choice)."""

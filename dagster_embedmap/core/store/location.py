@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
+
+from ..settings import setting
 
 
 
@@ -25,25 +27,44 @@ def point_id(map_name: str, record_id: str) -> str:
 class StoreLocation:
     """Where the Qdrant collection lives. Give ``url`` for a server, else ``path`` for the embedded engine."""
 
-    path: str | None = ".embedmap/qdrant"
-    url: str | None = None
-    api_key: str | None = field(default=None, repr=False)
-    """Never shown: left out of ``repr`` and of :meth:`describe`."""
-    timeout_s: int = 60
-    prefer_grpc: bool = False
-    lock_timeout_s: float = 600.0
-    retries: int = 3
-    """Server only: how many times a request that failed on the network (refused, timed out, 502-504)
-    is tried again, waiting 0.5 s, 1 s, 2 s, ... in between, before the step fails naming the URL."""
-    engine: Literal["edge", "local"] = "edge"
-    """Embedded engine: ``edge`` (Qdrant's in-process engine) or ``local`` (qdrant-client's local mode)."""
-    shard_number: int | None = None
-    """Server only: shards of a collection this creates (spread over a cluster's nodes); ``None``: the
-    server's default."""
-    replication_factor: int | None = None
-    """Server only: copies of each shard in a cluster; ``None``: the server's default."""
-    write_consistency_factor: int | None = None
-    """Server only: replicas that must confirm a write; ``None``: the server's default."""
+    path: str | None = setting(
+        ".embedmap/qdrant",
+        """Folder of the embedded engine (created if missing). Ignored when url is set.""")
+    url: str | None = setting(
+        None,
+        """Qdrant server or cluster URL, e.g. https://qdrant.example.com:6333.""")
+    api_key: str | None = setting(
+        None,
+        """API key for the server; pass dg.EnvVar('QDRANT_API_KEY'), never a literal. Sent only to the server
+        (use an https:// URL so it travels encrypted); never logged, never in metadata or errors (left out
+        of ``repr`` and of :meth:`describe`).""", secret=True)
+    timeout_s: int = setting(
+        60,
+        """Seconds before a server request times out.""", ge=1)
+    prefer_grpc: bool = setting(
+        False,
+        """Talk gRPC to the server instead of REST.""")
+    lock_timeout_s: float = setting(
+        600.0,
+        """Embedded engine only: how long a step waits for another process to release the folder.""", ge=0)
+    retries: int = setting(
+        3,
+        """Server only: retries of a request that failed on the network (refused, timed out, 502-504), with
+        backoff 0.5 s, 1 s, 2 s, ...; then the step fails naming the URL.""", ge=0)
+    engine: Literal["edge", "local"] = setting(
+        "edge",
+        """Embedded engine only: 'edge' (Qdrant's in-process engine, qdrant-edge-py; fast, the default) or
+        'local' (qdrant-client's local mode, for maps written before edge became the default).""")
+    shard_number: int | None = setting(
+        None,
+        """Server only: shards of the collection when this creates it (spread over a cluster's nodes); None:
+        the server's default.""", ge=1)
+    replication_factor: int | None = setting(
+        None,
+        """Server only: copies of each shard in a cluster; None: the server's default.""", ge=1)
+    write_consistency_factor: int | None = setting(
+        None,
+        """Server only: replicas that must confirm a write; None: the server's default.""", ge=1)
 
     def collection_options(self) -> dict[str, int]:
         """The sharding and replication settings given, as ``create_collection`` takes them."""

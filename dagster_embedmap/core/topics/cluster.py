@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .merge import CAP_GAP, adjacency, group_means, groups_after, ward_merges
+from ..settings import setting
 
 if TYPE_CHECKING:
     from .match import TopicMatch
@@ -59,20 +60,26 @@ def auto_min_cluster_size(sample: int, n: int | None = None) -> int:
 
 @dataclass(frozen=True)
 class ClusterSettings:
-    fine_topics: int | None = None
-    """How many fine topics a recluster aims at; ``None`` scales with the map (:func:`auto_fine_topics`).
-    Fewer come out when HDBSCAN finds fewer dense cores (well-separated data keeps its own groups)."""
-    min_cluster_size: int | None = None
-    """Smallest dense core HDBSCAN keeps; ``None``: :func:`auto_min_cluster_size`."""
-    min_samples: int | None = None
-    """How conservative HDBSCAN is (more noise when larger); ``None`` = min_cluster_size, capped at 25."""
-    assign_noise: bool = True
-    """Give points HDBSCAN left unclustered the topic of their nearest clustered neighbours."""
-    noise_neighbors: int = 10
-    """How many labelled neighbours vote on the topic of an unclustered, unsampled or new point."""
-    levels: int = 2
-    """Levels of the topic tree: broad neighbourhoods over the fine topics (1 = flat topics, 3 = a middle
-    level as well); see :mod:`dagster_embedmap.core.topics.tree`."""
+    fine_topics: int | None = setting(
+        None,
+        """How many fine topics a recluster aims at; ``None`` scales with the map (:func:`auto_fine_topics`).
+        Fewer come out when HDBSCAN finds fewer dense cores (well-separated data keeps its own groups).""")
+    min_cluster_size: int | None = setting(
+        None,
+        """Smallest dense core HDBSCAN keeps; ``None``: :func:`auto_min_cluster_size`.""")
+    min_samples: int | None = setting(
+        None,
+        """How conservative HDBSCAN is (more noise when larger); ``None`` = min_cluster_size, capped at 25.""")
+    assign_noise: bool = setting(
+        True,
+        """Give points HDBSCAN left unclustered the topic of their nearest clustered neighbours.""")
+    noise_neighbors: int = setting(
+        10,
+        """How many labelled neighbours vote on the topic of an unclustered, unsampled or new point.""")
+    levels: int = setting(
+        2,
+        """Levels of the topic tree: broad neighbourhoods over the fine topics (1 = flat topics, 3 = a middle
+        level as well); see :mod:`dagster_embedmap.core.topics.tree`.""")
 
 
 @dataclass

@@ -33,6 +33,8 @@ from typing import Callable, Hashable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..settings import setting
+
 __all__ = [
     "LabelSettings",
     "Semantic",
@@ -70,22 +72,29 @@ def stop_words() -> frozenset[str]:
 
 @dataclass(frozen=True)
 class LabelSettings:
-    top_n: int = 10
-    """Keywords kept per topic."""
-    label_words: int = 3
-    """Keywords joined into the short label shown on the map."""
-    min_df: int = 2
-    """Ignore terms found in fewer documents than this (typos, one-off names)."""
-    max_features: int = 50_000
-    """Vocabulary cap (the most frequent terms are kept)."""
-    phrases: bool = True
-    """Also score two-word phrases; a phrase replaces a single word of it already chosen."""
-    candidates: int = 20
-    """c-TF-IDF candidates per topic that the model re-ranks by meaning (with :class:`Semantic`)."""
-    diversity: float = 0.3
-    """Weight of unlikeness to the keywords already picked, in maximal marginal relevance, for the keywords
-    after the label's (the label is the ``label_words`` candidates closest to the topic: MMR there named
-    topics less like their records' categories, 0.83-0.86x c-TF-IDF's accuracy on 3 corpora vs 1.06-1.14x)."""
+    top_n: int = setting(
+        10,
+        """Keywords kept per topic.""")
+    label_words: int = setting(
+        3,
+        """Keywords joined into the short label shown on the map.""")
+    min_df: int = setting(
+        2,
+        """Ignore terms found in fewer documents than this (typos, one-off names).""")
+    max_features: int = setting(
+        50_000,
+        """Vocabulary cap (the most frequent terms are kept).""")
+    phrases: bool = setting(
+        True,
+        """Also score two-word phrases; a phrase replaces a single word of it already chosen.""")
+    candidates: int = setting(
+        20,
+        """c-TF-IDF candidates per topic that the model re-ranks by meaning (with :class:`Semantic`).""")
+    diversity: float = setting(
+        0.3,
+        """Weight of unlikeness to the keywords already picked, in maximal marginal relevance, for the keywords
+        after the label's (the label is the ``label_words`` candidates closest to the topic: MMR there named
+        topics less like their records' categories, 0.83-0.86x c-TF-IDF's accuracy on 3 corpora vs 1.06-1.14x).""")
 
 
 @dataclass

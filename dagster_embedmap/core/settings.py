@@ -1,0 +1,43 @@
+"""Settings fields declared once: a default and its description, read by every layer that exposes them.
+
+The core's settings dataclasses (:class:`~.embedding.EncoderSettings`, :class:`~.layout.project.ProjectionSettings`,
+:class:`~.topics.cluster.ClusterSettings`, :class:`~.topics.labels.LabelSettings`) declare each field with
+:func:`setting`. The Dagster resources, the YAML component's schema and the CLI read the defaults and
+descriptions from there (:func:`described`), so neither is ever written twice and none is parsed out
+of source code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+__all__ = ["setting", "described", "description", "default"]
+
+_DOC = "description"
+
+
+def setting(default: Any, doc: str, *, secret: bool = False, **bounds: Any) -> Any:
+    """A dataclass field with ``default`` and its description (and optional pydantic-style ``bounds``,
+    e.g. ``ge=1``, which the resources and the component enforce). ``secret``: never in a ``repr``."""
+    return dataclasses.field(default=default, repr=not secret,
+                             metadata={_DOC: " ".join(doc.split()), "bounds": bounds})
+
+
+def described(cls: type) -> dict[str, dataclasses.Field]:
+    """The fields of settings dataclass ``cls`` by name, each with its description in its metadata."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    missing = [name for name, f in fields.items() if not f.metadata.get(_DOC)]
+    if missing:
+        raise TypeError(f"{cls.__name__}: field(s) {missing} have no description; declare them with setting()")
+    return fields
+
+
+def description(cls: type, name: str) -> str:
+    """The description of field ``name`` of settings dataclass ``cls``."""
+    return described(cls)[name].metadata[_DOC]
+
+
+def default(cls: type, name: str) -> Any:
+    """The default of field ``name`` of settings dataclass ``cls``."""
+    return described(cls)[name].default
