@@ -140,7 +140,7 @@ def main() -> int:
 
 def project_vectors(frame: pl.DataFrame, dim: int = 384, seed: int = 1) -> pl.DataFrame:
     """Replace the blob coordinates by a UMAP layout of clustered vectors that follow the same topics."""
-    from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
+    from dagster_embedmap.core.layout.project import ProjectionSettings, fit_projection
 
     rng = np.random.default_rng(seed)
     fine = frame["topic_1_id"].to_numpy()
@@ -152,11 +152,11 @@ def project_vectors(frame: pl.DataFrame, dim: int = 384, seed: int = 1) -> pl.Da
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     settings = ProjectionSettings()
     started = time.perf_counter()
-    sample = rng.choice(len(vectors), min(settings.sample_size, len(vectors)), replace=False)
-    projector = UMAPProjector(settings).fit(vectors[sample])
+    ids = [str(i) for i in range(len(vectors))]
+    model = fit_projection(ids, vectors, settings)  # the layout step's fit, then its placing of every point
     fitted = time.perf_counter() - started
-    xy = projector.transform(vectors)
-    print(f"projection of {len(vectors):,} x {dim}-d vectors: fit on {len(sample):,} in {fitted:.1f} s, "
+    xy = model.place(ids, vectors)
+    print(f"projection of {len(vectors):,} x {dim}-d vectors: fit on {len(model.sample_ids or ()):,} in {fitted:.1f} s, "
           f"all placed in {time.perf_counter() - started:.1f} s")
     return frame.with_columns(pl.Series("x", xy[:, 0].astype(np.float64)), pl.Series("y", xy[:, 1].astype(np.float64)))
 

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/projection.py --qdrant PATH         # the vectors of a built map (e.g. --full demo)
     .venv/bin/python benchmarks/projection.py --repeats 2 --no-cold # quicker
 
-Ours: ``UMAPProjector(ProjectionSettings())`` fit (UMAP to 2-D, seeded, one thread, 100 epochs above
+Ours: ``fit_projection(ids, vectors, ProjectionSettings())`` (the layout step's fit) (UMAP to 2-D, seeded, one thread, 100 epochs above
 10,000 points) then ``update_topics`` (HDBSCAN on the 2-D map, the topic tree, c-TF-IDF labels of every
 level), with the library defaults.
 BERTopic: ``BERTopic().fit_transform(docs, embeddings)`` (UMAP to 5-d, HDBSCAN on 5-d, c-TF-IDF) plus
@@ -93,7 +93,7 @@ def reset_threads() -> None:
 
 def run_ours(vectors, texts, **projection) -> dict:
     import dagster_embedmap.core.topics.model as tm
-    from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
+    from dagster_embedmap.core.layout.project import ProjectionSettings, fit_projection
 
     reset_threads()
     spent = {}
@@ -106,13 +106,10 @@ def run_ours(vectors, texts, **projection) -> dict:
         return out
 
     t0 = time.perf_counter()
-    projector = UMAPProjector(ProjectionSettings(**projection)).fit(vectors)
+    ids = [str(i) for i in range(len(vectors))]  # the production path: the layout step's fit, then place
+    model = fit_projection(ids, vectors, ProjectionSettings(**projection))
     t1 = time.perf_counter()
-    xy = np.empty((len(vectors), 2), dtype=np.float32)
-    xy[projector.fit_index_] = projector.fit_embedding_
-    rest = np.setdiff1d(np.arange(len(vectors)), projector.fit_index_)
-    if len(rest):
-        xy[rest] = projector.transform(vectors[rest])
+    xy = model.place(ids, vectors)
     t2 = time.perf_counter()
     tm.assign_topics = timed_assign
     try:

@@ -71,10 +71,9 @@ def synthetic(n: int, seed: int = 0):
 def run(n: int, home: Path) -> dict[str, float]:
     import polars as pl
 
-    from dagster_embedmap.core.topics.cluster import ClusterSpace
     from dagster_embedmap.core.embedding import Encoder, EncoderSettings
-    from dagster_embedmap.core.store.payload import points_frame
-    from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
+    from dagster_embedmap.core.store.payload import points_frame, vector_hashes
+    from dagster_embedmap.core.layout.project import ProjectionSettings, fit_projection
     from dagster_embedmap.core.render import render_html_map, render_preview_png
     from dagster_embedmap.core.store import StoreLocation, open_store, point_id
     from dagster_embedmap.core.topics.model import update_topics
@@ -97,13 +96,13 @@ def run(n: int, home: Path) -> dict[str, float]:
 
     started = time.perf_counter()
     settings = ProjectionSettings()
-    projector = UMAPProjector(settings).fit(vectors)  # the sample is chosen inside, by content
+    model = fit_projection(ids, vectors, settings)  # the layout step's fit: a sample chosen by content
     out["projection: fit on the sample"] = time.perf_counter() - started
     started = time.perf_counter()
     xy = np.empty((n, 2), dtype=np.float32)
     with open_store(location, "scale") as store:
         for name, lo, hi in parts:
-            xy[lo:hi] = projector.transform(vectors[lo:hi])
+            xy[lo:hi] = model.place(ids[lo:hi], vectors[lo:hi])
             store.set_payloads({ids[i]: {"x": float(xy[i, 0]), "y": float(xy[i, 1])} for i in range(lo, hi)})
     out["projection: place every partition"] = time.perf_counter() - started
 
@@ -112,7 +111,7 @@ def run(n: int, home: Path) -> dict[str, float]:
         (home / "texts.txt").write_text("\n".join(texts))
     encoder = Encoder(EncoderSettings())
     started = time.perf_counter()
-    space = ClusterSpace(projector.fit_index_, projector.cluster_embedding_, vectors[projector.fit_index_])
+    space = model.cluster_space(ids, vector_hashes(vectors))  # as the topics step gets it
     update = update_topics(xy, [np.full(n, -1)], None, lambda: texts, space=space,
                            embed=lambda terms: encoder.encode(terms))
     out["topics: cluster, tree, labels"] = time.perf_counter() - started

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
-from dagster_embedmap.core.topics.cluster import ClusterSettings, HDBSCANTopics, auto_min_cluster_size
+from dagster_embedmap.core.topics.cluster import ClusterSettings, HDBSCANTopics, assign_topics, auto_min_cluster_size
 from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
 
 PER_BLOB = 80
@@ -178,13 +178,17 @@ def test_topics_are_numbered_largest_first_and_noise_is_assigned(topics):
     assert topics.clustered_.sum() > 0.8 * len(labels)
 
 
-def test_predict_places_new_points_in_their_blob(full, topics, blobs):
-    projector, _ = full
+def test_new_points_take_the_topic_of_their_blob(full, topics, blobs):
+    projector, coords = full
     _, truth, centres = blobs
     rng = np.random.default_rng(5)
     which = np.array([0, 1, 2, 2, 1, 0])
     new = (centres[which] + rng.normal(size=(len(which), DIM))).astype(np.float32)
-    predicted = topics.predict(projector.transform(new))
+    xy = np.vstack([coords, projector.transform(new)])
+    before = np.concatenate([topics.labels_, np.full(len(new), -1)])
+    assigned = assign_topics(xy, before, recluster=False)  # what the topics step does for new points
+    predicted = assigned.topic_ids[-len(new):]
+    assert assigned.changed.tolist() == [False] * len(truth) + [True] * len(new)
     mapping = topic_of_blob(topics.labels_, truth)
     assert predicted.tolist() == [mapping[b] for b in which]
 
@@ -227,18 +231,14 @@ def test_noise_kept_as_minus_one_without_assign_noise_and_filled_with_it():
     assert near.labels_[-1] == near.labels_[np.flatnonzero(truth == 1)[0]]
 
 
-def test_predict_on_plain_points():
+def test_new_plain_points_take_their_neighbours_topic():
     pts, truth = planar()
     model = HDBSCANTopics(ClusterSettings(min_cluster_size=10)).fit(pts)
-    out = model.predict(np.array([[0.5, -0.5], [19.0, 1.0], [1.0, 21.0]]))
-    assert out.dtype == np.int64
-    assert out.tolist() == [0, 1, 2]
-    assert model.predict(np.empty((0, 2))).shape == (0,)
-
-
-def test_predict_before_fit_raises():
-    with pytest.raises(RuntimeError, match="fit"):
-        HDBSCANTopics().predict(np.zeros((1, 2)))
+    new = np.array([[0.5, -0.5], [19.0, 1.0], [1.0, 21.0]])
+    out = assign_topics(np.vstack([pts, new]), np.concatenate([model.labels_, [-1, -1, -1]]), recluster=False)
+    assert out.topic_ids.dtype == np.int64 and not out.reclustered
+    assert out.topic_ids[-3:].tolist() == [0, 1, 2]
+    assert np.array_equal(out.topic_ids[:-3], model.labels_)
 
 
 def test_too_few_points_make_one_topic():
@@ -292,8 +292,6 @@ def test_fit_projection_aligns_a_refit_onto_the_previous_layout(blobs):
 
 
 def test_assign_topics_keeps_ids_and_only_labels_new_points(topics, full):
-    from dagster_embedmap.core.topics.cluster import assign_topics
-
     _, coords = full
     labels = topics.labels_
     previous = labels.copy()

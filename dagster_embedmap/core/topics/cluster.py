@@ -101,7 +101,7 @@ class ClusterSpace:
 
 
 class HDBSCANTopics:
-    """fit / predict over a map's ``(n, 2)`` coordinates (and optionally a :class:`ClusterSpace`).
+    """fit over a map's ``(n, 2)`` coordinates (and optionally a :class:`ClusterSpace`).
 
     Topic ids are 0..k-1, largest topic first. Fitted: ``labels_`` (every point's topic),
     ``clustered_`` (points HDBSCAN put in a core itself), ``cores_`` (how many cores it found).
@@ -112,7 +112,6 @@ class HDBSCANTopics:
         self.labels_: np.ndarray | None = None
         self.clustered_: np.ndarray | None = None
         self.cores_: int = 0
-        self._points: np.ndarray | None = None
 
     @property
     def n_topics_(self) -> int:
@@ -161,7 +160,6 @@ class HDBSCANTopics:
         if m < n:
             self.clustered_[rows] = clustered
         self._sample_clustered = clustered
-        self._points, self._point_labels = points[labels >= 0], labels[labels >= 0]
         return self
 
     def _join(self, core: np.ndarray, xy: np.ndarray, coords: np.ndarray, n: int) -> np.ndarray:
@@ -184,12 +182,6 @@ class HDBSCANTopics:
         out[core >= 0] = group[rows]
         return out
 
-    def predict(self, points: np.ndarray) -> np.ndarray:
-        """The topic of new points: majority of their nearest already-labelled neighbours on the map."""
-        if self._points is None:
-            raise RuntimeError("fit before predict")
-        return nearest_topics(self._points, self._point_labels, np.asarray(points, dtype=np.float64),
-                              self.settings.noise_neighbors)
 
     def fit_predict(self, points: np.ndarray, space: ClusterSpace | None = None) -> np.ndarray:
         return self.fit(points, space).labels_
