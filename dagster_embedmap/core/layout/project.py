@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import numpy as np
 
 from .align import Alignment, procrustes_align
+from .compiled import load_umap
 from ..paths import atomic_path
 from ..settings import setting
 
@@ -107,7 +108,7 @@ class UMAPProjector:
         self.cluster_embedding_: np.ndarray | None = None
 
     def _make(self, n: int):
-        import umap
+        umap = load_umap()
 
         s = self.settings
         return umap.UMAP(
@@ -159,7 +160,7 @@ class UMAPProjector:
 
     def _cluster_space(self, model, fitted: np.ndarray) -> np.ndarray | None:
         """The fitted points reduced to ``cluster_dims`` dimensions over ``cluster_neighbors`` neighbours."""
-        import umap
+        umap = load_umap()
 
         s = self.settings
         dims = int(s.cluster_dims)
@@ -196,6 +197,7 @@ class UMAPProjector:
 
     @classmethod
     def load(cls, path: str | Path) -> "UMAPProjector":
+        load_umap()  # before unpickling imports umap: its kernels then load from the compiled cache
         with open(path, "rb") as fh:
             state = pickle.load(fh)
         projector = cls(state["settings"])
@@ -278,6 +280,7 @@ class ProjectionModel:
 
     @staticmethod
     def load(path: str | Path) -> "ProjectionModel":
+        load_umap()  # before unpickling imports umap: its kernels then load from the compiled cache
         with open(path, "rb") as fh:
             return pickle.load(fh)
 
