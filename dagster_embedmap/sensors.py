@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Union
 import dagster as dg
 
 from .core.records.sources import FileSource
+from .core.settings import AutomationSettings
 
 if TYPE_CHECKING:  # not exported at dagster's top level
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition
@@ -121,7 +122,7 @@ def build_landing_sensor(
     job: Job,
     *,
     cleanup_job: Job | None = None,
-    max_runs_per_tick: int = 10,
+    max_runs_per_tick: int = AutomationSettings.max_runs_per_tick,
     minimum_interval_seconds: int = 30,
     default_status: dg.DefaultSensorStatus = dg.DefaultSensorStatus.STOPPED,
 ) -> dg.SensorDefinition:

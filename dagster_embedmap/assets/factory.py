@@ -17,6 +17,7 @@ from ..core.topics.cluster import ClusterSettings
 from ..core.records.documents import RecordSchema
 from ..core.topics.labels import LabelSettings
 from ..core.paths import MapLayout, default_home
+from ..core.settings import AutomationSettings
 from ..core.layout.project import ProjectionSettings
 from ..core.records.sources import SINGLE_PARTITION, FileSource
 from ..steps.ingest import SNIPPET_CHARS
@@ -30,6 +31,10 @@ from .translator import EmbedMapTranslator
 __all__ = ["build_embedmap_defs", "MapKeys", "default_home", "SNIPPET_CHARS"]
 
 Source = Union[FileSource, dg.AssetsDefinition, dg.AssetKey, str]
+
+
+_AUTOMATION = AutomationSettings()
+"""The defaults of the automation and GPU parameters below (declared once, in ``core/settings.py``)."""
 
 
 def _source_key(source: Source) -> dg.AssetKey | None:
@@ -71,12 +76,12 @@ def build_embedmap_defs(
     labels: LabelSettings = LabelSettings(),
     embedder_key: str = "embedder",
     qdrant_key: str = "qdrant",
-    pool: str = "gpu",
-    refit_cron: str | None = "0 3 * * 0",
-    refit_drift_share: float | None = 0.5,
-    max_runs_per_tick: int = 10,
-    sensor_interval_s: int = 30,
-    automations_running: bool = False,
+    pool: str = _AUTOMATION.pool,
+    refit_cron: str | None = _AUTOMATION.refit_cron,
+    refit_drift_share: float | None = _AUTOMATION.refit_drift_share,
+    max_runs_per_tick: int = _AUTOMATION.max_runs_per_tick,
+    sensor_interval_s: int = _AUTOMATION.sensor_interval_s,
+    automations_running: bool = _AUTOMATION.running,
     partitions_per_run: int = 1,
     embeddings_tags: Mapping[str, object] | None = None,
     duplicate_threshold: float = 0.95,

@@ -33,10 +33,11 @@ from ..core.topics.cluster import ClusterSettings
 from ..core.topics.labels import LabelSettings
 from ..core.layout.project import ProjectionSettings
 from ..core.paths import default_home
+from ..core.settings import AutomationSettings
 from ..core.records.sources import FileSource
 from ..k8s import k8s_gpu_tags
 from ..resources import EmbedderResource, QdrantResource
-from ..resources.fields import settings_model
+from ..resources.fields import field_of, settings_model
 
 __all__ = ["EmbedMapComponent"]
 
@@ -124,24 +125,16 @@ class PartitionFields(dg.Resolvable, dg.Model):
         return self
 
 
-class ScheduleFields(dg.Resolvable, dg.Model):
-    """When the map refreshes by itself (created stopped unless ``running``)."""
-
-    refit_cron: Optional[str] = Field(default="0 3 * * 0", description="Cron of the layout refit schedule; "
-                                      "null: no schedule.")
-    refit_drift_share: Optional[float] = Field(default=0.5, description="Refit once more than this share of the "
-                                               "records is newer than the layout; null: no drift sensor.")
-    sensor_interval_s: int = Field(default=30, description="Seconds between two looks at the landing folder.")
-    max_runs_per_tick: int = Field(default=10, description="Partition runs the landing sensor requests at "
-                                   "most per look.")
-    running: bool = Field(default=False, description="Create the schedule and sensors running.")
+ScheduleFields = settings_model(
+    AutomationSettings, "ScheduleFields", (dg.Resolvable, dg.Model),
+    only=("refit_cron", "refit_drift_share", "sensor_interval_s", "max_runs_per_tick", "running"),
+    doc="When the map refreshes by itself (created stopped unless ``running``).")
 
 
 class GpuFields(dg.Resolvable, dg.Model):
     """How the embeddings step shares and requests GPUs."""
 
-    pool: str = Field(default="gpu", description="Dagster concurrency pool of the embeddings step; limit it to the "
-                      "number of GPUs (dagster.yaml: concurrency.pools, or `dagster instance concurrency set`).")
+    pool: str = field_of(AutomationSettings, "pool")
     kubernetes_gpus: Optional[int] = Field(default=None, description="On Kubernetes (dagster-k8s): GPUs the "
                                            "embeddings step's pod requests; null: no request.")
     kubernetes_resource: str = Field(default="nvidia.com/gpu", description="The device plugin's resource name.")
@@ -170,7 +163,8 @@ class EmbedMapScaffolder(Scaffolder):
     def scaffold(self, request: ScaffoldRequest) -> None:
         name = re.sub(r"\W+", "_", request.target_path.name).strip("_") or "my_map"
         request.target_path.mkdir(parents=True, exist_ok=True)
-        (request.target_path / "defs.yaml").write_text(SCAFFOLD_YAML.format(type=request.type_name, name=name),
+        (request.target_path / "defs.yaml").write_text(SCAFFOLD_YAML.format(type=request.type_name, name=name,
+                                                                    cron=AutomationSettings.refit_cron),
                                                        encoding="utf-8")
 
 
@@ -190,7 +184,7 @@ attributes:
   # qdrant: {{url: "{{{{ env.QDRANT_URL }}}}", api_key_env_var: QDRANT_API_KEY}}   # default: embedded
   # projection: {{n_neighbors: 15}}
   # topics: {{levels: 2}}
-  # schedule: {{refit_cron: "0 3 * * 0", running: false}}
+  # schedule: {{refit_cron: "{cron}", running: false}}
   # gpu: {{pool: gpu, kubernetes_gpus: 1}}
 """
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["setting", "described", "description", "default"]
+__all__ = ["setting", "described", "description", "default", "AutomationSettings"]
 
 _DOC = "description"
 
@@ -41,3 +41,29 @@ def description(cls: type, name: str) -> str:
 def default(cls: type, name: str) -> Any:
     """The default of field ``name`` of settings dataclass ``cls``."""
     return described(cls)[name].default
+
+
+@dataclasses.dataclass(frozen=True)
+class AutomationSettings:
+    """How a map keeps itself fresh and shares GPUs: read by ``build_embedmap_defs``'s defaults, the
+    landing sensor and the YAML component's ``schedule`` and ``gpu`` groups."""
+
+    refit_cron: str | None = setting(
+        "0 3 * * 0",
+        """Cron of the layout refit schedule; null: no schedule.""")
+    refit_drift_share: float | None = setting(
+        0.5,
+        """Refit once more than this share of the records is newer than the layout; null: no drift sensor.""")
+    sensor_interval_s: int = setting(
+        30,
+        """Seconds between two looks at the landing folder.""", ge=1)
+    max_runs_per_tick: int = setting(
+        10,
+        """Partition runs the landing sensor requests at most per look.""", ge=1)
+    running: bool = setting(
+        False,
+        """Create the schedule and sensors running.""")
+    pool: str = setting(
+        "gpu",
+        """Dagster concurrency pool of the embeddings step; limit it to the number of GPUs (dagster.yaml:
+        concurrency.pools, or `dagster instance concurrency set`).""")

@@ -27,12 +27,13 @@ def field_of(cls: type, name: str) -> Any:
                  **f.metadata.get("bounds", {}))
 
 
-def settings_model(cls: type, name: str, bases: tuple[type, ...]) -> type[BaseModel]:
-    """A pydantic model named ``name`` (over ``bases``) with every field of settings dataclass ``cls``:
-    same names, types, defaults, descriptions and bounds."""
+def settings_model(cls: type, name: str, bases: tuple[type, ...], only: tuple[str, ...] | None = None,
+                   doc: str | None = None) -> type[BaseModel]:
+    """A pydantic model named ``name`` (over ``bases``) with the fields of settings dataclass ``cls``
+    (all, or ``only`` these): same names, types, defaults, descriptions and bounds."""
     hints = typing.get_type_hints(cls)
-    fields = {key: (hints[key], field_of(cls, key)) for key in described(cls)}
-    return create_model(name, __base__=bases, __doc__=f"Fields of :class:`{cls.__name__}`.", **fields)
+    fields = {key: (hints[key], field_of(cls, key)) for key in described(cls) if only is None or key in only}
+    return create_model(name, __base__=bases, __doc__=doc or f"Fields of :class:`{cls.__name__}`.", **fields)
 
 
 def settings_from(config: Any, cls: type) -> Any:

@@ -11,13 +11,13 @@ from dagster_embedmap.cli import _parser
 from dagster_embedmap.components.embedmap import EmbeddingFields, LabelFields, ProjectionFields, TopicFields
 from dagster_embedmap.core.embedding import EncoderSettings
 from dagster_embedmap.core.layout.project import ProjectionSettings
-from dagster_embedmap.core.settings import described, setting
+from dagster_embedmap.core.settings import AutomationSettings, described, setting
 from dagster_embedmap.core.store import StoreLocation
 from dagster_embedmap.core.topics.cluster import ClusterSettings
 from dagster_embedmap.core.topics.labels import LabelSettings
 from dagster_embedmap.resources import EmbedderResource, QdrantResource
 
-SETTINGS = [EncoderSettings, StoreLocation, ProjectionSettings, ClusterSettings, LabelSettings]
+SETTINGS = [EncoderSettings, StoreLocation, ProjectionSettings, ClusterSettings, LabelSettings, AutomationSettings]
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)
@@ -82,3 +82,23 @@ def test_a_setting_without_a_description_is_refused_by_name():
 
     with pytest.raises(TypeError, match=r"Partial: field\(s\) \['bare'\] have no description"):
         described(Partial)
+
+
+def test_automation_and_gpu_defaults_are_declared_once():
+    import inspect
+
+    from dagster_embedmap import build_embedmap_defs
+    from dagster_embedmap.components.embedmap import GpuFields, ScheduleFields
+    from dagster_embedmap.sensors import build_landing_sensor
+
+    auto, fields = AutomationSettings(), described(AutomationSettings)
+    params = inspect.signature(build_embedmap_defs).parameters
+    for name in ("refit_cron", "refit_drift_share", "max_runs_per_tick", "sensor_interval_s", "pool"):
+        assert params[name].default == getattr(auto, name), name
+    assert params["automations_running"].default is auto.running
+    assert inspect.signature(build_landing_sensor).parameters["max_runs_per_tick"].default == auto.max_runs_per_tick
+    for name, info in ScheduleFields.model_fields.items():
+        assert (info.default, info.description) == (fields[name].default, fields[name].metadata["description"])
+    assert GpuFields.model_fields["pool"].description == fields["pool"].metadata["description"]
+    with pytest.raises(Exception, match="max_runs_per_tick"):
+        ScheduleFields(max_runs_per_tick=0)
