@@ -3,7 +3,7 @@
 # Extra arguments go to `embedmap demo` (e.g. --full, --size 500, --home DIR).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"  # setup.sh compiles the layout kernels into it
+bash scripts/setup.sh
 exec .venv/bin/embedmap demo "$@"

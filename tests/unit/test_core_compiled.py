@@ -58,3 +58,14 @@ def test_a_second_fresh_process_loads_the_kernels_instead_of_compiling_them(tmp_
     saved = list((tmp_path / "numba").rglob("*.nbc"))
     assert len(saved) > 50  # umap's and pynndescent's kernels, not only those they cache themselves
     assert second < first / 3, (first, second)  # measured here: 12 s, then under 1.5 s
+
+
+def test_warming_runs_once_per_library_versions(monkeypatch, tmp_path):
+    from dagster_embedmap.core.layout import compiled
+
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    assert compiled.warm() is True  # kernels come from the suite's cache here: a fit and a placement
+    stamps = list(tmp_path.glob("warm-*.stamp"))
+    assert len(stamps) == 1 and "umap-learn" in stamps[0].name and "pynndescent" in stamps[0].name
+    assert compiled.warm() is False  # warm for these versions: nothing to do
+    assert compiled.warm(force=True) is True
