@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-__all__ = ["setting", "described", "description", "default", "AutomationSettings"]
+__all__ = ["setting", "described", "AutomationSettings"]
 
 _DOC = "description"
 
@@ -31,16 +31,6 @@ def described(cls: type) -> dict[str, dataclasses.Field]:
     if missing:
         raise TypeError(f"{cls.__name__}: field(s) {missing} have no description; declare them with setting()")
     return fields
-
-
-def description(cls: type, name: str) -> str:
-    """The description of field ``name`` of settings dataclass ``cls``."""
-    return described(cls)[name].metadata[_DOC]
-
-
-def default(cls: type, name: str) -> Any:
-    """The default of field ``name`` of settings dataclass ``cls``."""
-    return described(cls)[name].default
 
 
 @dataclasses.dataclass(frozen=True)

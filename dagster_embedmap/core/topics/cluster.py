@@ -171,11 +171,11 @@ class HDBSCANTopics:
             return core
         rows = np.searchsorted(ids, core[core >= 0])
         weight = np.bincount(rows, minlength=len(ids)).astype(np.float64)
-        centroids = group_means(rows, np.asarray(coords)[core >= 0], len(ids))
+        pts = np.asarray(coords, dtype=np.float64)[core >= 0]
+        centroids = group_means(rows, pts, len(ids))
         touching = adjacency(xy[core >= 0], rows, len(ids))
         merges = ward_merges(centroids, weight, touching, MAX_FINE_SHARE, stop_at=max(1, target // 2 - 1),
                              cap_gap=CAP_GAP)  # one join past the fewest topics: _clear_cut weighs it
-        pts = np.asarray(coords, dtype=np.float64)[core >= 0]
         spread = float(((pts - centroids[rows]) ** 2).sum()) / len(ids)
         group = groups_after(len(ids), merges, _clear_cut(merges, len(ids), target, spread))
         out = core.copy()
