@@ -3,15 +3,21 @@
 # Dagster run; under a minute) and tests/integration (the real model, Qdrant, Chromium, whole graphs).
 #   bash scripts/test.sh            # both tiers (what CI runs)
 #   bash scripts/test.sh --fast     # the unit tier only
-# Extra arguments go to pytest.
+# Extra arguments go to pytest. The tests run on EMBEDMAP_TEST_WORKERS parallel workers (default 2,
+# one module at a time each, the slow modules first; 1: one process, in file order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export NUMBA_CACHE_DIR="${NUMBA_CACHE_DIR:-$PWD/.cache/numba}"  # setup.sh compiles the layout kernels into it
 bash scripts/setup.sh
+workers="${EMBEDMAP_TEST_WORKERS:-2}"
+parallel=()
+if [ "$workers" != 1 ]; then
+  parallel=(-n "$workers" --dist loadfile --no-loadscope-reorder)
+fi
 if [ "${1:-}" = "--fast" ]; then
   shift
-  exec .venv/bin/python -m pytest tests/unit "$@"
+  exec .venv/bin/python -m pytest tests/unit "${parallel[@]}" "$@"
 fi
 # the example code location loads (what `dagster dev -w workspace.yaml` loads)
 .venv/bin/dagster definitions validate -w workspace.yaml
@@ -20,4 +26,4 @@ fi
 (cd examples/embedmap_example && for d in src/embedmap_example/defs/*/; do
   [ -f "$d/defs.yaml" ] && ../../.venv/bin/dg check yaml "$d"
 done && ../../.venv/bin/dg check defs)
-exec .venv/bin/python -m pytest "$@"
+exec .venv/bin/python -m pytest "${parallel[@]}" "$@"

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 EMBEDMAP = [sys.executable, "-m", "dagster_embedmap.cli"]
 
 

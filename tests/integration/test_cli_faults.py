@@ -24,7 +24,7 @@ from dagster_embedmap.core.store import StoreLocation, open_store, point_id
 
 from support.corpora import TOPICS, records, sentence
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 EMBEDMAP = [sys.executable, "-m", "dagster_embedmap.cli"]
 
 

@@ -22,7 +22,7 @@ from dagster_embedmap.core.records.documents import content_hash
 from dagster_embedmap.core.paths import MapLayout
 from dagster_embedmap.core.store import StoreLocation, open_store
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 WORKER = Path(__file__).with_name("fault_worker.py")
 ROOT = Path(__file__).resolve().parents[2]

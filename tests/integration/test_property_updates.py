@@ -36,6 +36,8 @@ from dagster_embedmap.steps import (
 
 from support.corpora import TOPICS, sentence
 
+pytestmark = pytest.mark.slow
+
 NAME = "prop"
 STEPS = 240
 SEED = 20261201

@@ -16,7 +16,7 @@ import pytest
 
 from dagster_embedmap.core.store import StoreLocation, open_store
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 REPO = Path(__file__).resolve().parents[2]
 CHAIN = [["wiki_articles"], ["wiki", "documents"], ["wiki", "embeddings"], ["wiki", "collection"],
          ["wiki", "projection_model"], ["wiki", "projection"], ["wiki", "topics"], ["wiki", "map"]]
