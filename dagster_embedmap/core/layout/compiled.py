@@ -74,15 +74,15 @@ def _stamp() -> Path:
     from importlib.metadata import version
 
     names = ("numba", "umap-learn", "pynndescent")
-    key = "-".join(f"{n}{version(n)}" for n in names)
+    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact"  # "-exact": the exact-neighbour path is warmed
     return cache_dir() / f"warm-{key}.stamp"
 
 
 def warm(force: bool = False) -> bool:
     """Compile (or load) the kernels a map's layout uses, once per machine: a fit and a placement on
-    300 random vectors (12-15 s from nothing here). Maps fitted on more than 4,096 points also use
-    pynndescent's graph kernels; their first fit compiles those into the same cache (they are left out
-    here: warming them took 134 s). False when the cache was already warm for these versions."""
+    300 random vectors, both the way umap-learn does them for a small sample and the way a sample of
+    4,096 points or more is done (on exact neighbours, ``neighbours.py``). False when the cache was
+    already warm for these versions."""
     import numpy as np
 
     stamp = _stamp()
@@ -93,8 +93,16 @@ def warm(force: bool = False) -> bool:
     rng = np.random.default_rng(0)
     vectors = rng.normal(size=(300, 16)).astype(np.float32)
     ids = [str(i) for i in range(len(vectors))]
-    model = fit_projection(ids, vectors, ProjectionSettings(n_epochs=5))
-    model.place(["new"], vectors[:1] + 0.5)
+    from . import project
+
+    small = project._SMALL
+    for threshold in (small, 0):  # umap-learn's own small-sample path, then the exact-neighbour one
+        project._SMALL = threshold
+        try:
+            model = fit_projection(ids, vectors, ProjectionSettings(n_epochs=5))
+            model.place(["new"], vectors[:1] + 0.5)
+        finally:
+            project._SMALL = small
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text("warm\n")
     return True

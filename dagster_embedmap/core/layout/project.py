@@ -93,6 +93,17 @@ class ProjectionSettings:
         return 100 if n > LARGE_FIT else None
 
 
+_SMALL = 4096
+"""umap-learn's own threshold: below it, it computes all distances of the sample itself (exact too)."""
+
+
+def _given(knn: tuple[np.ndarray, np.ndarray] | None, k: int) -> dict:
+    """umap-learn's ``precomputed_knn`` argument: the first ``k`` columns, copied (umap-learn edits them)."""
+    if knn is None:
+        return {}
+    return {"precomputed_knn": (knn[0][:, :k].copy(), knn[1][:, :k].copy())}
+
+
 LARGE_FIT = 10_000
 """Above this many fitted points the default fit uses 100 epochs (see ``ProjectionSettings.n_epochs``)."""
 
@@ -107,19 +118,33 @@ class UMAPProjector:
         self.fit_index_: np.ndarray | None = None
         self.cluster_embedding_: np.ndarray | None = None
 
-    def _make(self, n: int):
+    def _make(self, n: int, knn: tuple[np.ndarray, np.ndarray] | None = None):
         umap = load_umap()
 
         s = self.settings
+        k = max(2, min(s.n_neighbors, n - 1))
         return umap.UMAP(
             n_components=2,
-            n_neighbors=max(2, min(s.n_neighbors, n - 1)),
+            n_neighbors=k,
             min_dist=s.min_dist,
             metric=s.metric,
             random_state=None if s.parallel else s.random_state,
             n_epochs=s.epochs_for(n),
             init="spectral" if n > 3 else "random",
+            **_given(knn, k),
         )
+
+    def _neighbours(self, fitted: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """The fitted sample's exact neighbours, enough for both reductions (see ``neighbours.py``), or
+        None where umap-learn finds them itself: another metric, a sample above ``EXACT_UP_TO``, or one below
+        :data:`_SMALL`, for which umap-learn computes every distance anyway (and places new points so)."""
+        from .neighbours import EXACT_METRICS, EXACT_UP_TO, exact_neighbours
+
+        s = self.settings
+        if s.metric not in EXACT_METRICS or not _SMALL <= len(fitted) <= EXACT_UP_TO:
+            return None
+        k = max(s.n_neighbors, s.cluster_neighbors if s.cluster_dims > 0 else 0)
+        return exact_neighbours(fitted, min(k, len(fitted) - 1), s.metric)
 
     @contextmanager
     def _seeded(self, n: int):
@@ -149,16 +174,18 @@ class UMAPProjector:
         if n < 3:
             raise ValueError(f"a projection needs at least 3 points, got {n}")
         index = content_order(vectors, self.settings.sample_size, seed=self.settings.random_state or 0)
-        model = self._make(len(index))
+        knn = self._neighbours(vectors[index])
+        model = self._make(len(index), knn)
         with warnings.catch_warnings(), self._seeded(len(index)):  # "n_jobs overridden by random_state": parallel=False
             warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
+            warnings.filterwarnings("ignore", message=".*is not an NNDescent object.*")  # transform() below
             self.fit_embedding_ = model.fit_transform(vectors[index]).astype(np.float32)
-            self.cluster_embedding_ = self._cluster_space(model, vectors[index])
+            self.cluster_embedding_ = self._cluster_space(model, vectors[index], knn)
         self.fit_index_ = index
         self.model_ = model
         return self
 
-    def _cluster_space(self, model, fitted: np.ndarray) -> np.ndarray | None:
+    def _cluster_space(self, model, fitted: np.ndarray, knn) -> np.ndarray | None:
         """The fitted points reduced to ``cluster_dims`` dimensions over ``cluster_neighbors`` neighbours."""
         umap = load_umap()
 
@@ -166,17 +193,23 @@ class UMAPProjector:
         dims = int(s.cluster_dims)
         if dims <= 0 or len(fitted) <= dims + 1:
             return None
+        k = max(2, min(s.cluster_neighbors, len(fitted) - 1))
         reducer = umap.UMAP(
-            n_components=dims, n_neighbors=max(2, min(s.cluster_neighbors, len(fitted) - 1)), min_dist=0.0,
+            n_components=dims, n_neighbors=k, min_dist=0.0,
             metric=s.metric, random_state=None if s.parallel else s.random_state,
-            n_epochs=s.epochs_for(len(fitted)), init="spectral",
+            n_epochs=s.epochs_for(len(fitted)), init="spectral", **_given(knn, k),
         )
         return np.asarray(reducer.fit_transform(fitted), dtype=np.float32)
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
         if self.model_ is None:
             raise RuntimeError("fit the projector before transform")
-        return np.asarray(self.model_.transform(np.asarray(vectors, dtype=np.float32)), dtype=np.float32)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        if getattr(self.model_, "_knn_search_index", True) is None:  # fitted on exact neighbours
+            from .placement import place_on
+
+            return place_on(self.model_, vectors)
+        return np.asarray(self.model_.transform(vectors), dtype=np.float32)
 
     def fit_transform(self, vectors: np.ndarray) -> np.ndarray:
         """Fit on (a sample of) ``vectors``; sampled points keep their fitted place, others are transformed."""

@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 __all__ = ["ClusterSettings", "ClusterSpace", "HDBSCANTopics", "TopicAssignment", "assign_topics", "nearest_topics",
            "auto_min_cluster_size", "auto_fine_topics", "MAX_FINE_SHARE"]
 
+_ONE_PROCESS = {"core_dist_n_jobs": 1}
+"""HDBSCAN's core distances in this process: its default pool of worker processes costs about 3 s to
+start in every fresh process (each Dagster step), more than the 20,000-point clustering itself."""
 
 MAX_FINE_SHARE = 0.25
 """No fine topic grows past this share of the clustered points while another join is possible, and a
@@ -138,8 +141,8 @@ class HDBSCANTopics:
             import hdbscan
 
             min_samples = s.min_samples or min(mcs, 25)
-            core = np.asarray(hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples).fit_predict(coords),
-                              dtype=np.int64)
+            core = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, **_ONE_PROCESS).fit_predict(coords)
+            core = np.asarray(core, dtype=np.int64)
             core = _split_large(core, coords, mcs, min_samples)
         clustered = core >= 0
         if not clustered.any():  # nothing dense enough: one topic rather than none
@@ -204,17 +207,18 @@ blobs); real corpora showed at most 1.6 near the target count."""
 
 def _clear_cut(merges: list[tuple[int, int, float]], k: int, target: int, spread: float = 0.0) -> int:
     """How many topics: ``target``, or fewer (down to half of it) where joining one more pair would
-    cost :data:`CLEAR_GAP` times the join before it, i.e. where the data clearly has fewer groups.
+    cost :data:`CLEAR_GAP` times every join before it, i.e. where the data clearly has fewer groups (the
+    costs of constrained joins are not monotone: a cheap join after a dear one is no sign of a gap).
     Fewer only where that cut is clearer than the one at ``target``; before the first join the cores'
     mean ``spread`` (sum of squares about their centroid) stands for the join before, so three blobs,
     two of them near each other, stay three when the join of the near two still dwarfs their spread."""
     costs = [m[2] for m in merges]
 
-    def gap(m: int) -> float:  # how much dearer the join taking m groups to m - 1 is than the one before
+    def gap(m: int) -> float:  # how much dearer the join taking m groups to m - 1 is than every one before
         nxt = k - m
         if not 0 <= nxt < len(costs):
             return 0.0
-        before = costs[nxt - 1] if nxt else spread
+        before = max(costs[:nxt]) if nxt else spread
         return costs[nxt] / before if before > 0 else 0.0
 
     best = min(target, k)
@@ -236,7 +240,7 @@ def _split_large(core: np.ndarray, coords: np.ndarray, mcs: int, min_samples: in
         inside = np.flatnonzero(core == c)
         if len(inside) <= limit or len(inside) < 2 * mcs:
             continue
-        sub = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples).fit_predict(coords[inside])
+        sub = hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=min_samples, **_ONE_PROCESS).fit_predict(coords[inside])
         found = [int(g) for g in np.unique(sub[sub >= 0])]
         if len(found) < 2:
             continue

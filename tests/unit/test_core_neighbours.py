@@ -1,0 +1,76 @@
+"""Exact neighbours for the layout's fit and placement (core/layout/neighbours.py, placement.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.neighbors import NearestNeighbors
+
+from dagster_embedmap.core.layout import neighbours, project
+from dagster_embedmap.core.layout.neighbours import exact_neighbours
+from dagster_embedmap.core.layout.project import ProjectionSettings, UMAPProjector
+
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+def test_exact_neighbours_are_the_brute_force_ones(metric):
+    rng = np.random.default_rng(0)
+    data = rng.normal(size=(2500, 24)).astype(np.float32)  # 3 blocks of queries
+    queries = rng.normal(size=(300, 24)).astype(np.float32)
+    reference = NearestNeighbors(n_neighbors=12, metric=metric, algorithm="brute").fit(data)
+
+    idx, dist = exact_neighbours(data, 12, metric)
+    ref_dist, ref_idx = reference.kneighbors(data)
+    assert idx.dtype == np.int32 and dist.dtype == np.float32 and idx.shape == (2500, 12)
+    assert (idx[:, 0] == np.arange(2500)).all() and (dist[:, 0] == 0).all()  # each point its own first
+    assert (idx == ref_idx).mean() > 0.999
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-5)
+    assert (np.diff(dist, axis=1) >= 0).all()
+
+    idx, dist = exact_neighbours(data, 12, metric, queries=queries)
+    ref_dist, ref_idx = reference.kneighbors(queries)
+    assert (idx == ref_idx).mean() > 0.999
+    np.testing.assert_allclose(dist, ref_dist, atol=1e-5)
+
+
+def test_more_neighbours_than_points_gives_every_point_and_other_metrics_are_refused():
+    data = np.eye(4, dtype=np.float32) + 0.1
+    idx, dist = exact_neighbours(data, 10, "euclidean")
+    assert idx.shape == (4, 4) and sorted(idx[2].tolist()) == [0, 1, 2, 3] and idx[2, 0] == 2
+    with pytest.raises(ValueError, match="correlation"):
+        exact_neighbours(data, 2, "correlation")
+
+
+def blobs(per_blob=150, dim=32, seed=3):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(size=(3, dim)) * 6.0
+    x = np.concatenate([c + rng.normal(size=(per_blob, dim)) for c in centres]).astype(np.float32)
+    return x, np.repeat(np.arange(3), per_blob), centres
+
+
+def test_a_fit_uses_no_search_index_and_places_new_points_in_their_blob_the_same_every_time(monkeypatch):
+    monkeypatch.setattr(project, "_SMALL", 100)  # as for a sample of 4,096 points or more, on 450
+    x, truth, centres = blobs()
+    projector = UMAPProjector(ProjectionSettings(random_state=42, cluster_dims=4, cluster_neighbors=30)).fit(x)
+    assert projector.model_._knn_search_index is None  # pynndescent never ran
+    assert projector.cluster_embedding_.shape == (len(x), 4)
+    new = (centres[[0, 1, 2, 1]] + np.random.default_rng(9).normal(size=(4, x.shape[1]))).astype(np.float32)
+    placed = projector.transform(new)
+    assert placed.shape == (4, 2) and placed.dtype == np.float32
+    np.testing.assert_array_equal(placed, projector.transform(new))
+    fitted = projector.fit_embedding_
+    blob_of_fitted = truth[projector.fit_index_]
+    for point, blob in zip(placed, [0, 1, 2, 1]):
+        nearest = np.argsort(np.linalg.norm(fitted - point, axis=1))[:10]
+        assert (blob_of_fitted[nearest] == blob).mean() >= 0.9
+
+
+def test_above_the_exact_size_and_for_other_metrics_umap_learn_searches_itself(monkeypatch):
+    x, _, _ = blobs(per_blob=40)
+    monkeypatch.setattr(project, "_SMALL", 10)
+    monkeypatch.setattr(neighbours, "EXACT_UP_TO", 100)
+    big = UMAPProjector(ProjectionSettings(random_state=1, cluster_dims=0)).fit(x)
+    monkeypatch.undo()
+    other = UMAPProjector(ProjectionSettings(random_state=1, cluster_dims=0, metric="correlation")).fit(x)
+    for projector in (big, other):
+        assert not hasattr(projector.model_, "_knn_search_index") or projector.model_._knn_search_index is not None
+        assert np.isfinite(projector.transform(x[:3] + 0.01)).all()
