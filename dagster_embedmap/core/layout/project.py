@@ -178,7 +178,7 @@ class UMAPProjector:
         model = self._make(len(index), knn)
         with warnings.catch_warnings(), self._seeded(len(index)):  # "n_jobs overridden by random_state": parallel=False
             warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
-            warnings.filterwarnings("ignore", message=".*is not an NNDescent object.*")  # transform() below
+            warnings.filterwarnings("ignore", message=".*is not an NNDescent object.*")  # placement.py places instead
             self.fit_embedding_ = model.fit_transform(vectors[index]).astype(np.float32)
             self.cluster_embedding_ = self._cluster_space(model, vectors[index], knn)
         self.fit_index_ = index
