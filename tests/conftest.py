@@ -18,8 +18,10 @@ from dagster_embedmap.core.records.datasets import load_wiki_summaries
 def pytest_collection_modifyitems(session, config, items):
     """Modules marked ``slow`` first: scripts/test.sh runs the suite on parallel workers, one module
     at a time each (``--dist loadfile --no-loadscope-reorder``), so the longest start first and the
-    short ones fill in around them. In a serial run the order is left alone (the fast tier first)."""
-    if getattr(config.option, "numprocesses", None):
+    short ones fill in around them. In a serial run the order is left alone (the fast tier first).
+    The workers collect (``workerinput`` marks one; their ``-n`` option reads None), the controller
+    hands out their modules in that order."""
+    if hasattr(config, "workerinput"):
         items[:] = sorted(items, key=lambda item: item.get_closest_marker("slow") is None)
 
 
