@@ -147,8 +147,10 @@ def baseline_topics(rev: str, home: Path) -> float:
     tree = Path(tempfile.mkdtemp(prefix="embedmap-baseline-")) / "tree"
     subprocess.run(["git", "worktree", "add", "--detach", str(tree), rev], cwd=root, check=True, capture_output=True)
     try:
-        code = ("import sys, time, numpy as np; sys.path.insert(0, sys.argv[1]); "
-                "from dagster_embedmap.core.topics.model import update_topics; "
+        code = ("import sys; sys.path.insert(0, sys.argv[1])\n"
+                "try:\n from dagster_embedmap.core.topics.model import update_topics\n"
+                "except ImportError:\n from dagster_embedmap.core.topic_model import update_topics\n"  # before the regroup
+                "import sys, time, numpy as np; "
                 "xy = np.load(sys.argv[2]); texts = open(sys.argv[3]).read().split(chr(10)); t = time.perf_counter(); "
                 "update_topics(xy, [np.full(len(xy), -1)], None, lambda: texts); print('SECONDS', time.perf_counter() - t)")
         proc = subprocess.run([sys.executable, "-c", code, str(tree), str(home / "xy.npy"), str(home / "texts.txt")],
