@@ -39,7 +39,7 @@ def exact_neighbours(data: np.ndarray, k: int, metric: str = "cosine",
     if cosine:
         data = _unit(data)
         queries = data if own else _unit(queries)
-    squares = np.einsum("ij,ij->i", data, data)
+    squares = None if cosine else np.einsum("ij,ij->i", data, data)
     indices = np.empty((len(queries), k), dtype=np.int32)
     distances = np.empty((len(queries), k), dtype=np.float32)
     for start in range(0, len(queries), _ROWS):
@@ -59,7 +59,7 @@ def exact_neighbours(data: np.ndarray, k: int, metric: str = "cosine",
         if cosine:
             dist = 1.0 - near
         else:
-            square = np.einsum("ij,ij->i", block, block)
+            square = squares[start:start + len(block)] if own else np.einsum("ij,ij->i", block, block)
             dist = np.sqrt(np.maximum(square[:, None] + squares[top] - 2.0 * near, 0.0))
         if own:
             dist[:, 0] = 0.0
