@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["load_umap", "cache_dir", "warm", "KERNEL_MODULES"]
+__all__ = ["load_umap", "top_k_kernel", "cache_dir", "warm", "KERNEL_MODULES"]
 
 KERNEL_MODULES = (
     "umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.sparse", "umap.spectral",
@@ -40,18 +40,31 @@ def cache_dir() -> Path:
     return Path(base) / "dagster-embedmap" / "numba"
 
 
+def _point_numba_at_cache() -> None:
+    folder = cache_dir()
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))  # read by numba when it is first imported
+    import numba
+
+    numba.config.CACHE_DIR = str(folder)  # and when numba was imported before
+
+
+def top_k_kernel():
+    """:func:`~dagster_embedmap.core.layout.kernels.top_k`, compiled into (or loaded from) the cache."""
+    _point_numba_at_cache()
+    from .kernels import top_k
+
+    return top_k
+
+
 def load_umap() -> ModuleType:
     """``import umap`` with every numba function of :data:`KERNEL_MODULES` cached on disk."""
     global _done
     if not _done:
-        folder = cache_dir()
-        os.environ.setdefault("NUMBA_CACHE_DIR", str(folder))  # read by numba when it is first imported
-        import numba
+        _point_numba_at_cache()
         from numba.core.caching import NullCache
         from numba.core.errors import NumbaWarning
         from numba.core.registry import CPUDispatcher
 
-        numba.config.CACHE_DIR = str(folder)  # and when numba was imported before
         # a few (pynndescent's nn_descent) hold dynamic globals and cannot be cached: they compile in each
         # process as before, without numba saying so in every step's log
         warnings.filterwarnings("ignore", message="Cannot cache compiled function", category=NumbaWarning)
@@ -74,7 +87,7 @@ def _stamp() -> Path:
     from importlib.metadata import version
 
     names = ("numba", "umap-learn", "pynndescent")
-    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact"  # "-exact": the exact-neighbour path is warmed
+    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact-topk"  # the exact-neighbour path and its kernel are warmed
     return cache_dir() / f"warm-{key}.stamp"
 
 
