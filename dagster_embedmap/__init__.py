@@ -8,24 +8,39 @@
         dg.Definitions(resources=embedmap_resources()),
     )
 
-Importing this package loads Dagster and polars only; torch, sentence-transformers, umap and
-hdbscan load inside the steps that use them.
+Importing this package loads nothing heavy: each name below loads its module on first use (Dagster
+and polars for most; torch, sentence-transformers, umap and hdbscan only inside the steps that use
+them), so ``embedmap`` commands that need no Dagster run start in a fraction of a second.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 
-from .assets import EmbedMapStepProps, EmbedMapTranslator, MapKeys, build_embedmap_defs, default_home, materialize_map
-from .core.topics.cluster import ClusterSettings
-from .core.topics.labels import LabelSettings
-from .core.layout.project import ProjectionSettings
-from .components import EmbedMapComponent
-from .core.records.sources import FileSource
-from .k8s import k8s_gpu_tags
-from .resources import EmbedderResource, QdrantResource
-
 __version__ = "0.1.0"
+
+_WHERE = {
+    "build_embedmap_defs": ".assets", "materialize_map": ".assets", "MapKeys": ".assets",
+    "EmbedMapTranslator": ".assets", "EmbedMapStepProps": ".assets", "default_home": ".assets",
+    "EmbedMapComponent": ".components", "k8s_gpu_tags": ".k8s", "FileSource": ".core.records.sources",
+    "EmbedderResource": ".resources", "QdrantResource": ".resources",
+    "ProjectionSettings": ".core.layout.project", "ClusterSettings": ".core.topics.cluster",
+    "LabelSettings": ".core.topics.labels",
+}
+"""Where each public name lives (loaded on first use, see :func:`__getattr__`)."""
+
+
+def __getattr__(name: str) -> object:
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:  # dg's component registry lists the package's names with dir()
+    return sorted(set(globals()) | set(_WHERE))
 
 __all__ = [
     "build_embedmap_defs",
@@ -59,6 +74,9 @@ def embedmap_resources(home: str | os.PathLike | None = None, **embedder: object
     Keyword arguments go to :class:`EmbedderResource`.
     """
     import dagster as dg
+
+    from .assets import default_home
+    from .resources import EmbedderResource, QdrantResource
 
     folder = os.path.abspath(os.path.expanduser(str(home or default_home())))
     if os.environ.get(QDRANT_URL_ENV):

@@ -237,7 +237,10 @@ def _summary(home: Path, name: str, result, started: float, top: int = 10) -> No
     layout = MapLayout(home, name)
     keys = MapKeys.for_map(name)
     failed = [k for k, ok in result.check_results().items() if not ok]
-    coll = result.metadata(keys.collection)
+    try:
+        coll = result.metadata(keys.collection)
+    except KeyError:  # no partition ran in this build: only the global steps
+        coll = {"collection": name, "qdrant": _store_location(home, _read_manifest(home)["maps"].get(name) or {}).describe()}
     _log("")
     _log(f"map        {layout.html}")
     _log(f"preview    {layout.png}")
@@ -262,16 +265,34 @@ def _summary(home: Path, name: str, result, started: float, top: int = 10) -> No
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    import dagster as dg
-
-    from . import build_embedmap_defs, embedmap_resources
+    from .core.build_state import settings_digest
     from .core.records.sources import FileSource
 
+    started = time.perf_counter()
     home = Path(args.home).expanduser().resolve()
     source = FileSource(str(Path(args.input).expanduser().resolve()) if not any(c in args.input for c in "*?[") else args.input,
                         partition_column=args.partition_column)
     name = args.name or _map_name(args.input)
-    started = time.perf_counter()
+    entry = {
+        "input": args.input,
+        "text_column": args.text_column,
+        "id_column": args.id_column,
+        "vector_column": args.vector_column,
+        "partition_column": args.partition_column,
+        "qdrant_path": STORE_FOLDER,
+        "engine": "edge",
+        "collection": name,
+        "model": args.model,
+    }
+    # device and batch size do not change what is written: a rebuild on another device runs nothing again
+    digest = settings_digest({**entry, "backend": args.backend, "empty_text": args.empty_text})
+    inputs = (source.fingerprints(), digest)
+    if _nothing_to_do(home, name, inputs, started):  # before Dagster and the layout's libraries load
+        return 0
+    import dagster as dg
+
+    from . import build_embedmap_defs, embedmap_resources
+
     defs = dg.Definitions.merge(
         build_embedmap_defs(
             name,
@@ -284,39 +305,106 @@ def cmd_build(args: argparse.Namespace) -> int:
         ),
         dg.Definitions(resources=embedmap_resources(home, **_embedder_kwargs(args))),
     )
-    entry = {
-        "input": args.input,
-        "text_column": args.text_column,
-        "id_column": args.id_column,
-        "vector_column": args.vector_column,
-        "partition_column": args.partition_column,
-        "qdrant_path": STORE_FOLDER,
-        "engine": "edge",
-        "collection": name,
-        "model": args.model,
-    }
-    return _build(home, name, defs, entry, started)
+    return _build(home, name, defs, entry, started, inputs=inputs)
 
 
-def _build(home: Path, name: str, defs, entry: dict, started: float, include_upstream: bool = False) -> int:
+def _nothing_to_do(home: Path, name: str, inputs: tuple[dict[str, str], str], started: float) -> bool:
+    """True (and said so) when the map is up to date with these inputs: every partition's input and the
+    build settings as the last, finished, build left them, its files and its store's points all there.
+    Read without the build lock: a build still running has not finished, so this answers False and
+    the build waits for it."""
+    from .core.build_state import plan_rebuild
+    from .core.paths import MapLayout
+
+    if not home.is_dir() or not (home / MANIFEST).exists():
+        return False
+    before = _read_manifest(home)["maps"].get(name) or {}
+    plan = plan_rebuild(before.get("built"), *inputs)
+    if plan.anything or not MapLayout(home, name).projection_model.exists() or not _up_to_date(home, name, before, plan):
+        return False
+    _log(f"map {name!r} is up to date: its {len(plan.unchanged)} partition(s) are unchanged since the last build, "
+         f"so nothing was run ({time.perf_counter() - started:.1f} s)\nmap        {MapLayout(home, name).html}")
+    return True
+
+
+def _build(home: Path, name: str, defs, entry: dict, started: float, include_upstream: bool = False,
+           inputs: tuple[dict[str, str], str] | None = None) -> int:
     """Materialize the map under its build lock; the manifest says which input the store holds, and
-    whether that build completed."""
+    whether that build completed. With ``inputs`` (each partition's input fingerprint, and the digest
+    of the build settings) only new or changed partitions run, and nothing at all when the map is up
+    to date."""
     from .assets import MapKeys, materialize_map
+    from .core.build_state import plan_rebuild
 
     _quiet_dagster()
+    keys = MapKeys.for_map(name)
     with _Interrupts() as interrupted, _build_lock(home, name):
-        _write_manifest(home, name, {**entry, "complete": False})
+        before = _read_manifest(home)["maps"].get(name) or {}
+        plan = plan_rebuild(before.get("built"), *inputs) if inputs is not None else None
         refit = _needs_refit(home, name)
+        built: dict = {}
+        if plan is not None:
+            plan = _missing_from_store(home, name, before, plan)
+            _log(plan.describe())
+            last = before.get("built") or {}
+            built = {"settings": inputs[1], "partitions": {k: last["partitions"][k] for k in plan.unchanged},
+                     "points": {k: (last.get("points") or {}).get(k) for k in plan.unchanged}}
+
+        def placed(partition: str, points: int | None) -> None:  # what the next build may skip
+            built["partitions"][partition] = inputs[0][partition]
+            built["points"][partition] = points
+            _write_manifest(home, name, {**entry, "complete": False, "built": built})
+
+        placed_hook = placed if plan is not None else None
+        _write_manifest(home, name, {**entry, "complete": False, "built": built})
         instance = _instance(home)
         try:
-            result = materialize_map(defs, MapKeys.for_map(name), instance=instance, include_upstream=include_upstream,
+            result = materialize_map(defs, keys, instance=instance, include_upstream=include_upstream,
+                                     partition_keys=plan.changed if plan is not None else None,
                                      log=_log, log_level="INFO", logger=_cli_logger(), should_stop=interrupted,
-                                     refit=refit)
+                                     refit=refit, on_placed=placed_hook)
         finally:
             instance.dispose()
-        _write_manifest(home, name, {**entry, "complete": result.success})
+        _write_manifest(home, name, {**entry, "complete": result.success, "built": built})
     _summary(home, name, result, started)
     return 0 if result.success else 1
+
+
+def _up_to_date(home: Path, name: str, before: dict, plan) -> bool:
+    """The last build finished, its map and topics files are there, and the store holds the points it
+    wrote (a store deleted or replaced since is built again)."""
+    from .core.paths import MapLayout
+
+    layout = MapLayout(home, name)
+    if before.get("complete") is not True or not (layout.html.exists() and layout.topics.exists()):
+        return False
+    return not _missing_from_store(home, name, before, plan, say=False).changed
+
+
+def _missing_from_store(home: Path, name: str, before: dict, plan, say: bool = True):
+    """``plan`` with every unchanged partition whose points the store no longer holds (as many as the
+    last build wrote: the store was deleted, replaced or edited since) moved to the partitions to run."""
+    from dataclasses import replace
+
+    from .core.store import open_store
+
+    recorded = (before.get("built") or {}).get("points")
+    recorded = recorded if isinstance(recorded, dict) else {}
+    if not plan.unchanged:
+        return plan
+    with open_store(_store_location(home, before), before.get("collection", name), read_only=True) as store:
+        if not store.exists():
+            lost = list(plan.unchanged)
+        elif store.count() == sum(v for v in recorded.values() if isinstance(v, int)):
+            lost = [k for k in plan.unchanged if not isinstance(recorded.get(k), int)]
+        else:  # points added or lost somewhere: which partitions?
+            lost = [k for k in plan.unchanged if store.count(partition=k) != recorded.get(k)]
+    if not lost:
+        return plan
+    if say:
+        _log(f"the store no longer holds the points the last build wrote for {len(lost)} partition(s); they are "
+             "written again")
+    return replace(plan, changed=sorted({*plan.changed, *lost}), unchanged=[k for k in plan.unchanged if k not in lost])
 
 
 def _needs_refit(home: Path, name: str) -> bool | None:
@@ -519,8 +607,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .assets.run import MapBuildInterrupted
-    from .core.errors import EmbedMapFileError, EmbedMapInputError, EmbedMapStoreError
+    from .core.errors import EmbedMapFileError, EmbedMapInputError, EmbedMapStoreError, MapBuildInterrupted
     from .core.paths import is_out_of_space
 
     try:

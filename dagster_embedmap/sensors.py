@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Union
 
 import dagster as dg
 
-from .core.records.sources import FileSource
+from .core.records.sources import FileSource, file_sha256
 from .core.settings import AutomationSettings
 
 if TYPE_CHECKING:  # not exported at dagster's top level
@@ -40,21 +40,11 @@ __all__ = ["build_landing_sensor", "file_sha256", "partition_key_problem"]
 
 Job = Union["UnresolvedAssetJobDefinition", dg.JobDefinition, str]
 
-_CHUNK = 1 << 20
 # Dagster's own forbidden substrings ("..." separates ranges in the UI, control characters do not
 # display) and "|", the multi-partition key delimiter.
 _BAD_SUBSTRINGS = ("...", "|")
 FILE_TAG = "dagster-embedmap/landed_file"
 SHA_TAG = "dagster-embedmap/content_sha256"
-
-
-def file_sha256(path: str | Path) -> str:
-    """The sha256 of a file's bytes, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def partition_key_problem(key: str) -> str | None:

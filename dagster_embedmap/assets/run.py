@@ -7,6 +7,7 @@ from typing import Callable, Sequence
 
 import dagster as dg
 
+from ..core.errors import MapBuildInterrupted
 from .factory import MapKeys
 
 __all__ = ["materialize_map", "MapBuildResult", "MapBuildInterrupted"]
@@ -39,24 +40,26 @@ class MapBuildResult:
         return out
 
 
-class MapBuildInterrupted(Exception):
-    """The build was interrupted (Ctrl-C, SIGTERM): where it stopped, and which partitions were already
-    written to the collection (``written``) and placed on the map (``placed``)."""
+class _Progress:
+    """Which partitions a build wrote to the collection (and how many points each holds there), and
+    which it placed on the map."""
 
-    def __init__(self, stage: str, written: Sequence[str], placed: Sequence[str], partitions: Sequence[str]):
-        self.stage, self.written, self.placed, self.partitions = stage, list(written), list(placed), list(partitions)
+    def __init__(self, collection: dg.AssetKey, on_placed: Callable[[str, int | None], None] | None):
+        self.collection, self.on_placed = collection, on_placed
+        self.written: list[str] = []
+        self.done: list[str] = []
+        self.points: dict[str, int] = {}
 
-        def some(keys: list[str]) -> str:
-            return ", ".join(keys[:5]) + (f" and {len(keys) - 5} more" if len(keys) > 5 else "")
+    def wrote(self, partition: str, run_result: dg.ExecuteInProcessResult) -> None:
+        self.written.append(partition)
+        for event in run_result.get_asset_materialization_events():
+            if event.asset_key == self.collection and "dagster/row_count" in event.materialization.metadata:
+                self.points[partition] = int(event.materialization.metadata["dagster/row_count"].value)
 
-        only_written = [p for p in self.written if p not in self.placed]
-        parts = []
-        if self.placed:
-            parts.append(f"partition(s) {some(self.placed)} are written and placed")
-        if only_written:
-            parts.append(f"partition(s) {some(only_written)} are written to the collection, not yet placed")
-        done = "; ".join(parts) if parts else f"none of the {len(self.partitions)} partition(s) was finished"
-        super().__init__(f"interrupted during {stage}; {done}")
+    def placed(self, partition: str) -> None:
+        self.done.append(partition)
+        if self.on_placed is not None:
+            self.on_placed(partition, self.points.get(partition))
 
 
 def materialize_map(
@@ -71,6 +74,7 @@ def materialize_map(
     log_level: str = "DEBUG",
     logger: dg.LoggerDefinition | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_placed: Callable[[str, int | None], None] | None = None,
 ) -> MapBuildResult:
     """Bring the map up to date in-process, the way a backfill plus automation would.
 
@@ -84,7 +88,9 @@ def materialize_map(
     demo). ``log_level`` is the runs' console log level; ``logger`` replaces Dagster's console logger
     (it takes the same ``log_level`` config). ``should_stop`` is asked before and after every run: once
     it says True, or on a ``KeyboardInterrupt``, :class:`MapBuildInterrupted` is raised naming what was
-    complete. Raises on the first failed run, after it has been recorded in ``instance``.
+    complete. ``on_placed`` is called with each partition key and its number of points in the collection
+    once the partition is written and placed (what a later build may skip when its input is unchanged).
+    Raises on the first failed run, after it has been recorded in ``instance``.
     """
     run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
     assets = list(defs.assets or [])
@@ -95,9 +101,7 @@ def materialize_map(
     instance = instance or dg.DagsterInstance.ephemeral()
     loggers = {"console": logger} if logger is not None else None
     stage = "the start"
-    written: list[str] = []
-    placed: list[str] = []
-
+    progress = _Progress(keys.collection, on_placed)
     def stop_if_asked() -> None:
         if should_stop is not None and should_stop():
             raise KeyboardInterrupt
@@ -126,9 +130,9 @@ def materialize_map(
             stage = f"partition {partition!r} ({steps})"
             log(f"[{i}/{len(keys_to_run)}] partition {partition}: {steps}")
             result.runs.append(run(ingest, partition))
-            written.append(partition)
+            progress.wrote(partition, result.runs[-1])
             if not refit:
-                placed.append(partition)
+                progress.placed(partition)
         if refit:
             stage = "the layout model (UMAP)"
             log("layout model (UMAP on a sample chosen by content, and the topics' cluster space)")
@@ -137,7 +141,7 @@ def materialize_map(
                 stage = f"partition {partition!r} (projection)"
                 log(f"[{i}/{len(all_keys)}] partition {partition}: projection")
                 result.runs.append(run(dg.AssetSelection.assets(keys.projection), partition))
-                placed.append(partition)
+                progress.placed(partition)
         stage = "topics and the map"
         log("topics -> map")
         result.runs.append(run(dg.AssetSelection.assets(*keys.summary)))
@@ -145,7 +149,7 @@ def materialize_map(
     except BaseException as exc:
         if isinstance(exc, (KeyboardInterrupt, dg.DagsterExecutionInterruptedError)) or (
                 should_stop is not None and should_stop()):
-            raise MapBuildInterrupted(stage, written, placed, keys_to_run) from exc
+            raise MapBuildInterrupted(stage, progress.written, progress.done, keys_to_run) from exc
         raise
     finally:
         if own_instance:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob as globlib
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,11 +12,20 @@ import polars as pl
 
 from ..errors import EmbedMapInputError
 
-__all__ = ["read_records", "FileSource", "detect_format", "SINGLE_PARTITION"]
+__all__ = ["read_records", "FileSource", "detect_format", "file_sha256", "SINGLE_PARTITION"]
 
 SINGLE_PARTITION = "all"
 # What Dagster refuses inside a partition key ("..." marks a range in its UI; the rest do not display).
 FORBIDDEN_IN_KEYS = ("...", "\a", "\b", "\f", "\n", "\r", "\t", "\v", "\0")
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _refuse_unusable_keys(keys: list[str], where: str) -> None:
@@ -201,6 +211,28 @@ class FileSource:
             _refuse_unusable_keys(stems, f"the file names matching {self.path!r}")
             return stems
         return [SINGLE_PARTITION]
+
+    def fingerprints(self) -> dict[str, str]:
+        """Per partition key, a digest of its input as the files hold it now: the file's sha256 for a
+        file per partition (or one file, one partition); with ``partition_column``, a digest of the
+        partition's rows (in any order) and the files' columns. An unchanged digest means the partition's
+        records are the ones read last time."""
+        if not self.partition_column:
+            files = self.files()
+            if not self.per_file:
+                return {SINGLE_PARTITION: "+".join(file_sha256(f) for f in files)}
+            return {f.stem: file_sha256(f) for f in files}
+        df = self._read_all()
+        keys = set(self.partition_keys())  # the same refusals as the partitions themselves
+        hashed = df.select(pl.col(self.partition_column).cast(pl.String).alias("__key"),
+                           df.hash_rows(seed=0).alias("__row"))
+        columns = ",".join(f"{name}:{dtype}" for name, dtype in df.schema.items())
+        out: dict[str, str] = {}
+        for (key,), rows in hashed.group_by("__key"):
+            digest = hashlib.sha256(f"{pl.__version__}|{columns}|".encode())
+            digest.update(rows["__row"].sort().to_numpy().tobytes())
+            out[str(key)] = digest.hexdigest()
+        return {k: out[k] for k in sorted(keys)}
 
     def read_partition(self, partition_key: str) -> pl.DataFrame:
         if self.partition_column:

@@ -1,0 +1,96 @@
+"""What `embedmap build` costs again after one more partition lands, and when nothing changed.
+
+    .venv/bin/python benchmarks/cli_incremental.py              # 20 files of 1,000 given 384-d vectors, +5%
+    .venv/bin/python benchmarks/cli_incremental.py --n 10000
+
+Each build is the whole command in a fresh process, timed from start to exit, the way a user runs it:
+``embedmap build 'landing/*.parquet' --text-column text --vector-column emb --home H`` (one partition
+per file). The records are the synthetic groups of ``benchmarks/projection.py``. Three builds in one run:
+
+1. the full build of ``--partitions`` files of N / partitions records each (the baseline);
+2. the same command again, nothing changed;
+3. after one more file of ``--new-share`` x N records lands.
+
+Prints each one's wall time and its ratio to the full build, which partitions each one ran, and the
+map's point count after each. Target (issue 14): the build after the new file at most 0.10 of the full
+build. Exit status 3 when it is missed or a build ran the wrong partitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+
+def build(cmd: list[str], env: dict) -> tuple[float, list[str], str]:
+    """Wall seconds, the partitions the build ran, and its output."""
+    started = time.perf_counter()
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
+    seconds = time.perf_counter() - started
+    if out.returncode:
+        sys.stderr.write(out.stdout[-2000:] + out.stderr[-3000:])
+        raise SystemExit(f"embedmap build exited {out.returncode}")
+    ran = re.findall(r"^\[\d+/\d+\] partition (\S+): documents", out.stdout, flags=re.M)
+    return seconds, ran, out.stdout
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--partitions", type=int, default=20)
+    parser.add_argument("--new-share", type=float, default=0.05)
+    args = parser.parse_args()
+    import polars as pl
+
+    from projection import synthetic
+
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout
+    dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
+    new = int(args.n * args.new_share)
+    print(f"commit {commit.strip()}{' (with uncommitted changes)' if dirty.strip() else ''}, "
+          f"{args.partitions} partitions of {args.n // args.partitions:,} given 384-d vectors, then one of {new:,}")
+    vectors, texts, _ = synthetic(args.n + new)
+    frame = pl.DataFrame({"id": [f"r{i}" for i in range(len(vectors))], "text": texts,
+                          "emb": pl.Series(vectors.tolist(), dtype=pl.List(pl.Float32))})
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    embedmap = str(Path(sys.executable).with_name("embedmap"))
+    per = args.n // args.partitions
+    with tempfile.TemporaryDirectory() as tmp:
+        landing, home = Path(tmp) / "landing", Path(tmp) / "home"
+        landing.mkdir()
+        for p in range(args.partitions):
+            frame.slice(p * per, per).write_parquet(landing / f"part-{p:03d}.parquet")
+        cmd = [embedmap, "build", str(landing / "*.parquet"), "--text-column", "text", "--vector-column", "emb",
+               "--home", str(home), "--name", "bench"]
+        full_s, full_ran, _ = build(cmd, env)
+        same_s, same_ran, same_out = build(cmd, env)
+        frame.slice(args.partitions * per, new).write_parquet(landing / f"part-{args.partitions:03d}.parquet")
+        more_s, more_ran, more_out = build(cmd, env)
+    points = re.findall(r"\((\d+) points\)", more_out)
+    rows = [("full build", full_s, full_ran), ("again, nothing changed", same_s, same_ran),
+            (f"after +{args.new_share:.0%} (one new file)", more_s, more_ran)]
+    print("| build | wall time | ratio to the full build | partitions run |\n|---|---|---|---|")
+    for what, seconds, ran in rows:
+        print(f"| {what} | {seconds:.1f} s | {seconds / full_s:.3f} | {len(ran)} |")
+    print(f"map after the new file: {points[-1] if points else '?'} points (expected {per * args.partitions + new})")
+    right = (len(full_ran) == args.partitions and not same_ran and "up to date" in same_out
+             and more_ran == [f"part-{args.partitions:03d}"]
+             and points and int(points[-1]) == per * args.partitions + new)
+    ratio = more_s / full_s
+    print(f"after the new file / full build: {ratio:.3f} (target <= 0.10); partitions run as expected: "
+          f"{'yes' if right else 'NO'}: {'met' if ratio <= 0.10 and right else 'missed'}")
+    return 0 if ratio <= 0.10 and right else 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
