@@ -265,7 +265,7 @@ def _summary(home: Path, name: str, result, started: float, top: int = 10) -> No
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from .core.build_state import settings_digest
+    from .core.records.rebuild import settings_digest
     from .core.records.sources import FileSource
 
     started = time.perf_counter()
@@ -313,7 +313,7 @@ def _nothing_to_do(home: Path, name: str, inputs: tuple[dict[str, str], str], st
     build settings as the last, finished, build left them, its files and its store's points all there.
     Read without the build lock: a build still running has not finished, so this answers False and
     the build waits for it."""
-    from .core.build_state import plan_rebuild
+    from .core.records.rebuild import plan_rebuild
     from .core.paths import MapLayout
 
     if not home.is_dir() or not (home / MANIFEST).exists():
@@ -334,7 +334,7 @@ def _build(home: Path, name: str, defs, entry: dict, started: float, include_ups
     of the build settings) only new or changed partitions run, and nothing at all when the map is up
     to date."""
     from .assets import MapKeys, materialize_map
-    from .core.build_state import plan_rebuild
+    from .core.records.rebuild import plan_rebuild
 
     _quiet_dagster()
     keys = MapKeys.for_map(name)

@@ -86,6 +86,20 @@ class ProjectionSettings:
         points, 100 above (umap-learn uses 200 there; 100 halves the largest part of the fit, with the same
         topic quality on the demo corpus within the spread over seeds).""")
 
+    cluster_epochs: int | None = setting(
+        None,
+        """Optimisation epochs of the cluster-space reduction. ``None`` (default): as the map's up to
+        ``LARGE_FIT`` fitted points, half of them (50) above: its 100-neighbour graph makes it the costliest
+        part of a fit (20,000 points: 7.7 s instead of 10.7 s), and on the 10,033 Wikipedia summaries the
+        fine topics' NMI was 0.475 with 50 epochs against 0.479 with 100 (KMeans 0.429).""")
+
+    def cluster_epochs_for(self, n: int) -> int | None:
+        """Epochs for the cluster-space reduction of ``n`` fitted points (``None``: umap-learn's choice)."""
+        if self.cluster_epochs is not None:
+            return self.cluster_epochs
+        epochs = self.epochs_for(n)
+        return epochs // 2 if epochs is not None and self.n_epochs is None else epochs
+
     def epochs_for(self, n: int) -> int | None:
         """Epochs for a fit on ``n`` points (``None``: umap-learn's own choice)."""
         if self.n_epochs is not None:
@@ -197,7 +211,7 @@ class UMAPProjector:
         reducer = umap.UMAP(
             n_components=dims, n_neighbors=k, min_dist=0.0,
             metric=s.metric, random_state=None if s.parallel else s.random_state,
-            n_epochs=s.epochs_for(len(fitted)), init="spectral", **_given(knn, k),
+            n_epochs=s.cluster_epochs_for(len(fitted)), init="spectral", **_given(knn, k),
         )
         return np.asarray(reducer.fit_transform(fitted), dtype=np.float32)
 

@@ -20,7 +20,7 @@ __all__ = ["RebuildPlan", "plan_rebuild", "settings_digest"]
 def settings_digest(settings: Mapping[str, object]) -> str:
     """A digest of everything besides the input that decides what a build writes (columns, model,
     backend, empty-text policy, the package's version): when it changes, every partition runs again."""
-    from .. import __version__
+    from ... import __version__
 
     text = json.dumps({**settings, "dagster_embedmap": __version__}, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
