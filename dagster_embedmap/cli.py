@@ -22,18 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .cli_errors import _terminal_safe
+
 __all__ = ["main"]
 
 MANIFEST = "embedmap.json"
 STORE_FOLDER = "qdrant"
 """The embedded Qdrant's folder inside a home; the manifest records it relative to the home."""
 INTERRUPTED = 130
-
-
-def _terminal_safe(message: object) -> str:
-    """Text for a terminal: every control character (escape sequences, bells, ...) but newlines
-    becomes a space, so record ids, partition keys and labels cannot drive the terminal."""
-    return "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in str(message))
 
 
 def _log(message: str) -> None:
@@ -469,10 +465,16 @@ def _parser() -> argparse.ArgumentParser:
     from .core.embedding.model import EncoderSettings
     from .core.paths import DEFAULT_HOME
 
-    parser = argparse.ArgumentParser(prog="embedmap", description=__doc__.split("\n\n")[0])
+    intro, history, examples = __doc__.strip().split("\n\n")[:3]
+    parser = argparse.ArgumentParser(prog="embedmap", description=f"{intro}\n\n{history}".replace("``", ""),
+                                     epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+    debug = "on an error, show the full stack trace (default: one paragraph saying what failed and how to fix it)"
+    parser.add_argument("--debug", action="store_true", help=debug)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    build = sub.add_parser("build", help="build a map from a parquet / CSV / JSONL file (or a glob of them)")
+    build = sub.add_parser("build", parents=[common], help="build a map from a parquet / CSV / JSONL file (or a glob of them)")
     build.add_argument("input", help="file or glob; with a glob and no --partition-column, one partition per file")
     build.add_argument("--text-column", required=True, help="column holding the text to embed")
     build.add_argument("--id-column", default="id", help="column holding a unique record id (default: id)")
@@ -480,10 +482,11 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--partition-column", help="column whose values split the records into partitions")
     build.add_argument("--home", required=True, help="folder for the map's files, Qdrant data and run history")
     build.add_argument("--name", help="map name (default: the input file's name)")
-    build.add_argument("--empty-text", choices=["skip", "fail"], default="skip", help="records with blank text")
+    build.add_argument("--empty-text", choices=["skip", "fail"], default="skip",
+                       help="records with blank text: skip them (default), or fail naming them")
     build.set_defaults(func=cmd_build)
 
-    demo = sub.add_parser("demo", help="build the demo map of Wikipedia vital-article summaries")
+    demo = sub.add_parser("demo", parents=[common], help="build the demo map of Wikipedia vital-article summaries")
     demo.add_argument("--home", default=DEFAULT_HOME, help=f"folder for the map (default: {DEFAULT_HOME})")
     demo.add_argument("--size", type=int, default=2000, help="number of articles (default 2000)")
     demo.add_argument("--full", action="store_true", help="all 10,033 articles (the uncategorised ones too)")
@@ -492,9 +495,9 @@ def _parser() -> argparse.ArgumentParser:
     for option in ("model", "device", "batch_size", "backend"):  # defaults and help: EncoderSettings
         _setting_option(build, EncoderSettings, option)
 
-    search = sub.add_parser("search", help="semantic search: the records nearest to a query, with their topic")
+    search = sub.add_parser("search", parents=[common], help="semantic search: the records nearest to a query, with their topic")
     search.add_argument("query", help="what to look for, in words")
-    search.add_argument("--home", required=True)
+    search.add_argument("--home", required=True, help="the folder the map was built in (build's --home)")
     search.add_argument("--name", help="which map, when the home holds several")
     search.add_argument("-k", type=int, default=10, help="how many records (default 10)")
     search.add_argument("--topic", help="only this topic: its id, or its exact label")
@@ -507,9 +510,11 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="one JSON object per hit")
     search.set_defaults(func=cmd_search)
 
-    export = sub.add_parser("export", help="write the map's points (id, x, y, topic) to parquet")
-    export.add_argument("--home", required=True)
-    export.add_argument("--out", required=True, help="output parquet file")
+    export = sub.add_parser("export", parents=[common],
+                            help="write the map's points (id, x, y, topics, metadata) to parquet, CSV or JSONL")
+    export.add_argument("--home", required=True, help="the folder the map was built in (build's --home)")
+    export.add_argument("--out", required=True, help="output file; its extension picks the format: .parquet "
+                        "(or .pq), .csv (list and struct values as JSON text), .jsonl (or .ndjson)")
     export.add_argument("--name", help="which map, when the home holds several")
     export.add_argument("--with-text", action="store_true", help="include each record's text (needed by "
                         "viewers such as Embedding Atlas: --text text --x x --y y)")
@@ -520,32 +525,28 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .assets.run import MapBuildInterrupted
-    from .core.errors import EmbedMapFileError, EmbedMapInputError, EmbedMapStoreError
-    from .core.paths import is_out_of_space
+    from .cli_errors import USER_ERROR, report_failure, say
 
+    started = time.time()
     try:
         return int(args.func(args) or 0)
     except MapBuildInterrupted as stopped:
-        print(_terminal_safe(f"embedmap: {stopped}; the topics and the map are not updated yet. Run the same command "
-                             "again to finish: what is done is kept and not redone"), file=sys.stderr)
+        say(f"embedmap: {stopped}; the topics and the map are not updated yet. Run the same command again to "
+            "finish: what is done is kept and not redone")
         return INTERRUPTED
     except KeyboardInterrupt:
-        print("embedmap: interrupted; run the same command again to finish (every step can be rerun safely)",
-              file=sys.stderr)
+        say("embedmap: interrupted; run the same command again to finish (every step can be rerun safely)")
         return INTERRUPTED
-    except Exception as exc:  # a failed step arrives wrapped in Dagster's errors: show the user's cause
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, (EmbedMapInputError, EmbedMapStoreError, EmbedMapFileError,
-                                                           FileNotFoundError, ValueError)):
-            if is_out_of_space(cause):
-                print(_terminal_safe(f"embedmap: no space left on the device ({cause}); free some space or use "
-                                     "another --home, then rerun"), file=sys.stderr)
-                return 2
-            cause = cause.__cause__ or getattr(cause, "user_exception", None)
-        if cause is None:
+    except SystemExit as stop:  # a command's own "embedmap: ..." refusal
+        if not isinstance(stop.code, str):
             raise
-        print(_terminal_safe(f"embedmap: {cause}"), file=sys.stderr)
-        return 2
+        say(stop.code)
+        return USER_ERROR
+    except Exception as exc:  # a failed step arrives wrapped in Dagster's errors: say the user's cause
+        if args.debug:
+            raise
+        home = Path(args.home).expanduser().resolve() if getattr(args, "home", None) else None
+        return report_failure(exc, args.command, home, started)
 
 
 if __name__ == "__main__":
