@@ -129,8 +129,11 @@ def _quiet_dagster() -> None:
 def _instance(home: Path):
     import dagster as dg
 
+    from .cli_support import telemetry_off
+
     folder = home / "dagster"
     folder.mkdir(parents=True, exist_ok=True)
+    telemetry_off(folder / "dagster.yaml")
     return dg.DagsterInstance.from_config(str(folder))
 
 
@@ -351,10 +354,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     import polars as pl
 
     from .core.records.documents import RESERVED_COLUMNS
+    from .core.records.sources import output_format, write_table
     from .core.paths import MapLayout
     from .core.store.payload import PIPELINE_FIELDS, full_texts, points_frame
     from .core.store import open_store
 
+    out = Path(args.out)
+    fmt = output_format(out)  # an extension it cannot write is refused before any work
     home = Path(args.home).expanduser().resolve()
     name, entry = _pick_map(home, args.name)
     location = _store_location(home, entry)
@@ -369,10 +375,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         points = points.with_columns(pl.Series("text", full_texts(points, layout.documents), dtype=pl.String))
     else:
         points = points.drop("text")
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    points.write_parquet(out)
-    _log(f"wrote {points.height} points of map {name!r} to {out} (columns: {', '.join(points.columns)})")
+    as_json = write_table(points, out)
+    _log(f"wrote {points.height} points of map {name!r} to {out} as {fmt} (columns: {', '.join(points.columns)})")
+    if as_json:
+        _log(f"note: CSV holds no lists or structs: column(s) {', '.join(as_json)} written as JSON text")
     renamed = [c for c in points.columns if c.startswith("meta_") and c[len("meta_"):] in RESERVED_COLUMNS]
     if renamed:
         _log(f"note: {', '.join(renamed)} are the input's columns {', '.join(c[len('meta_'):] for c in renamed)}, "
@@ -404,7 +411,8 @@ def _parse_where(pairs: Sequence[str]) -> dict[str, object]:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from .core.embedding import DEFAULT_MODEL, Encoder, EncoderSettings
-    from .core.store.search import search_map
+    from .cli_support import check_topic
+    from .core.store.search import explain_no_match, search_map
     from .core.store import open_store
 
     _quiet_dagster()
@@ -413,6 +421,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     topic: int | str | None = None
     if args.topic is not None:
         topic = int(args.topic) if args.topic.lstrip("-").isdigit() else args.topic
+    check_topic(home, name, topic, args.level)
+    where = _parse_where(args.where)
     encoder = Encoder(EncoderSettings(model=entry.get("model") or DEFAULT_MODEL, device=args.device))
     location = _store_location(home, entry)
     _warn_incomplete(name, entry)
@@ -420,7 +430,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         if not store.exists():
             raise SystemExit(f"embedmap: map {name!r} has no collection in {location.folder()}")
         hits = search_map(store, encoder, args.query, k=args.k, topic=topic, level=args.level,
-                          partition=args.partition, where=_parse_where(args.where))
+                          partition=args.partition, where=where)
+        if not hits:  # a partition, field or value the map lacks is named, not reported as "no match"
+            explain_no_match(store, partition=args.partition, where=where)
     if args.json:
         for hit in hits:
             print(json.dumps(hit.__dict__, ensure_ascii=True, default=str))
