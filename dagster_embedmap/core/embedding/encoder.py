@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .model import BACKENDS, EncoderSettings, ProgressFn, model_source, resolve_device, resolve_model_path, resolve_precision
+from .model import BACKENDS, EncoderSettings, ProgressFn, model_load_error, model_source, resolve_device, resolve_model_path, resolve_precision
 from .onnx import _OnnxModel, export_onnx
 from .vectors import _unit_rows
 
@@ -79,7 +79,10 @@ class Encoder:
         device = resolve_device(self.settings.device)
         precision = resolve_precision(self.settings.precision, device)
         source, cache_only = model_source(self.settings.model)  # fails at once where it cannot load
-        model = SentenceTransformer(source, device=device, local_files_only=cache_only)
+        try:
+            model = SentenceTransformer(source, device=device, local_files_only=cache_only)
+        except (OSError, ValueError) as exc:  # not a model (a folder without one, an unknown Hub id, ...)
+            raise model_load_error(self.settings.model, exc) from exc
         if self.settings.max_seq_length:
             model.max_seq_length = int(self.settings.max_seq_length)
         if precision == "fp16":

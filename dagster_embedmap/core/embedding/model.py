@@ -74,6 +74,17 @@ def model_source(model: str) -> tuple[str, bool]:
     return path, False
 
 
+def model_load_error(model: str, exc: BaseException):
+    """The :class:`EmbedMapModelError` for a model that sentence-transformers could not load."""
+    from ..errors import EmbedMapModelError
+
+    return EmbedMapModelError(
+        f"model {model!r} could not be loaded ({type(exc).__name__}: {' '.join(str(exc).split())})",
+        fix=f"pass model= {_SAVED_FOLDER}, a Hugging Face model id, or {DEFAULT_MODEL!r} (the bundled model)",
+        cli_fix=f"pass --model /path/to/saved/model ({_SAVED_FOLDER}) or a Hugging Face model id, or leave out "
+                "--model for the bundled model")
+
+
 def _cached_model(name: str) -> str | None:
     """The local folder of Hub model ``name`` in the Hugging Face cache (sentence-transformers' own
     organisation tried too for a bare name), or None."""
