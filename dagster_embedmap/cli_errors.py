@@ -26,10 +26,12 @@ def say(message: object) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _user_cause(exc: BaseException) -> BaseException | None:
+def _user_cause(exc: BaseException) -> tuple[BaseException | None, bool]:
     """The error a user can act on inside Dagster's wrappers (``DagsterExecutionStepExecutionError`` and
-    the like hold it as ``user_exception`` or ``__cause__``), or None."""
+    the like hold it as ``user_exception`` or ``__cause__``), and whether it is a full device; the
+    outermost such error wins. (None, False) when there is none."""
     from .core.errors import EmbedMapFileError, EmbedMapInputError, EmbedMapStoreError
+    from .core.paths import is_out_of_space
 
     wanted = (EmbedMapInputError, EmbedMapStoreError, EmbedMapFileError, FileNotFoundError, ValueError)
     cause: BaseException | None = exc
@@ -37,9 +39,11 @@ def _user_cause(exc: BaseException) -> BaseException | None:
     while cause is not None and id(cause) not in seen:
         seen.add(id(cause))
         if isinstance(cause, wanted):
-            return cause
+            return cause, False
+        if is_out_of_space(cause):
+            return cause, True
         cause = cause.__cause__ or getattr(cause, "user_exception", None)
-    return None
+    return None, False
 
 
 def _innermost(exc: BaseException) -> BaseException:
@@ -49,19 +53,6 @@ def _innermost(exc: BaseException) -> BaseException:
         seen.add(id(inner))
         exc = inner
     return exc
-
-
-def _out_of_space(exc: BaseException) -> BaseException | None:
-    from .core.paths import is_out_of_space
-
-    cause: BaseException | None = exc
-    seen: set[int] = set()
-    while cause is not None and id(cause) not in seen:
-        seen.add(id(cause))
-        if is_out_of_space(cause):
-            return cause
-        cause = cause.__cause__ or getattr(cause, "user_exception", None)
-    return None
 
 
 def failed_run(home: Path, since: float) -> str | None:
@@ -101,11 +92,10 @@ def report_failure(exc: Exception, command: str, home: Path | None, since: float
     from .core.errors import for_cli
 
     log = run_log(home, since) if command in ("build", "demo") else ""
-    full = _out_of_space(exc)
-    if full is not None:
-        say(f"embedmap: no space left on the device ({full}); free some space or use another --home, then rerun{log}")
+    cause, full = _user_cause(exc)
+    if full:
+        say(f"embedmap: no space left on the device ({cause}); free some space or use another --home, then rerun{log}")
         return USER_ERROR
-    cause = _user_cause(exc)
     if cause is not None:
         say(f"embedmap: {for_cli(cause)}{log}")
         return USER_ERROR
