@@ -22,18 +22,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
+from .cli_errors import _terminal_safe
+
 __all__ = ["main"]
 
 MANIFEST = "embedmap.json"
 STORE_FOLDER = "qdrant"
 """The embedded Qdrant's folder inside a home; the manifest records it relative to the home."""
 INTERRUPTED = 130
-
-
-def _terminal_safe(message: object) -> str:
-    """Text for a terminal: every control character (escape sequences, bells, ...) but newlines
-    becomes a space, so record ids, partition keys and labels cannot drive the terminal."""
-    return "".join(ch if ch.isprintable() or ch == "\n" else " " for ch in str(message))
 
 
 def _log(message: str) -> None:
@@ -133,8 +129,11 @@ def _quiet_dagster() -> None:
 def _instance(home: Path):
     import dagster as dg
 
+    from .cli_support import telemetry_off
+
     folder = home / "dagster"
     folder.mkdir(parents=True, exist_ok=True)
+    telemetry_off(folder / "dagster.yaml")
     return dg.DagsterInstance.from_config(str(folder))
 
 
@@ -443,10 +442,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     import polars as pl
 
     from .core.records.documents import RESERVED_COLUMNS
+    from .core.records.sources import output_format, write_table
     from .core.paths import MapLayout
     from .core.store.payload import PIPELINE_FIELDS, full_texts, points_frame
     from .core.store import open_store
 
+    out = Path(args.out)
+    fmt = output_format(out)  # an extension it cannot write is refused before any work
     home = Path(args.home).expanduser().resolve()
     name, entry = _pick_map(home, args.name)
     location = _store_location(home, entry)
@@ -461,10 +463,11 @@ def cmd_export(args: argparse.Namespace) -> int:
         points = points.with_columns(pl.Series("text", full_texts(points, layout.documents), dtype=pl.String))
     else:
         points = points.drop("text")
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    points.write_parquet(out)
-    _log(f"wrote {points.height} points of map {name!r} to {out} (columns: {', '.join(points.columns)})")
+    as_json = write_table(points, out)
+    _log(f"wrote {points.height} points of map {name!r} to {out} as {fmt} (columns: {', '.join(points.columns)})")
+    if as_json:
+        _log(f"note: CSV holds no lists or structs: column(s) {', '.join(as_json)} written as JSON text")
     renamed = [c for c in points.columns if c.startswith("meta_") and c[len("meta_"):] in RESERVED_COLUMNS]
     if renamed:
         _log(f"note: {', '.join(renamed)} are the input's columns {', '.join(c[len('meta_'):] for c in renamed)}, "
@@ -496,7 +499,8 @@ def _parse_where(pairs: Sequence[str]) -> dict[str, object]:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from .core.embedding import DEFAULT_MODEL, Encoder, EncoderSettings
-    from .core.store.search import search_map
+    from .cli_support import check_topic
+    from .core.store.search import explain_no_match, search_map
     from .core.store import open_store
 
     _quiet_dagster()
@@ -505,6 +509,8 @@ def cmd_search(args: argparse.Namespace) -> int:
     topic: int | str | None = None
     if args.topic is not None:
         topic = int(args.topic) if args.topic.lstrip("-").isdigit() else args.topic
+    check_topic(home, name, topic, args.level)
+    where = _parse_where(args.where)
     encoder = Encoder(EncoderSettings(model=entry.get("model") or DEFAULT_MODEL, device=args.device))
     location = _store_location(home, entry)
     _warn_incomplete(name, entry)
@@ -512,7 +518,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         if not store.exists():
             raise SystemExit(f"embedmap: map {name!r} has no collection in {location.folder()}")
         hits = search_map(store, encoder, args.query, k=args.k, topic=topic, level=args.level,
-                          partition=args.partition, where=_parse_where(args.where))
+                          partition=args.partition, where=where)
+        if not hits:  # a partition, field or value the map lacks is named, not reported as "no match"
+            explain_no_match(store, partition=args.partition, where=where)
     if args.json:
         for hit in hits:
             print(json.dumps(hit.__dict__, ensure_ascii=True, default=str))
@@ -557,10 +565,16 @@ def _parser() -> argparse.ArgumentParser:
     from .core.embedding.model import EncoderSettings
     from .core.paths import DEFAULT_HOME
 
-    parser = argparse.ArgumentParser(prog="embedmap", description=__doc__.split("\n\n")[0])
+    intro, history, examples = __doc__.strip().split("\n\n")[:3]
+    parser = argparse.ArgumentParser(prog="embedmap", description=f"{intro}\n\n{history}".replace("``", ""),
+                                     epilog="examples:\n" + examples, formatter_class=argparse.RawDescriptionHelpFormatter)
+    debug = "on an error, show the full stack trace (default: one paragraph saying what failed and how to fix it)"
+    parser.add_argument("--debug", action="store_true", help=debug)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    build = sub.add_parser("build", help="build a map from a parquet / CSV / JSONL file (or a glob of them)")
+    build = sub.add_parser("build", parents=[common], help="build a map from a parquet / CSV / JSONL file (or a glob of them)")
     build.add_argument("input", help="file or glob; with a glob and no --partition-column, one partition per file")
     build.add_argument("--text-column", required=True, help="column holding the text to embed")
     build.add_argument("--id-column", default="id", help="column holding a unique record id (default: id)")
@@ -568,10 +582,11 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--partition-column", help="column whose values split the records into partitions")
     build.add_argument("--home", required=True, help="folder for the map's files, Qdrant data and run history")
     build.add_argument("--name", help="map name (default: the input file's name)")
-    build.add_argument("--empty-text", choices=["skip", "fail"], default="skip", help="records with blank text")
+    build.add_argument("--empty-text", choices=["skip", "fail"], default="skip",
+                       help="records with blank text: skip them (default), or fail naming them")
     build.set_defaults(func=cmd_build)
 
-    demo = sub.add_parser("demo", help="build the demo map of Wikipedia vital-article summaries")
+    demo = sub.add_parser("demo", parents=[common], help="build the demo map of Wikipedia vital-article summaries")
     demo.add_argument("--home", default=DEFAULT_HOME, help=f"folder for the map (default: {DEFAULT_HOME})")
     demo.add_argument("--size", type=int, default=2000, help="number of articles (default 2000)")
     demo.add_argument("--full", action="store_true", help="all 10,033 articles (the uncategorised ones too)")
@@ -580,9 +595,9 @@ def _parser() -> argparse.ArgumentParser:
     for option in ("model", "device", "batch_size", "backend"):  # defaults and help: EncoderSettings
         _setting_option(build, EncoderSettings, option)
 
-    search = sub.add_parser("search", help="semantic search: the records nearest to a query, with their topic")
+    search = sub.add_parser("search", parents=[common], help="semantic search: the records nearest to a query, with their topic")
     search.add_argument("query", help="what to look for, in words")
-    search.add_argument("--home", required=True)
+    search.add_argument("--home", required=True, help="the folder the map was built in (build's --home)")
     search.add_argument("--name", help="which map, when the home holds several")
     search.add_argument("-k", type=int, default=10, help="how many records (default 10)")
     search.add_argument("--topic", help="only this topic: its id, or its exact label")
@@ -595,9 +610,11 @@ def _parser() -> argparse.ArgumentParser:
     search.add_argument("--json", action="store_true", help="one JSON object per hit")
     search.set_defaults(func=cmd_search)
 
-    export = sub.add_parser("export", help="write the map's points (id, x, y, topic) to parquet")
-    export.add_argument("--home", required=True)
-    export.add_argument("--out", required=True, help="output parquet file")
+    export = sub.add_parser("export", parents=[common],
+                            help="write the map's points (id, x, y, topics, metadata) to parquet, CSV or JSONL")
+    export.add_argument("--home", required=True, help="the folder the map was built in (build's --home)")
+    export.add_argument("--out", required=True, help="output file; its extension picks the format: .parquet "
+                        "(or .pq), .csv (list and struct values as JSON text), .jsonl (or .ndjson)")
     export.add_argument("--name", help="which map, when the home holds several")
     export.add_argument("--with-text", action="store_true", help="include each record's text (needed by "
                         "viewers such as Embedding Atlas: --text text --x x --y y)")
@@ -607,32 +624,29 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from .core.errors import EmbedMapFileError, EmbedMapInputError, EmbedMapStoreError, MapBuildInterrupted
-    from .core.paths import is_out_of_space
+    from .cli_errors import USER_ERROR, report_failure, say
+    from .core.errors import MapBuildInterrupted
 
+    started = time.time()
     try:
         return int(args.func(args) or 0)
     except MapBuildInterrupted as stopped:
-        print(_terminal_safe(f"embedmap: {stopped}; the topics and the map are not updated yet. Run the same command "
-                             "again to finish: what is done is kept and not redone"), file=sys.stderr)
+        say(f"embedmap: {stopped}; the topics and the map are not updated yet. Run the same command again to "
+            "finish: what is done is kept and not redone")
         return INTERRUPTED
     except KeyboardInterrupt:
-        print("embedmap: interrupted; run the same command again to finish (every step can be rerun safely)",
-              file=sys.stderr)
+        say("embedmap: interrupted; run the same command again to finish (every step can be rerun safely)")
         return INTERRUPTED
-    except Exception as exc:  # a failed step arrives wrapped in Dagster's errors: show the user's cause
-        cause: BaseException | None = exc
-        while cause is not None and not isinstance(cause, (EmbedMapInputError, EmbedMapStoreError, EmbedMapFileError,
-                                                           FileNotFoundError, ValueError)):
-            if is_out_of_space(cause):
-                print(_terminal_safe(f"embedmap: no space left on the device ({cause}); free some space or use "
-                                     "another --home, then rerun"), file=sys.stderr)
-                return 2
-            cause = cause.__cause__ or getattr(cause, "user_exception", None)
-        if cause is None:
+    except SystemExit as stop:  # a command's own "embedmap: ..." refusal
+        if not isinstance(stop.code, str):
             raise
-        print(_terminal_safe(f"embedmap: {cause}"), file=sys.stderr)
-        return 2
+        say(stop.code)
+        return USER_ERROR
+    except Exception as exc:  # a failed step arrives wrapped in Dagster's errors: say the user's cause
+        if args.debug:
+            raise
+        home = Path(args.home).expanduser().resolve() if getattr(args, "home", None) else None
+        return report_failure(exc, args.command, home, started)
 
 
 if __name__ == "__main__":

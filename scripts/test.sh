@@ -19,11 +19,18 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   exec .venv/bin/python -m pytest tests/unit "${parallel[@]}" "$@"
 fi
-# the example code location loads (what `dagster dev -w workspace.yaml` loads)
-.venv/bin/dagster definitions validate -w workspace.yaml
-# the example dg project: each defs.yaml against its component's schema (one folder at a time: dg
-# checks only one file per component type when given none), then its definitions
-(cd examples/embedmap_example && for d in src/embedmap_example/defs/*/; do
-  [ -f "$d/defs.yaml" ] && ../../.venv/bin/dg check yaml "$d"
-done && ../../.venv/bin/dg check defs)
+# the example code location loads (what `dagster dev -w workspace.yaml` loads), and the example dg
+# project: each defs.yaml against its component's schema (one folder at a time: dg checks only one
+# file per component type when given none), then its definitions. Their output goes to a log, shown
+# only when a check fails.
+checklog=".venv/check.log"
+if ! { .venv/bin/dagster definitions validate -w workspace.yaml \
+  && (cd examples/embedmap_example && for d in src/embedmap_example/defs/*/; do
+    [ -f "$d/defs.yaml" ] && ../../.venv/bin/dg check yaml "$d"
+  done && ../../.venv/bin/dg check defs); } >"$checklog" 2>&1; then
+  cat "$checklog" >&2
+  echo "test: FAILED: the example definitions do not load (log: $checklog)" >&2
+  exit 1
+fi
+echo "test: workspace.yaml and the example dg project load (log: $checklog)"
 exec .venv/bin/python -m pytest "${parallel[@]}" "$@"

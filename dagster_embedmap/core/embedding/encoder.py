@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from .model import BACKENDS, EncoderSettings, ProgressFn, resolve_device, resolve_model_path, resolve_precision
+from .model import BACKENDS, EncoderSettings, ProgressFn, model_load_error, model_source, resolve_device, resolve_model_path, resolve_precision
 from .onnx import _OnnxModel, export_onnx
 from .vectors import _unit_rows
 
@@ -78,7 +78,11 @@ class Encoder:
             torch.set_num_threads(int(self.settings.num_threads))
         device = resolve_device(self.settings.device)
         precision = resolve_precision(self.settings.precision, device)
-        model = SentenceTransformer(resolve_model_path(self.settings.model), device=device)
+        source, cache_only = model_source(self.settings.model)  # fails at once where it cannot load
+        try:
+            model = SentenceTransformer(source, device=device, local_files_only=cache_only)
+        except (OSError, ValueError) as exc:  # not a model (a folder without one, an unknown Hub id, ...)
+            raise model_load_error(self.settings.model, exc) from exc
         if self.settings.max_seq_length:
             model.max_seq_length = int(self.settings.max_seq_length)
         if precision == "fp16":
@@ -90,6 +94,7 @@ class Encoder:
 
     def _load_onnx(self) -> None:
         device = "cpu" if self.settings.device in ("auto", "cpu") else self.settings.device
+        model_source(self.settings.model)  # fails at once where it cannot load
         folder = export_onnx(self.settings.model, self.settings.backend, self.settings.cache_dir)
         model = _OnnxModel(folder, device=device, num_threads=self.settings.num_threads)
         if self.settings.max_seq_length:

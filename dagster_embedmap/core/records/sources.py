@@ -12,7 +12,8 @@ import polars as pl
 
 from ..errors import EmbedMapInputError
 
-__all__ = ["read_records", "FileSource", "detect_format", "file_sha256", "SINGLE_PARTITION"]
+__all__ = ["read_records", "FileSource", "detect_format", "file_sha256", "SINGLE_PARTITION", "output_format",
+           "write_table"]
 
 SINGLE_PARTITION = "all"
 # What Dagster refuses inside a partition key ("..." marks a range in its UI; the rest do not display).
@@ -47,6 +48,45 @@ def detect_format(path: str | os.PathLike) -> str:
             f"{path}: unknown file type {suffix!r}; use one of {sorted(set(_FORMATS))} or pass format="
         )
     return _FORMATS[suffix]
+
+
+_WRITTEN = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def output_format(path: str | os.PathLike) -> str:
+    """The format :func:`write_table` writes ``path`` in, from its extension; any other extension is
+    refused (before any work is done)."""
+    suffix = Path(path).suffix.lower()
+    if suffix not in _WRITTEN:
+        given = f"{suffix!r} files" if suffix else "a file without an extension"
+        raise EmbedMapInputError(
+            f"{path}: the points can be written as .parquet (or .pq), .csv or .jsonl (or .ndjson) files, not as "
+            f"{given}; name the file with one of those extensions")
+    return _WRITTEN[suffix]
+
+
+def write_table(frame: pl.DataFrame, path: str | os.PathLike) -> list[str]:
+    """Write ``frame`` to ``path`` in the format its extension names (:func:`output_format`), whole or not
+    at all (a temporary file renamed into place). CSV has no lists or structs: those columns are written
+    as JSON text; their names are returned."""
+    import json
+
+    fmt = output_format(path)
+    nested = [name for name, dtype in frame.schema.items() if dtype.is_nested()] if fmt == "csv" else []
+    if nested:
+        frame = frame.with_columns(
+            pl.Series(name, [None if v is None else json.dumps(v, ensure_ascii=False, default=str)
+                             for v in frame.get_column(name).to_list()], dtype=pl.String)
+            for name in nested)
+    target = Path(path)
+    tmp = target.with_name(f".{target.name}.tmp")
+    writer = {"parquet": frame.write_parquet, "csv": frame.write_csv, "jsonl": frame.write_ndjson}[fmt]
+    try:
+        writer(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return nested
 
 
 def read_records(path: str | os.PathLike, format: str | None = None) -> pl.DataFrame:

@@ -76,11 +76,14 @@ class VectorStore:
             if existing != dimension:
                 raise EmbedMapStoreError(
                     f"collection {self.collection!r} in {self.location.describe()} holds {existing}-d vectors but "
-                    f"these are {dimension}-d (was the model changed?); nothing was written. To migrate, either "
-                    f"(1) write to a new collection, e.g. build_embedmap_defs(..., "
-                    f"collection_name='{self.collection}_{dimension}d'), and materialize every partition into it "
-                    "(the old map stays readable meanwhile), or (2) rebuild in place: drop the collection "
-                    "(VectorStore.drop(), or delete it on the server) and materialize every partition again"
+                    f"these are {dimension}-d (was the model changed?); nothing was written",
+                    fix=f"to migrate, either (1) write to a new collection, e.g. build_embedmap_defs(..., "
+                        f"collection_name='{self.collection}_{dimension}d'), and materialize every partition into it "
+                        "(the old map stays readable meanwhile), or (2) rebuild in place: drop the collection "
+                        "(VectorStore.drop(), or delete it on the server) and materialize every partition again",
+                    cli_fix=f"build with the model (--model) or the --vector-column the map was built with, or build "
+                            f"the new vectors as a new map: add --name {self.collection}_{dimension}d (the old map "
+                            "stays readable), or use a new --home",
                 )
             return False
         self._create(int(dimension))
