@@ -63,7 +63,7 @@ def test_build_then_export(tmp_path, wiki_small):
 
 
 def test_search_output_cannot_carry_terminal_escapes():
-    from dagster_embedmap.cli import _one_line
+    from dagster_embedmap.cli.output import _one_line
 
     hostile = "name\x1b]0;owned\x07 \x1b[2J<script>\nnext line"
     shown = _one_line(hostile, 200)

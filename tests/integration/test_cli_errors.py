@@ -228,7 +228,7 @@ def test_every_option_has_help_and_the_description_has_no_markup():
 
 
 def test_an_unexpected_error_is_one_paragraph_naming_its_type(capsys):
-    from dagster_embedmap.cli_errors import report_failure
+    from dagster_embedmap.cli.errors import report_failure
 
     try:
         {}["colour"]
@@ -241,7 +241,7 @@ def test_an_unexpected_error_is_one_paragraph_naming_its_type(capsys):
 
 
 def test_telemetry_off_keeps_a_users_own_setting(tmp_path):
-    from dagster_embedmap.cli_support import telemetry_off
+    from dagster_embedmap.cli.home import telemetry_off
 
     own = tmp_path / "own.yaml"
     own.write_text("telemetry:\n  enabled: true\n")

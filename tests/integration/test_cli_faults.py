@@ -284,7 +284,7 @@ def test_two_builds_of_one_map_take_turns_and_the_manifest_matches_the_store(tmp
     write_jsonl(tmp_path / "b.jsonl", rows_b)
     first = start("build", "a.jsonl", "--text-column", "text", "--home", "H", "--name", "m", cwd=tmp_path)
     line = first.stdout.readline()  # printed once it holds the map's build lock
-    assert line.startswith("[1/1] partition all"), line
+    assert line.startswith("1 of 1 partition(s) new or changed"), line
     second = start("build", "b.jsonl", "--text-column", "text", "--home", "H", "--name", "m", cwd=tmp_path)
     out_a, err_a = first.communicate(timeout=600)
     out_b, err_b = second.communicate(timeout=600)

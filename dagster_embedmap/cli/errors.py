@@ -30,8 +30,8 @@ def _user_cause(exc: BaseException) -> tuple[BaseException | None, bool]:
     """The error a user can act on inside Dagster's wrappers (``DagsterExecutionStepExecutionError`` and
     the like hold it as ``user_exception`` or ``__cause__``), and whether it is a full device; the
     outermost such error wins. (None, False) when there is none."""
-    from .core.errors import EmbedMapFileError, EmbedMapInputError, EmbedMapStoreError
-    from .core.paths import is_out_of_space
+    from ..core.errors import EmbedMapFileError, EmbedMapInputError, EmbedMapStoreError
+    from ..core.paths import is_out_of_space
 
     wanted = (EmbedMapInputError, EmbedMapStoreError, EmbedMapFileError, FileNotFoundError, ValueError)
     cause: BaseException | None = exc
@@ -89,7 +89,7 @@ def run_log(home: Path | None, since: float) -> str:
 
 def report_failure(exc: Exception, command: str, home: Path | None, since: float) -> int:
     """Say what failed, in one paragraph with where its run's log is, and return the exit status."""
-    from .core.errors import for_cli
+    from ..core.errors import for_cli
 
     log = run_log(home, since) if command in ("build", "demo") else ""
     cause, full = _user_cause(exc)

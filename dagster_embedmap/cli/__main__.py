@@ -1,0 +1,5 @@
+"""``python -m dagster_embedmap.cli``: the ``embedmap`` command."""
+
+from . import run
+
+run()
