@@ -47,14 +47,19 @@ np.save(sys.argv[3], np.asarray(xy, dtype=np.float32)); np.save(sys.argv[4], np.
 """
 
 
-def timed(cmd: list[str], env: dict) -> float:
+def timed_output(cmd: list[str], env: dict) -> tuple[float, str]:
+    """Wall seconds of a fresh process running ``cmd``, start to exit, and its standard output."""
     started = time.perf_counter()
     out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     seconds = time.perf_counter() - started
     if out.returncode:
         sys.stderr.write(out.stdout[-2000:] + out.stderr[-3000:])
         raise SystemExit(f"{cmd[0]} exited {out.returncode}")
-    return seconds
+    return seconds, out.stdout
+
+
+def timed(cmd: list[str], env: dict) -> float:
+    return timed_output(cmd, env)[0]
 
 
 def read_ours(home: Path, name: str, ids: list[str]):

@@ -2,10 +2,13 @@
 
     .venv/bin/python benchmarks/cli_incremental.py              # 20 files of 1,000 given 384-d vectors, +5%
     .venv/bin/python benchmarks/cli_incremental.py --n 10000
+    .venv/bin/python benchmarks/cli_incremental.py --wiki --n 10000   # Wikipedia summaries through the bundled model
 
 Each build is the whole command in a fresh process, timed from start to exit, the way a user runs it:
 ``embedmap build 'landing/*.parquet' --text-column text --vector-column emb --home H`` (one partition
-per file). The records are the synthetic groups of ``benchmarks/projection.py``. Three builds in one run:
+per file). The records are the synthetic groups of ``benchmarks/projection.py``, or with ``--wiki`` the
+demo corpus's Wikipedia summaries, embedded by the bundled model (no ``--vector-column``). Three builds
+in one run:
 
 1. the full build of ``--partitions`` files of N / partitions records each (the baseline);
 2. the same command again, nothing changed;
@@ -24,7 +27,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,14 +36,10 @@ sys.path.insert(0, str(HERE))
 
 def build(cmd: list[str], env: dict) -> tuple[float, list[str], str]:
     """Wall seconds, the partitions the build ran, and its output."""
-    started = time.perf_counter()
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    seconds = time.perf_counter() - started
-    if out.returncode:
-        sys.stderr.write(out.stdout[-2000:] + out.stderr[-3000:])
-        raise SystemExit(f"embedmap build exited {out.returncode}")
-    ran = re.findall(r"^\[\d+/\d+\] partition (\S+): documents", out.stdout, flags=re.M)
-    return seconds, ran, out.stdout
+    from cli_build import timed_output
+
+    seconds, out = timed_output(cmd, env)
+    return seconds, re.findall(r"^\[\d+/\d+\] partition (\S+): documents", out, flags=re.M), out
 
 
 def main() -> int:
@@ -49,6 +47,7 @@ def main() -> int:
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--partitions", type=int, default=20)
     parser.add_argument("--new-share", type=float, default=0.05)
+    parser.add_argument("--wiki", action="store_true", help="Wikipedia summaries through the model (N <= 9,500)")
     args = parser.parse_args()
     import polars as pl
 
@@ -58,10 +57,16 @@ def main() -> int:
     dirty = subprocess.run(["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True).stdout
     new = int(args.n * args.new_share)
     print(f"commit {commit.strip()}{' (with uncommitted changes)' if dirty.strip() else ''}, "
-          f"{args.partitions} partitions of {args.n // args.partitions:,} given 384-d vectors, then one of {new:,}")
-    vectors, texts, _ = synthetic(args.n + new)
-    frame = pl.DataFrame({"id": [f"r{i}" for i in range(len(vectors))], "text": texts,
-                          "emb": pl.Series(vectors.tolist(), dtype=pl.List(pl.Float32))})
+          f"{args.partitions} partitions of {args.n // args.partitions:,} "
+          f"{'Wikipedia summaries (the model embeds them)' if args.wiki else 'given 384-d vectors'}, then one of {new:,}")
+    if args.wiki:
+        from dagster_embedmap.core.records.datasets import load_wiki_summaries
+
+        frame = load_wiki_summaries(n=args.n + new).select("id", "text")
+    else:
+        vectors, texts, _ = synthetic(args.n + new)
+        frame = pl.DataFrame({"id": [f"r{i}" for i in range(len(vectors))], "text": texts,
+                              "emb": pl.Series(vectors.tolist(), dtype=pl.List(pl.Float32))})
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     embedmap = str(Path(sys.executable).with_name("embedmap"))
     per = args.n // args.partitions
@@ -70,8 +75,8 @@ def main() -> int:
         landing.mkdir()
         for p in range(args.partitions):
             frame.slice(p * per, per).write_parquet(landing / f"part-{p:03d}.parquet")
-        cmd = [embedmap, "build", str(landing / "*.parquet"), "--text-column", "text", "--vector-column", "emb",
-               "--home", str(home), "--name", "bench"]
+        cmd = [embedmap, "build", str(landing / "*.parquet"), "--text-column", "text",
+               *([] if args.wiki else ["--vector-column", "emb"]), "--home", str(home), "--name", "bench"]
         full_s, full_ran, _ = build(cmd, env)
         same_s, same_ran, same_out = build(cmd, env)
         frame.slice(args.partitions * per, new).write_parquet(landing / f"part-{args.partitions:03d}.parquet")

@@ -249,24 +249,18 @@ def _damaged(layout, plan, say: bool = True):
     """``plan`` with every unchanged partition whose own files (documents, embeddings, coordinates) are
     missing or unreadable, or whose last write into the store did not finish, moved to the partitions
     to run: their steps then name the file, set it aside and write it again."""
-    from dataclasses import replace
-
     pending = layout.pending_partitions()
     bad = [k for k in plan.unchanged if k in pending or not all(
         _parquet_readable(path) for path in (layout.documents(k), layout.embeddings(k), layout.coordinates(k)))]
-    if not bad:
-        return plan
-    if say:
+    if bad and say:
         _log(f"{len(bad)} unchanged partition(s) ({', '.join(bad[:5])}) have a file missing or unreadable, or a "
              "write that did not finish; they run again")
-    return replace(plan, changed=sorted({*plan.changed, *bad}), unchanged=[k for k in plan.unchanged if k not in bad])
+    return plan.run_again(bad)
 
 
 def _missing_from_store(home: Path, name: str, before: dict, plan, say: bool = True):
     """``plan`` with every unchanged partition whose points the store no longer holds (as many as the
     last build wrote: the store was deleted, replaced or edited since) moved to the partitions to run."""
-    from dataclasses import replace
-
     from ..core.store import open_store
 
     recorded = (before.get("built") or {}).get("points")
@@ -280,12 +274,10 @@ def _missing_from_store(home: Path, name: str, before: dict, plan, say: bool = T
             lost = [k for k in plan.unchanged if not isinstance(recorded.get(k), int)]
         else:  # points added or lost somewhere: which partitions?
             lost = [k for k in plan.unchanged if store.count(partition=k) != recorded.get(k)]
-    if not lost:
-        return plan
-    if say:
+    if lost and say:
         _log(f"the store no longer holds the points the last build wrote for {len(lost)} partition(s); they are "
              "written again")
-    return replace(plan, changed=sorted({*plan.changed, *lost}), unchanged=[k for k in plan.unchanged if k not in lost])
+    return plan.run_again(lost)
 
 
 def _needs_refit(home: Path, name: str) -> bool | None:

@@ -35,6 +35,14 @@ class RebuildPlan:
     """Partitions the last build had that the input no longer holds."""
     settings_changed: bool = False
 
+    def run_again(self, keys: list[str]) -> "RebuildPlan":
+        """This plan with the unchanged partitions among ``keys`` moved to those that run."""
+        from dataclasses import replace
+
+        again = set(keys) & set(self.unchanged)
+        return replace(self, changed=sorted({*self.changed, *again}),
+                       unchanged=[k for k in self.unchanged if k not in again])
+
     @property
     def anything(self) -> bool:
         return bool(self.changed or self.removed)
