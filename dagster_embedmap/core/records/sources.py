@@ -227,19 +227,7 @@ class FileSource:
     def partition_keys(self) -> list[str]:
         """The partitions these files hold now."""
         if self.partition_column:
-            df = self._read_all()
-            if self.partition_column not in df.columns:
-                raise EmbedMapInputError(
-                    f"partition column {self.partition_column!r} not found in {self.path}; columns: {df.columns}"
-                )
-            values = df.get_column(self.partition_column)
-            if values.null_count():
-                raise EmbedMapInputError(
-                    f"partition column {self.partition_column!r} is null in {values.null_count()} row(s) of {self.path}"
-                )
-            keys = sorted(str(v) for v in values.cast(pl.String).unique().to_list())
-            _refuse_unusable_keys(keys, f"partition column {self.partition_column!r} of {self.path}")
-            return keys
+            return self._column_keys(self._read_all())
         if self.per_file:
             stems = [f.stem for f in self.files()]
             clashes = sorted({s for s in stems if stems.count(s) > 1})
@@ -252,6 +240,21 @@ class FileSource:
             return stems
         return [SINGLE_PARTITION]
 
+    def _column_keys(self, df: pl.DataFrame) -> list[str]:
+        """The partition keys ``df`` holds in ``partition_column``, refused when missing, null or unusable."""
+        if self.partition_column not in df.columns:
+            raise EmbedMapInputError(
+                f"partition column {self.partition_column!r} not found in {self.path}; columns: {df.columns}"
+            )
+        values = df.get_column(self.partition_column)
+        if values.null_count():
+            raise EmbedMapInputError(
+                f"partition column {self.partition_column!r} is null in {values.null_count()} row(s) of {self.path}"
+            )
+        keys = sorted(str(v) for v in values.cast(pl.String).unique().to_list())
+        _refuse_unusable_keys(keys, f"partition column {self.partition_column!r} of {self.path}")
+        return keys
+
     def fingerprints(self) -> dict[str, str]:
         """Per partition key, a digest of its input as the files hold it now: the file's sha256 for a
         file per partition (or one file, one partition); with ``partition_column``, a digest of the
@@ -263,7 +266,7 @@ class FileSource:
                 return {SINGLE_PARTITION: "+".join(file_sha256(f) for f in files)}
             return {f.stem: file_sha256(f) for f in files}
         df = self._read_all()
-        keys = set(self.partition_keys())  # the same refusals as the partitions themselves
+        keys = set(self._column_keys(df))  # the same refusals as the partitions themselves
         hashed = df.select(pl.col(self.partition_column).cast(pl.String).alias("__key"),
                            df.hash_rows(seed=0).alias("__row"))
         columns = ",".join(f"{name}:{dtype}" for name, dtype in df.schema.items())
