@@ -81,8 +81,8 @@ def search_map(
     return hits
 
 
-def _some(values: Sequence[Any], limit: int = 8) -> str:
-    shown = ", ".join(repr(v) for v in list(values)[:limit])
+def _some(values: Sequence[Any], limit: int = 8, show=repr) -> str:
+    shown = ", ".join(show(v) for v in list(values)[:limit])
     more = len(values) - limit
     return (shown + (f" and {more} more" if more > 0 else "")) or "none"
 
@@ -110,9 +110,8 @@ def check_topic_filter(topics, topic: int | str | None, level: int | None) -> No
         what = f"topic {topic} does not exist at level {at}"
     else:
         return
-    shown = ", ".join(known[:8]) + (f" and {len(known) - 8} more" if len(known) > 8 else "")
     raise EmbedMapInputError(
-        f"{what}; its topics are {shown or 'none'} ({NOISE_TOPIC}: records in no topic)",
+        f"{what}; its topics are {_some(known, show=str)} ({NOISE_TOPIC}: records in no topic)",
         fix="pass topic= one of those ids or exact labels, or level= another level",
         cli_fix="pass --topic one of those ids or exact labels, or --level another level")
 
