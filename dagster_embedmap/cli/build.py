@@ -170,7 +170,6 @@ def _build(home: Path, name: str, defs, entry: dict, started: float, include_ups
     of the build settings) only new or changed partitions run, and nothing at all when the map is up
     to date."""
     from ..assets import MapKeys, materialize_map
-    from ..core.paths import MapLayout
     from ..core.records.rebuild import plan_rebuild
 
     if entry.get("vector_column") is None:  # the model loads (importing transformers costs ~1 s otherwise)
@@ -182,7 +181,7 @@ def _build(home: Path, name: str, defs, entry: dict, started: float, include_ups
         refit = _needs_refit(home, name)
         built: dict = {}
         if plan is not None:
-            plan = _missing_from_store(home, name, before, _damaged(MapLayout(home, name), plan))
+            plan = _rechecked(home, name, before, plan)
             _log(plan.describe())
             last = before.get("built") or {}
             built = {"settings": inputs[1], "partitions": {k: last["partitions"][k] for k in plan.unchanged},
@@ -217,8 +216,15 @@ def _up_to_date(home: Path, name: str, before: dict, plan) -> bool:
     layout = MapLayout(home, name)
     if before.get("complete") is not True or not _global_files_readable(layout):
         return False
-    return not _damaged(layout, plan, say=False).changed and not _missing_from_store(home, name, before, plan,
-                                                                                      say=False).changed
+    return not _rechecked(home, name, before, plan, say=False).changed
+
+
+def _rechecked(home: Path, name: str, before: dict, plan, say: bool = True):
+    """``plan`` with the unchanged partitions a build must still run: their files damaged
+    (:func:`_damaged`) or their points gone from the store (:func:`_missing_from_store`)."""
+    from ..core.paths import MapLayout
+
+    return _missing_from_store(home, name, before, _damaged(MapLayout(home, name), plan, say=say), say=say)
 
 
 def _global_files_readable(layout) -> bool:
