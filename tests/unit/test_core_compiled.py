@@ -69,3 +69,28 @@ def test_warming_runs_once_per_library_versions(monkeypatch, tmp_path):
     assert len(stamps) == 1 and "umap-learn" in stamps[0].name and "pynndescent" in stamps[0].name
     assert compiled.warm() is False  # warm for these versions: nothing to do
     assert compiled.warm(force=True) is True
+
+
+def test_the_layout_epoch_releases_the_gil_and_two_fits_side_by_side_give_the_same_layout(monkeypatch):
+    import numpy as np
+    from umap import layouts
+
+    from dagster_embedmap.core.layout import compiled, project
+
+    load_umap()
+    epoch = layouts._nb_optimize_layout_euclidean_single_epoch
+    assert compiled.releases_gil and epoch.targetoptions.get("nogil") is True
+    assert epoch.py_func.__code__ is layouts._optimize_layout_euclidean_single_epoch.__code__  # umap's own code
+
+    rng = np.random.default_rng(3)
+    centres = rng.normal(size=(8, 24))
+    vectors = (centres[rng.integers(0, 8, 4500)] + 0.3 * rng.normal(size=(4500, 24))).astype(np.float32)
+    settings = project.ProjectionSettings(n_epochs=20, cluster_dims=5, cluster_neighbors=30)
+    together = project.UMAPProjector(settings)
+    assert together._side_by_side()  # omp or tbb on this box, 2 cores
+    together.fit(vectors)
+    monkeypatch.setattr(project.UMAPProjector, "_side_by_side", lambda self: False)
+    apart = project.UMAPProjector(settings).fit(vectors)
+    assert np.array_equal(together.fit_embedding_, apart.fit_embedding_)
+    assert np.array_equal(together.cluster_embedding_, apart.cluster_embedding_)
+    assert together.cluster_embedding_.shape == (4500, 5)

@@ -76,10 +76,41 @@ def load_umap() -> ModuleType:
             for value in vars(module).values():
                 if isinstance(value, CPUDispatcher) and isinstance(value._cache, NullCache):
                     value.enable_caching()
+        _release_gil_in_layout_epochs()
         _done = True
     import umap
 
     return umap
+
+
+def _release_gil_in_layout_epochs() -> None:
+    """umap-learn's layout epoch, compiled from its own source with ``nogil=True`` (and cached): the
+    same code and flags otherwise, so the same layout, but two fits can then run at once on two cores
+    (``project.py`` fits the 2-D map and the cluster space side by side). The copy has its own name,
+    so its cache entry is not the one umap-learn's compiled epoch (with the GIL) keeps."""
+    import types
+
+    import numba
+
+    try:
+        from umap import layouts
+
+        epoch = layouts._optimize_layout_euclidean_single_epoch
+        getattr(layouts, "_nb_optimize_layout_euclidean_single_epoch")
+    except (ImportError, AttributeError):  # another umap-learn layout: its own epoch, with the GIL
+        return
+    copy = types.FunctionType(epoch.__code__, epoch.__globals__, epoch.__name__ + "_nogil", epoch.__defaults__,
+                              epoch.__closure__)
+    copy.__qualname__ = epoch.__qualname__ + "_nogil"
+    copy.__module__ = epoch.__module__
+    layouts._nb_optimize_layout_euclidean_single_epoch = numba.njit(
+        copy, fastmath=True, parallel=False, nogil=True, cache=True)
+    global releases_gil
+    releases_gil = True
+
+
+releases_gil = False
+"""Whether umap-learn's layout epoch releases the GIL (after :func:`load_umap`): then two fits overlap."""
 
 
 def _stamp() -> Path:
@@ -87,7 +118,7 @@ def _stamp() -> Path:
     from importlib.metadata import version
 
     names = ("numba", "umap-learn", "pynndescent")
-    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact-topk"  # the exact-neighbour path and its kernel are warmed
+    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact-topk-nogil"  # the exact-neighbour path, its kernel, the nogil epoch
     return cache_dir() / f"warm-{key}.stamp"
 
 

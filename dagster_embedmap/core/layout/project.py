@@ -7,6 +7,7 @@ looking like the previous layout (no rotation, flip or jump).
 
 from __future__ import annotations
 
+import os
 import pickle
 import warnings
 from contextlib import contextmanager
@@ -193,11 +194,41 @@ class UMAPProjector:
         with warnings.catch_warnings(), self._seeded(len(index)):  # "n_jobs overridden by random_state": parallel=False
             warnings.filterwarnings("ignore", message=".*overridden to 1 by setting random_state.*")
             warnings.filterwarnings("ignore", message=".*is not an NNDescent object.*")  # placement.py places instead
-            self.fit_embedding_ = model.fit_transform(vectors[index]).astype(np.float32)
-            self.cluster_embedding_ = self._cluster_space(model, vectors[index], knn)
+            fitted = vectors[index]
+            if self._side_by_side():  # the cluster space on the second core while the 2-D map is fitted
+                from concurrent.futures import ThreadPoolExecutor
+
+                with ThreadPoolExecutor(1, thread_name_prefix="embedmap-cluster-space") as pool:
+                    cluster = pool.submit(self._cluster_space, model, fitted.copy(), knn)
+                    self.fit_embedding_ = model.fit_transform(fitted).astype(np.float32)
+                    self.cluster_embedding_ = cluster.result()
+            else:
+                self.fit_embedding_ = model.fit_transform(fitted).astype(np.float32)
+                self.cluster_embedding_ = self._cluster_space(model, fitted, knn)
         self.fit_index_ = index
         self.model_ = model
         return self
+
+    def _side_by_side(self) -> bool:
+        """Whether the two reductions may run at once, each on its own thread: the same two computations
+        as one after the other (each single-threaded and seeded), so the same results. Only when
+        umap-learn's layout epoch releases the GIL (``compiled.py``), a cluster space is fitted, the fit
+        is seeded (a ``parallel`` fit draws from NumPy's global generator, which two fits would share),
+        and numba's threading layer takes parallel work from two threads (its ``workqueue`` fallback
+        does not)."""
+        from . import compiled
+
+        s = self.settings
+        if not compiled.releases_gil or s.cluster_dims <= 0 or s.parallel or (os.cpu_count() or 1) < 2:
+            return False
+        try:
+            import numba
+            from numba.np.ufunc import parallel
+
+            parallel._launch_threads()
+            return numba.threading_layer() in ("omp", "tbb")
+        except Exception:  # an unknown numba: one after the other, as before
+            return False
 
     def _cluster_space(self, model, fitted: np.ndarray, knn) -> np.ndarray | None:
         """The fitted points reduced to ``cluster_dims`` dimensions over ``cluster_neighbors`` neighbours."""
