@@ -1,4 +1,4 @@
-"""Exact neighbours for the layout's fit and placement (core/layout/neighbours.py, placement.py)."""
+"""Exact neighbours for the layout's fit and placement (core/layout/neighbours.py, placement.py, kernels.py)."""
 
 from __future__ import annotations
 
@@ -74,3 +74,58 @@ def test_above_the_exact_size_and_for_other_metrics_umap_learn_searches_itself(m
     for projector in (big, other):
         assert not hasattr(projector.model_, "_knn_search_index") or projector.model_._knn_search_index is not None
         assert np.isfinite(projector.transform(x[:3] + 0.01)).all()
+
+
+def _group_share(fitted_xy, fitted_truth, placed, truth, k=10):
+    """Mean share of each placed point's ``k`` nearest fitted places that lie in its own group."""
+    d = ((placed[:, None, :] - fitted_xy[None, :, :]) ** 2).sum(-1)
+    near = np.argsort(d, axis=1)[:, :k]
+    return float(np.mean([(fitted_truth[row] == t).mean() for row, t in zip(near, truth)]))
+
+
+def test_the_placer_places_like_umap_learns_transform_and_each_point_whatever_its_batch():
+    # below 4,096 points umap-learn keeps its own exact transform: the reference
+    rng = np.random.default_rng(5)
+    centres = rng.normal(size=(6, 48))
+    truth = rng.integers(0, 6, size=1800)
+    x = (centres[truth] + rng.normal(size=(1800, 48)) * 0.9).astype(np.float32)
+    fit, new, fit_truth, new_truth = x[:1500], x[1500:], truth[:1500], truth[1500:]
+    projector = UMAPProjector(ProjectionSettings(random_state=7, cluster_dims=0)).fit(fit)
+    assert projector.placer_ is not None
+    ours = projector.transform(new)
+    theirs = np.asarray(projector.model_.transform(new), dtype=np.float32)
+    xy, order_truth = projector.fit_embedding_, fit_truth[projector.fit_index_]
+    extent = float(np.linalg.norm(xy.max(0) - xy.min(0)))
+    moved = np.linalg.norm(ours - theirs, axis=1) / extent
+    assert np.median(moved) < 0.03, np.median(moved)  # measured: 0.007
+    share, reference = _group_share(xy, order_truth, ours, new_truth), _group_share(xy, order_truth, theirs, new_truth)
+    assert share >= reference - 0.02 and share >= 0.9, (share, reference)  # measured: 1.000 vs 1.000
+    # a point lands where it lands alone, in any batch, in any order
+    np.testing.assert_array_equal(projector.transform(new[::-1])[::-1], ours)
+    np.testing.assert_array_equal(projector.transform(new[7:8])[0], ours[7])
+
+
+def test_a_saved_layout_places_points_in_a_fresh_process_without_importing_umap_learn(tmp_path):
+    import subprocess
+    import sys
+
+    from dagster_embedmap.core.layout.project import fit_projection
+
+    x, _, centres = blobs()
+    model = fit_projection([str(i) for i in range(len(x))], x, ProjectionSettings(random_state=3, cluster_dims=0))
+    path = model.save(tmp_path / "projection_model.pkl")
+    new = (centres[[2, 0]] + 0.5).astype(np.float32)
+    np.save(tmp_path / "new.npy", new)
+    code = (
+        "import sys, numpy as np\n"
+        "from dagster_embedmap.core.layout.project import ProjectionModel\n"
+        f"model = ProjectionModel.load({str(path)!r})\n"
+        f"xy = model.place(['a', 'b'], np.load({str(tmp_path / 'new.npy')!r}))\n"
+        "heavy = sorted(m for m in ('umap', 'sklearn', 'pynndescent') if m in sys.modules)\n"
+        "print(','.join(heavy) or 'none'); print(xy.tolist())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    heavy, placed = out.stdout.strip().splitlines()
+    assert heavy == "none"
+    np.testing.assert_allclose(np.asarray(eval(placed)), model.place(["a", "b"], new), rtol=0, atol=1e-6)

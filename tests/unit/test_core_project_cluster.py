@@ -358,3 +358,20 @@ def test_seeded_fit_gives_numba_its_threads_back(blobs):
     threads = numba.get_num_threads()
     UMAPProjector(ProjectionSettings(n_neighbors=15, random_state=1, parallel=False, n_epochs=20)).fit(x)
     assert numba.get_num_threads() == threads
+
+
+def test_nearest_topics_votes_as_scikit_learns_distance_weighted_classifier():
+    from sklearn.neighbors import KNeighborsClassifier
+
+    from dagster_embedmap.core.topics.cluster import nearest_topics
+
+    rng = np.random.default_rng(0)
+    for dims, n, m in [(2, 20_000, 1_000), (10, 5_000, 3_000), (2, 6, 4)]:
+        known = rng.normal(size=(n, dims))
+        labels = rng.integers(0, 30, n) * 3 - 1  # any ids, -1 among them
+        query = np.concatenate([rng.normal(size=(m, dims)), known[:5]])  # 5 at a labelled point itself
+        reference = KNeighborsClassifier(n_neighbors=min(10, n), weights="distance").fit(known, labels).predict(query)
+        ours = nearest_topics(known, labels, query)
+        assert ours.dtype == np.int64 and (ours == reference).all()
+        assert (ours[-5:] == labels[:5]).all()
+    assert nearest_topics(known, labels, np.empty((0, 2))).shape == (0,)

@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["load_umap", "top_k_kernel", "cache_dir", "warm", "KERNEL_MODULES"]
+__all__ = ["load_umap", "top_k_kernel", "placement_kernels", "cache_dir", "warm", "KERNEL_MODULES"]
 
 KERNEL_MODULES = (
     "umap.umap_", "umap.layouts", "umap.utils", "umap.distances", "umap.sparse", "umap.spectral",
@@ -54,6 +54,15 @@ def top_k_kernel():
     from .kernels import top_k
 
     return top_k
+
+
+def placement_kernels():
+    """``(memberships, place_epochs)`` of ``kernels.py`` (``placement.py``), compiled into (or loaded
+    from) the cache."""
+    _point_numba_at_cache()
+    from .kernels import memberships, place_epochs
+
+    return memberships, place_epochs
 
 
 def load_umap() -> ModuleType:
@@ -118,7 +127,7 @@ def _stamp() -> Path:
     from importlib.metadata import version
 
     names = ("numba", "umap-learn", "pynndescent")
-    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact-topk-nogil"  # the exact-neighbour path, its kernel, the nogil epoch
+    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact-topk-nogil-placer"  # the exact-neighbour path, its kernels, the nogil epoch
     return cache_dir() / f"warm-{key}.stamp"
 
 

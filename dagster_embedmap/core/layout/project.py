@@ -132,6 +132,18 @@ class UMAPProjector:
         self.fit_embedding_: np.ndarray | None = None
         self.fit_index_: np.ndarray | None = None
         self.cluster_embedding_: np.ndarray | None = None
+        self.placer_ = None
+        """What placing new points needs, as numpy (``placement.py``): set after a fit of a metric
+        :func:`exact_neighbours` computes, so a saved layout places points without umap-learn."""
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        if state.get("placer_") is not None:
+            state["model_"] = None  # the placer holds what placing needs; umap-learn's object stays out
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update({"placer_": None, **state})
 
     def _make(self, n: int, knn: tuple[np.ndarray, np.ndarray] | None = None):
         umap = load_umap()
@@ -207,7 +219,29 @@ class UMAPProjector:
                 self.cluster_embedding_ = self._cluster_space(model, fitted, knn)
         self.fit_index_ = index
         self.model_ = model
+        self.placer_ = self._placer(model)
         return self
+
+    @staticmethod
+    def _placer(model):
+        """The :class:`~.placement.Placer` of a fitted umap-learn ``model`` whose neighbours are exact (a
+        metric of :data:`EXACT_METRICS`, a sample up to ``EXACT_UP_TO``; umap-learn computes all distances
+        itself below 4,096 points), else None (umap-learn's own ``transform`` places)."""
+        from .neighbours import EXACT_METRICS, EXACT_UP_TO
+        from .placement import Placer
+
+        exact = getattr(model, "_knn_search_index", True) is None or getattr(model, "_small_data", False)
+        if model.metric not in EXACT_METRICS or len(model._raw_data) > EXACT_UP_TO or not exact:
+            return None
+        return Placer.from_umap(model)
+
+    @property
+    def fitted_vectors(self) -> np.ndarray | None:
+        """The fitted sample's vectors, in fit order."""
+        if self.placer_ is not None:
+            return self.placer_.vectors
+        data = getattr(self.model_, "_raw_data", None)
+        return None if data is None else np.asarray(data)
 
     def _side_by_side(self) -> bool:
         """Whether the two reductions may run at once, each on its own thread: the same two computations
@@ -247,13 +281,13 @@ class UMAPProjector:
         return np.asarray(reducer.fit_transform(fitted), dtype=np.float32)
 
     def transform(self, vectors: np.ndarray) -> np.ndarray:
-        if self.model_ is None:
+        if self.placer_ is None and self.model_ is not None:  # a model saved before placers
+            self.placer_ = self._placer(self.model_)
+        if self.placer_ is None and self.model_ is None:
             raise RuntimeError("fit the projector before transform")
         vectors = np.asarray(vectors, dtype=np.float32)
-        if getattr(self.model_, "_knn_search_index", True) is None:  # fitted on exact neighbours
-            from .placement import place_on
-
-            return place_on(self.model_, vectors)
+        if self.placer_ is not None:
+            return self.placer_.place(vectors)
         return np.asarray(self.model_.transform(vectors), dtype=np.float32)
 
     def fit_transform(self, vectors: np.ndarray) -> np.ndarray:
@@ -270,17 +304,32 @@ class UMAPProjector:
     def save(self, path: str | Path) -> Path:
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as fh:
-                pickle.dump({"settings": self.settings, "model": self.model_}, fh)
+                pickle.dump({"settings": self.settings, "model": None if self.placer_ is not None else self.model_,
+                             "placer": self.placer_}, fh)
         return Path(path)
 
     @classmethod
     def load(cls, path: str | Path) -> "UMAPProjector":
-        load_umap()  # before unpickling imports umap: its kernels then load from the compiled cache
         with open(path, "rb") as fh:
-            state = pickle.load(fh)
+            state = _load_pickle(fh)
         projector = cls(state["settings"])
         projector.model_ = state["model"]
+        projector.placer_ = state.get("placer")
         return projector
+
+
+class _Unpickler(pickle.Unpickler):
+    """Imports umap-learn through :func:`load_umap` (its kernels then load from the compiled cache), and
+    only when the file holds one of its objects (a layout a placer cannot place on)."""
+
+    def find_class(self, module: str, name: str):
+        if module.split(".")[0] in ("umap", "pynndescent"):
+            load_umap()
+        return super().find_class(module, name)
+
+
+def _load_pickle(fh):
+    return _Unpickler(fh).load()
 
 
 @dataclass
@@ -306,9 +355,8 @@ class ProjectionModel:
     @property
     def sample_vectors(self) -> np.ndarray | None:
         """The fitted points' vectors in fit order (umap-learn keeps them to place new points)."""
-        data = getattr(self.projector.model_, "_raw_data", None)
-        return None if data is None or self.sample_ids is None or len(data) != len(self.sample_ids) \
-            else np.asarray(data)
+        data = self.projector.fitted_vectors
+        return None if data is None or self.sample_ids is None or len(data) != len(self.sample_ids) else data
 
     def cluster_space(self, ids: Sequence[str], hashes: Sequence[str | None]) -> "ClusterSpace | None":
         """The cluster space over the map's points ``ids`` (with their current vector ``hashes``): the
@@ -358,9 +406,8 @@ class ProjectionModel:
 
     @staticmethod
     def load(path: str | Path) -> "ProjectionModel":
-        load_umap()  # before unpickling imports umap: its kernels then load from the compiled cache
         with open(path, "rb") as fh:
-            return pickle.load(fh)
+            return _load_pickle(fh)
 
 
 def fit_projection(
