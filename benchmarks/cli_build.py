@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/cli_build.py              # 20,000 synthetic 384-d vectors (benchmarks/projection.py)
     .venv/bin/python benchmarks/cli_build.py --n 5000
+    .venv/bin/python benchmarks/cli_build.py --repeats 3  # 3 pairs, interleaved; the ratio of the medians
 
 Both sides run as a fresh process each, timed from start to exit, the way a user runs them:
 
@@ -14,7 +15,9 @@ Both sides run as a fresh process each, timed from start to exit, the way a user
 Quality beside the time, on the same records: NMI of the fine topics against the planted groups
 (scatter left out) and trustworthiness of the 2-D map (scikit-learn, 10 neighbours, cosine, on 5,000
 seeded rows). Targets (issue 14): ours at most 0.5x BERTopic's time, NMI and trustworthiness no lower.
-Exit status 3 when one is missed.
+Exit status 3 when one is missed. With ``--repeats R`` the two sides run R times each, one after the
+other in turn (so a noisy stretch of the machine falls on both), each time into a new home; the ratio
+is that of the two medians, and every pair's own ratio is printed too.
 """
 
 from __future__ import annotations
@@ -89,6 +92,7 @@ def quality(vectors, truth, xy, topics, rows) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=20_000)
+    parser.add_argument("--repeats", type=int, default=1, help="pairs of runs, interleaved (median of each side)")
     args = parser.parse_args()
     import polars as pl
 
@@ -108,15 +112,25 @@ def main() -> int:
         np.save(work / "vectors.npy", vectors)
         (work / "texts.json").write_text(json.dumps(texts))
         embedmap = str(Path(sys.executable).with_name("embedmap"))
-        ours_s = timed([embedmap, "build", str(work / "points.parquet"), "--text-column", "text", "--vector-column",
-                        "emb", "--home", str(work / "home")], env)
-        theirs_s = timed([sys.executable, "-c", BERTOPIC, str(work / "vectors.npy"), str(work / "texts.json"),
-                          str(work / "bt_xy.npy"), str(work / "bt_topics.npy")], env)
-        ours_xy, ours_topics = read_ours(work / "home", "points", ids)
+        ours_runs, theirs_runs = [], []
+        for r in range(max(1, args.repeats)):
+            home = work / f"home{r}"
+            ours_runs.append(timed([embedmap, "build", str(work / "points.parquet"), "--text-column", "text",
+                                    "--vector-column", "emb", "--home", str(home)], env))
+            theirs_runs.append(timed([sys.executable, "-c", BERTOPIC, str(work / "vectors.npy"),
+                                      str(work / "texts.json"), str(work / "bt_xy.npy"), str(work / "bt_topics.npy")],
+                                     env))
+            if args.repeats > 1:
+                print(f"pair {r + 1}: ours {ours_runs[-1]:.1f} s, BERTopic {theirs_runs[-1]:.1f} s, "
+                      f"ratio {ours_runs[-1] / theirs_runs[-1]:.2f}", flush=True)
+        ours_s, theirs_s = float(np.median(ours_runs)), float(np.median(theirs_runs))
+        ours_xy, ours_topics = read_ours(home, "points", ids)
         bt_xy, bt_topics = np.load(work / "bt_xy.npy"), np.load(work / "bt_topics.npy")
     rows = np.random.default_rng(0).choice(len(vectors), size=min(5000, len(vectors)), replace=False)
     ours_q, theirs_q = quality(vectors, truth, ours_xy, ours_topics, rows), quality(vectors, truth, bt_xy, bt_topics, rows)
     ratio = ours_s / theirs_s
+    if args.repeats > 1:
+        print(f"medians of {args.repeats} runs each:")
     print("| side | whole command | fine topics | NMI | trustworthiness |\n|---|---|---|---|---|")
     print(f"| `embedmap build` | {ours_s:.1f} s | {len(set(ours_topics.tolist()))} | {ours_q[0]:.3f} | {ours_q[1]:.3f} |")
     print(f"| BERTopic fit + 2-D map | {theirs_s:.1f} s | {len(set(bt_topics.tolist()) - {-1})} (+ outliers "
