@@ -105,7 +105,7 @@ def test_the_placer_places_like_umap_learns_transform_and_each_point_whatever_it
     np.testing.assert_array_equal(projector.transform(new[7:8])[0], ours[7])
 
 
-def test_a_saved_layout_places_points_in_a_fresh_process_without_importing_umap_learn(tmp_path):
+def test_a_saved_layout_places_points_in_a_fresh_process_without_importing_umap_learn_or_numba(tmp_path):
     import subprocess
     import sys
 
@@ -121,7 +121,7 @@ def test_a_saved_layout_places_points_in_a_fresh_process_without_importing_umap_
         "from dagster_embedmap.core.layout.project import ProjectionModel\n"
         f"model = ProjectionModel.load({str(path)!r})\n"
         f"xy = model.place(['a', 'b'], np.load({str(tmp_path / 'new.npy')!r}))\n"
-        "heavy = sorted(m for m in ('umap', 'sklearn', 'pynndescent') if m in sys.modules)\n"
+        "heavy = sorted(m for m in ('umap', 'sklearn', 'pynndescent', 'numba') if m in sys.modules)\n"
         "print(','.join(heavy) or 'none'); print(xy.tolist())\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
@@ -129,3 +129,23 @@ def test_a_saved_layout_places_points_in_a_fresh_process_without_importing_umap_
     heavy, placed = out.stdout.strip().splitlines()
     assert heavy == "none"
     np.testing.assert_allclose(np.asarray(eval(placed)), model.place(["a", "b"], new), rtol=0, atol=1e-6)
+
+
+def test_the_ahead_of_time_kernels_place_as_numbas_jit_kernels_do(monkeypatch):
+    from dagster_embedmap.core.layout import ahead, compiled
+
+    monkeypatch.setattr(project, "_SMALL", 100)  # the exact-neighbour path, whose placer_ places
+    x, _, centres = blobs()
+    projector = UMAPProjector(ProjectionSettings(random_state=3, cluster_dims=0)).fit(x)
+    assert projector.placer_ is not None
+    new = (centres[np.arange(40) % len(centres)] + np.random.default_rng(1).normal(size=(40, x.shape[1]))).astype(
+        np.float32)
+    built = ahead.placement_kernels()
+    assert ahead._failed is None, ahead._failed  # the test machine has a C compiler: the module is built
+    assert type(built[0]).__name__ != "CPUDispatcher"
+    placed = projector.transform(new)
+    jit = compiled.placement_kernels()
+    monkeypatch.setattr(ahead, "placement_kernels", lambda: (*jit, compiled.top_k_kernel()))
+    np.testing.assert_array_equal(projector.transform(new), placed)
+    closeness = np.random.default_rng(2).integers(0, 4, size=(50, 300)).astype(np.float32)  # many ties
+    np.testing.assert_array_equal(built[2](closeness, 15), compiled.top_k_kernel()(closeness, 15))

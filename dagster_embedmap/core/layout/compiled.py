@@ -127,15 +127,15 @@ def _stamp() -> Path:
     from importlib.metadata import version
 
     names = ("numba", "umap-learn", "pynndescent")
-    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact-topk-nogil-placer"  # the exact-neighbour path, its kernels, the nogil epoch
+    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact-topk-nogil-placer-ahead"  # the kernels of each path, ahead.py
     return cache_dir() / f"warm-{key}.stamp"
 
 
 def warm(force: bool = False) -> bool:
     """Compile (or load) the kernels a map's layout uses, once per machine: a fit and a placement on
     300 random vectors, both the way umap-learn does them for a small sample and the way a sample of
-    4,096 points or more is done (on exact neighbours, ``neighbours.py``). False when the cache was
-    already warm for these versions."""
+    4,096 points or more is done (on exact neighbours, ``neighbours.py``), and the placement's module of
+    ``ahead.py``. False when the cache was already warm for these versions."""
     import numpy as np
 
     stamp = _stamp()
@@ -156,6 +156,14 @@ def warm(force: bool = False) -> bool:
             model.place(["new"], vectors[:1] + 0.5)
         finally:
             project._SMALL = small
+    from . import ahead
+
+    try:  # the placement's kernels ahead of time (no numba at all in a fresh process's placement)
+        if not ahead.module_path().exists():
+            ahead.build()
+    except Exception as exc:  # no C compiler here: placements load numba's cached kernels instead
+        print(f"setup: the placement's ahead-of-time kernels could not be built ({type(exc).__name__}: {exc}); "
+              "placing points will start numba in each process (about 0.5 s)")
     stamp.parent.mkdir(parents=True, exist_ok=True)
     stamp.write_text("warm\n")
     return True

@@ -25,10 +25,12 @@ _ROWS = 1024  # queries per product: 1,024 x 50,000 float32 similarities are 200
 
 
 def exact_neighbours(data: np.ndarray, k: int, metric: str = "cosine",
-                     queries: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+                     queries: np.ndarray | None = None, top_k=None) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``data`` to each row of ``queries`` (default: to each row of ``data``
     itself, which is then its own first neighbour, as umap-learn's graph expects), nearest first:
-    ``(indices int32, distances float32)``, each ``(len(queries), k)``. Ties go to the lower index."""
+    ``(indices int32, distances float32)``, each ``(len(queries), k)``. Ties go to the lower index.
+    ``top_k`` replaces the compiled selection of ``kernels.top_k`` (the same answer from another build
+    of it, ``ahead.py``)."""
     if metric not in EXACT_METRICS:
         raise ValueError(f"exact neighbours support {sorted(EXACT_METRICS)}, not {metric!r}")
     data = np.ascontiguousarray(data, dtype=np.float32)
@@ -50,7 +52,7 @@ def exact_neighbours(data: np.ndarray, k: int, metric: str = "cosine",
         if own:
             rows = np.arange(len(block))
             closeness[rows, start + rows] = np.inf
-        top = _top_k(closeness, k)
+        top = _top_k(closeness, k) if top_k is None else top_k(np.ascontiguousarray(closeness), k)
         near = np.take_along_axis(products, top, axis=1)
         if cosine:
             dist = 1.0 - near

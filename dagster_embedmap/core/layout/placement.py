@@ -3,7 +3,8 @@
 A layout fitted on exact neighbours (``neighbours.py``; every fit of the default metrics up to
 ``EXACT_UP_TO`` points) keeps what placing a point needs as plain arrays: the fitted points' vectors
 and places and the optimiser's constants. :class:`Placer` places new points the way umap-learn's
-``transform`` does, with the layout's own kernels (``kernels.py``, compiled once per machine): each
+``transform`` does, with the layout's own kernels (``kernels.py``, compiled ahead of time once per
+machine by ``ahead.py``, so a fresh process does not start numba; numba's JIT where that fails): each
 new point's fuzzy membership to its nearest fitted points, a start at their weighted mean place, then
 a third of the fit's epochs of the optimiser with the fitted points held still.
 
@@ -23,6 +24,8 @@ from .neighbours import exact_neighbours
 
 __all__ = ["Placer"]
 
+_SERIAL_UP_TO = 4096
+"""Batches up to this many points select their neighbours with the kernels of ``ahead.py``."""
 _INT32_MIN, _INT32_MAX = np.iinfo(np.int32).min + 1, np.iinfo(np.int32).max - 1
 _DISCONNECTED = {"cosine": 2.0, "correlation": 2.0}
 """Distances at or beyond which a neighbour does not count (umap-learn's bounded metrics)."""
@@ -70,15 +73,18 @@ class Placer:
 
     def place(self, vectors: np.ndarray) -> np.ndarray:
         """``(len(vectors), 2)`` float32 places of ``vectors`` in the layout's raw frame."""
-        from .compiled import placement_kernels
+        from .ahead import placement_kernels
 
-        memberships, place_epochs = placement_kernels()
+        memberships, place_epochs, top_k = placement_kernels()
         vectors = np.ascontiguousarray(vectors, dtype=np.float32)
         dim = self.embedding.shape[1]
         if not len(vectors):
             return np.empty((0, dim), dtype=np.float32)
         k = min(self.n_neighbors, len(self.vectors))
-        indices, dists = exact_neighbours(self.vectors, k, self.metric, queries=vectors)
+        # the ahead-of-time selection runs on one core: a large batch takes numba's parallel one (the same
+        # neighbours), whose start-up is then a small part of the work
+        indices, dists = exact_neighbours(self.vectors, k, self.metric, queries=vectors,
+                                          top_k=top_k if len(vectors) <= _SERIAL_UP_TO else None)
         valid = dists < self.disconnection
         weights = memberships(dists.astype(np.float64), valid, max(0.0, self.local_connectivity - 1.0))
         start = self._start(indices, weights)
