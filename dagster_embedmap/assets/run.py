@@ -8,6 +8,7 @@ from typing import Callable, Sequence
 import dagster as dg
 
 from ..core.errors import MapBuildInterrupted
+from ..core.store import keep_open
 from .factory import MapKeys
 
 __all__ = ["materialize_map", "MapBuildResult", "MapBuildInterrupted"]
@@ -116,6 +117,8 @@ def materialize_map(
         return result
 
     keys_to_run: list[str] = []
+    kept = keep_open()  # the runs share one load of an embedded collection (``core/store/connect.py``)
+    kept.__enter__()
     try:
         all_keys = pdef.get_partition_keys(dynamic_partitions_store=instance)
         keys_to_run = list(partition_keys) if partition_keys is not None else all_keys
@@ -152,5 +155,6 @@ def materialize_map(
             raise MapBuildInterrupted(stage, progress.written, progress.done, keys_to_run) from exc
         raise
     finally:
+        kept.__exit__(None, None, None)
         if own_instance:
             instance.dispose()

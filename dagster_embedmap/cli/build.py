@@ -171,11 +171,12 @@ def _build(home: Path, name: str, defs, entry: dict, started: float, include_ups
     to date."""
     from ..assets import MapKeys, materialize_map
     from ..core.records.rebuild import plan_rebuild
+    from ..core.store import keep_open
 
     if entry.get("vector_column") is None:  # the model loads (importing transformers costs ~1 s otherwise)
         _quiet_dagster()
     keys = MapKeys.for_map(name)
-    with _Interrupts() as interrupted, _build_lock(home, name):
+    with keep_open(), _Interrupts() as interrupted, _build_lock(home, name):
         before = _read_manifest(home)["maps"].get(name) or {}
         plan = plan_rebuild(before.get("built"), *inputs) if inputs is not None else None
         refit = _needs_refit(home, name)
@@ -203,7 +204,7 @@ def _build(home: Path, name: str, defs, entry: dict, started: float, include_ups
         finally:
             instance.dispose()
         _write_manifest(home, name, {**entry, "complete": result.success, "built": built})
-    _summary(home, name, result, started)
+        _summary(home, name, result, started)
     return 0 if result.success else 1
 
 

@@ -438,3 +438,86 @@ def test_an_unreachable_server_is_retried_with_backoff_then_named_without_its_ke
     message = str(err.value)
     assert "http://127.0.0.1:9" in message and "3 tries" in message and "'collection_exists'" in message
     assert "sekret-key" not in message and "sekret-key" not in repr(err.value.__cause__)
+
+
+# -- keep_open: one load of an embedded shard for the steps of an in-process build ----------------
+
+
+def _count_loads(monkeypatch) -> list[str]:
+    import qdrant_edge as qe
+
+    loads: list[str] = []
+    real = qe.EdgeShard.load
+
+    def load(path, *args, **kwargs):
+        loads.append(path)
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(qe.EdgeShard, "load", staticmethod(load))
+    return loads
+
+
+def test_keep_open_loads_a_shard_once_for_many_blocks_and_releases_it_after(tmp_path, monkeypatch):
+    from dagster_embedmap.core.store import keep_open
+
+    location = StoreLocation(path=str(tmp_path / "qdrant"), lock_timeout_s=1)
+    _, pids, vectors, payloads = records(6)
+    with open_store(location, "docs") as s:
+        s.upsert_partition("p0", pids[:3], vectors[:3], payloads[:3])
+    loads = _count_loads(monkeypatch)
+    with keep_open():
+        with open_store(location, "docs") as first:
+            first.upsert_partition("p1", pids[3:], vectors[3:], payloads[3:])
+        with open_store(location, "docs", read_only=True) as second:
+            assert second is first and second.count() == 6
+        # another process waits for the lock while the block holds the shard
+        code = textwrap.dedent(f"""
+            from dagster_embedmap.core.store import StoreLocation, open_store
+            try:
+                with open_store(StoreLocation(path={location.path!r}, lock_timeout_s=0.5), "docs") as s:
+                    s.count()
+                print("opened")
+            except Exception as exc:
+                print(type(exc).__name__)
+        """)
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert out.stdout.strip() == "EmbedMapStoreError", out.stderr[-1500:]
+    assert len(loads) == 1
+    with open_store(location, "docs") as again:  # released, and everything written is there
+        assert again.count() == 6 and again.count("p1") == 3
+
+
+def test_keep_open_closes_a_shard_whose_block_failed_and_loads_it_again(tmp_path, monkeypatch):
+    from dagster_embedmap.core.store import keep_open
+
+    location = StoreLocation(path=str(tmp_path / "qdrant"), lock_timeout_s=1)
+    _, pids, vectors, payloads = records(4)
+    with open_store(location, "docs") as s:
+        s.upsert_partition("p0", pids, vectors, payloads)
+    loads = _count_loads(monkeypatch)
+    with keep_open():
+        with pytest.raises(RuntimeError):
+            with open_store(location, "docs") as failing:
+                failing.count()
+                raise RuntimeError("a step failed")
+        with open_store(location, "docs") as after:
+            assert after is not failing and after.count() == 4
+    assert len(loads) == 2
+
+
+def test_a_block_kept_open_is_on_disk_when_its_process_dies_before_the_end(tmp_path):
+    location = StoreLocation(path=str(tmp_path / "qdrant"), lock_timeout_s=5)
+    code = textwrap.dedent(f"""
+        import os, numpy as np
+        from dagster_embedmap.core.store import StoreLocation, keep_open, open_store, point_id
+        location = StoreLocation(path={location.path!r}, lock_timeout_s=5)
+        vectors = np.eye(3, {DIM}, dtype=np.float32)
+        with keep_open():
+            with open_store(location, "docs") as s:
+                s.upsert_partition("p0", [point_id("m", r) for r in "abc"], vectors, [{{"record_id": r}} for r in "abc"])
+            os._exit(0)  # killed between two steps: the shard is never closed
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-1500:]
+    with open_store(location, "docs") as s:
+        assert s.count() == 3 and s.count("p0") == 3

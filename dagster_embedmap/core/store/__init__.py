@@ -20,8 +20,8 @@ partition twice leaves one point per record. Each payload carries ``record_id`` 
 
 from .base import VectorStore
 from .client import ClientStore
-from .connect import open_store
+from .connect import keep_open, open_store
 from .edge import EdgeStore
 from .location import StoreLocation, StoredPoint, point_id
 
-__all__ = ["StoreLocation", "VectorStore", "ClientStore", "EdgeStore", "StoredPoint", "point_id", "open_store"]
+__all__ = ["StoreLocation", "VectorStore", "ClientStore", "EdgeStore", "StoredPoint", "point_id", "open_store", "keep_open"]

@@ -185,6 +185,11 @@ class EdgeStore(VectorStore):
         self._refuse_read_only()
         self._open().update(operation)
 
+    def flush(self) -> None:
+        """Write what this store changed to disk (the shard stays open)."""
+        if self._shard is not None and not self.read_only:
+            self._shard.flush()
+
     def close(self) -> None:
         if self._shard is not None:
             try:
