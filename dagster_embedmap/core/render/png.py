@@ -95,14 +95,12 @@ def render_preview_png(
             ax.set_ylim(*_padded(ys, 0.05))
         _draw_labels(fig, ax, topics, max_labels)
 
-    buf = io.BytesIO()
     with warnings.catch_warnings():
         # labels in scripts or symbols the installed fonts lack are drawn as boxes in the PNG (the HTML
         # map uses the browser's fonts); one warning per missing glyph would flood the step's log
         warnings.filterwarnings("ignore", message="Glyph .* missing from font")
-        fig.savefig(buf, format="png", dpi=dpi, facecolor="white", pil_kwargs={"optimize": True})
-    data = _shrink_png(buf.getvalue())
-    return _write_atomic(path, data)
+        fig.canvas.draw()
+    return _write_atomic(path, _encode_rgb(np.asarray(fig.canvas.buffer_rgba())))
 
 
 def _draw_labels(fig, ax, topics: list[dict], max_labels: int) -> None:
@@ -137,19 +135,14 @@ def _padded(values: np.ndarray, frac: float = 0.03) -> tuple[float, float]:
     return lo - pad, hi + pad
 
 
-def _shrink_png(data: bytes) -> bytes:
-    """Drop the (always opaque) alpha channel to make the PNG smaller; unchanged if Pillow fails."""
-    try:
-        from PIL import Image
+def _encode_rgb(rgba: np.ndarray) -> bytes:
+    """The drawn canvas as an RGB PNG (the canvas is always opaque: its alpha channel would only add
+    bytes), encoded once, at zlib's default level."""
+    from PIL import Image
 
-        with Image.open(io.BytesIO(data)) as im:
-            rgb = im.convert("RGB")
-        out = io.BytesIO()
-        rgb.save(out, format="PNG", optimize=True)
-        smaller = out.getvalue()
-        return smaller if len(smaller) < len(data) else data
-    except Exception:  # pragma: no cover - Pillow ships with matplotlib
-        return data
+    out = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(rgba[:, :, :3])).save(out, format="PNG")
+    return out.getvalue()
 
 
 def png_markdown(path: str | os.PathLike, alt: str = "map preview") -> str:
