@@ -521,3 +521,26 @@ def test_a_block_kept_open_is_on_disk_when_its_process_dies_before_the_end(tmp_p
     assert out.returncode == 0, out.stderr[-1500:]
     with open_store(location, "docs") as s:
         assert s.count() == 3 and s.count("p0") == 3
+
+
+def test_an_open_edge_store_reads_payloads_once_and_keeps_them_current_through_its_writes(tmp_path, monkeypatch):
+    location = StoreLocation(path=str(tmp_path / "qdrant"), lock_timeout_s=5)
+    _, pids, vectors, payloads = records(6)
+    with open_store(location, "docs") as s:
+        s.upsert_partition("p0", pids[:4], vectors[:4], payloads[:4])
+        first = {p.id: p.payload for p in s.scroll(with_payload=True)}
+        pages: list[int] = []
+        real = type(s)._scroll_page
+        monkeypatch.setattr(type(s), "_scroll_page", lambda self, *a: pages.append(1) or real(self, *a))
+        s.set_payloads({pids[0]: {"topic_id": 7}, pids[1]: {"text": "changed"}})
+        again = {p.id: p.payload for p in s.scroll(with_payload=True)}
+        assert not pages  # served from what the first read kept, with the writes applied
+        assert again[pids[0]] == {**first[pids[0]], "topic_id": 7} and again[pids[1]]["text"] == "changed"
+        again[pids[2]]["text"] = "a caller's own copy"
+        assert {p.id: p.payload for p in s.scroll(with_payload=True)}[pids[2]] == first[pids[2]]
+        s.upsert_partition("p1", pids[4:], vectors[4:], payloads[4:])  # any other write: read again
+        after = {p.id: p.payload for p in s.scroll(with_payload=True)}
+        assert pages and len(after) == 6 and after[pids[0]]["topic_id"] == 7
+        assert {p.id for p in s.scroll(partition="p1", with_payload=True)} == set(pids[4:])
+    with open_store(location, "docs") as fresh:  # and on disk, as the store wrote it
+        assert {p.id: p.payload for p in fresh.scroll(with_payload=True)} == after

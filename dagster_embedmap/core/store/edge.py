@@ -57,6 +57,10 @@ def _sparse_copy(src: str, dst: str) -> str:
 
 
 
+PAYLOAD_CACHE_UP_TO = 100_000
+"""Collections up to this many points keep their payloads in memory after a full read (``_matching``)."""
+
+
 class EdgeStore(VectorStore):
     """A collection in Qdrant's in-process engine (``qdrant-edge-py``): one shard per collection.
 
@@ -85,6 +89,7 @@ class EdgeStore(VectorStore):
         self.meta_path = root / f"{collection}.json"
         self.lock_path = root / f"{collection}.lock"
         self._shard = None
+        self._payloads: dict[str, dict[str, Any]] | None = None  # see _matching
         legacy = self.location.folder() / "collection" / collection
         if legacy.exists() and not self.meta_path.exists():
             raise EmbedMapStoreError(
@@ -183,6 +188,7 @@ class EdgeStore(VectorStore):
 
     def _update(self, operation) -> None:
         self._refuse_read_only()
+        self._payloads = None
         self._open().update(operation)
 
     def flush(self) -> None:
@@ -191,6 +197,7 @@ class EdgeStore(VectorStore):
             self._shard.flush()
 
     def close(self) -> None:
+        self._payloads = None
         if self._shard is not None:
             try:
                 if not self.read_only:
@@ -271,8 +278,29 @@ class EdgeStore(VectorStore):
 
         if not payloads:
             return
+        cached = self._payloads
         for pid, fields in payloads.items():
             self._update(qe.UpdateOperation.set_payload([pid], dict(fields)))
+        if cached is not None and all(pid in cached for pid in payloads):
+            for pid, fields in payloads.items():  # what set_payload did: the given fields replaced, the rest kept
+                cached[pid].update(fields)
+            self._payloads = cached
+
+    def _matching(self, must, with_payload=False, with_vectors=False, page_size=2048):
+        """As :meth:`VectorStore._matching`; the payloads of every point (no filter, no vectors) are read
+        once per opening of a collection of up to :data:`PAYLOAD_CACHE_UP_TO` points and kept, kept
+        current by this store's payload writes and dropped by any other write (two steps of one
+        in-process run, topics then the map, each read them all). Each point's payload is a copy."""
+        if must is not None or with_payload is not True or with_vectors:
+            yield from super()._matching(must, with_payload, with_vectors, page_size)
+            return
+        if self._payloads is None:
+            if self.count() > PAYLOAD_CACHE_UP_TO:
+                yield from super()._matching(None, True, False, page_size)
+                return
+            self._payloads = {p.id: p.payload for p in super()._matching(None, True, False, page_size)}
+        for pid, payload in self._payloads.items():
+            yield StoredPoint(pid, dict(payload), None)
 
     def _scroll_page(self, must, limit, offset, with_payload, with_vectors):
         import qdrant_edge as qe
