@@ -132,9 +132,14 @@ def run() -> None:
     """The ``embedmap`` command: :func:`main`, then exit without tearing the interpreter down. Every
     file, store and run record is closed by then; what is left is freeing the modules a build loaded
     (numba's compiled code, Dagster, torch), which took 1.2-1.5 s of each build's wall time here."""
+    import gc
     import logging
     import os
 
+    # a build allocates many long-lived objects (Dagster's modules and definitions, a map's payloads) and
+    # little cyclic garbage: collecting the youngest generation every 700 allocations cost about 2% of an
+    # update here (3.19 -> 3.12 s)
+    gc.set_threshold(50_000, 20, 20)
     try:
         code = main()
     except SystemExit as stop:  # argparse's usage errors and --help
