@@ -375,3 +375,22 @@ def test_nearest_topics_votes_as_scikit_learns_distance_weighted_classifier():
         assert ours.dtype == np.int64 and (ours == reference).all()
         assert (ours[-5:] == labels[:5]).all()
     assert nearest_topics(known, labels, np.empty((0, 2))).shape == (0,)
+
+
+def test_nearest_topics_compiled_and_kd_tree_paths_agree_and_break_ties_by_index(monkeypatch):
+    from dagster_embedmap.core.topics import cluster
+
+    rng = np.random.default_rng(4)
+    known = rng.normal(size=(5_000, 2)) * 10
+    labels = rng.integers(0, 25, len(known))
+    known[2_000:2_040] = known[3]  # 41 labelled points at one place, more than the 10 that vote
+    query = np.concatenate([rng.normal(size=(400, 2)) * 10, known[[3, 3, 8]]])
+    dist, idx = cluster._nearest(known, query, 10)
+    # the 10 nearest of a duplicated place: itself and the next nine copies, by index
+    assert idx[-2].tolist() == [3, *range(2_000, 2_009)] and (dist[-2] == 0).all()
+    compiled = cluster.nearest_topics(known, labels, query)
+    monkeypatch.setattr(cluster, "_COMPILED_UP_TO", 0)  # as for a batch too large to compare every pair
+    tree_dist, tree_idx = cluster._nearest(known, query, 10)
+    np.testing.assert_array_equal(tree_idx, idx)
+    np.testing.assert_array_equal(tree_dist, dist)
+    np.testing.assert_array_equal(cluster.nearest_topics(known, labels, query), compiled)

@@ -27,13 +27,14 @@ import warnings
 from pathlib import Path
 from types import ModuleType
 
-__all__ = ["placement_kernels", "build", "module_path"]
+__all__ = ["placement_kernels", "nearest_2d_kernel", "build", "module_path"]
 
 _NAME = "embedmap_placement"
 _SIGNATURES = {
     "memberships": "f4[:,:](f8[:,:],b1[:,:],f8)",
     "place_epochs": "void(f4[:,:],f4[:,:],i8[:],i8[:],f8[:],f8,f8,f8,f8,f8,i8,i8[:,:])",
     "top_k": "i4[:,:](f4[:,:],i8)",
+    "nearest_2d": "Tuple((f8[:,:],i8[:,:]))(f8[:,:],f8[:,:],i8)",
 }
 _loaded: ModuleType | None = None
 _failed: str | None = None
@@ -91,10 +92,9 @@ def _load(path: Path) -> ModuleType:
     return module
 
 
-def placement_kernels(build_if_missing: bool = True):
-    """``(memberships, place_epochs, top_k)``: the ahead-of-time kernels, built first when missing; numba's
-    just-in-time ones (``compiled.placement_kernels``) where they cannot be built (the reason is kept in
-    :data:`_failed` and the build is not tried again in this process)."""
+def _module(build_if_missing: bool = True) -> ModuleType | None:
+    """The ahead-of-time module, built first when missing; None where it cannot be built (the reason is
+    kept in :data:`_failed` and the build is not tried again in this process)."""
     global _loaded, _failed
     if _loaded is None and _failed is None:
         path = module_path()
@@ -104,11 +104,31 @@ def placement_kernels(build_if_missing: bool = True):
                     raise FileNotFoundError(path)
                 build(path)
             _loaded = _load(path)
-        except Exception as exc:  # no compiler, no numba.pycc, an unreadable cache: the JIT kernels place the same
+        except Exception as exc:  # no compiler, no numba.pycc, an unreadable cache: the JIT kernels do the same
             _failed = f"{type(exc).__name__}: {exc}"
-    if _loaded is not None:
-        return _loaded.memberships, _loaded.place_epochs, _loaded.top_k
+    return _loaded
+
+
+def placement_kernels(build_if_missing: bool = True):
+    """``(memberships, place_epochs, top_k)``: the ahead-of-time kernels; numba's just-in-time ones
+    (``compiled.placement_kernels``) where they cannot be built."""
+    module = _module(build_if_missing)
+    if module is not None:
+        return module.memberships, module.place_epochs, module.top_k
     from .compiled import placement_kernels as jit, top_k_kernel
 
     memberships, place_epochs = jit()
     return memberships, place_epochs, top_k_kernel()
+
+
+def nearest_2d_kernel(build_if_missing: bool = True):
+    """``kernels.nearest_2d``, ahead of time; numba's just-in-time one where that cannot be built."""
+    module = _module(build_if_missing)
+    if module is not None:
+        return module.nearest_2d
+    from .compiled import _point_numba_at_cache
+
+    _point_numba_at_cache()
+    from .kernels import nearest_2d
+
+    return nearest_2d

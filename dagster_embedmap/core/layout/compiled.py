@@ -127,7 +127,10 @@ def _stamp() -> Path:
     from importlib.metadata import version
 
     names = ("numba", "umap-learn", "pynndescent")
-    key = "-".join(f"{n}{version(n)}" for n in names) + "-exact-topk-nogil-placer-ahead"  # the kernels of each path, ahead.py
+    from .ahead import _key
+
+    # the kernels of each path, and the source of the ahead-of-time ones (a changed kernel warms again)
+    key = "-".join(f"{n}{version(n)}" for n in names) + f"-exact-topk-nogil-placer-ahead{_key()}"
     return cache_dir() / f"warm-{key}.stamp"
 
 

@@ -254,16 +254,14 @@ def nearest_topics(known: np.ndarray, known_labels: np.ndarray, query: np.ndarra
     """The distance-weighted majority topic of each query point's nearest labelled points: each of its
     ``neighbors`` nearest votes with weight 1 / distance (only those at distance 0 vote when there are
     any), ties to the lower topic id; scikit-learn's ``KNeighborsClassifier(weights="distance")``, on
-    SciPy's k-d tree (importing scikit-learn costs a fresh process about 0.9 s)."""
-    from scipy.spatial import cKDTree
-
+    SciPy's k-d tree (importing scikit-learn costs a fresh process about 0.9 s). Neighbours as far as
+    the ``neighbors``-th go to the lower index, whatever the order of ``known``."""
     query = np.asarray(query, dtype=np.float64)
     if len(query) == 0:
         return np.empty(0, dtype=np.int64)
-    known = np.asarray(known, dtype=np.float64)
+    known = np.ascontiguousarray(known, dtype=np.float64)
     k = max(1, min(neighbors, len(known)))
-    dist, idx = cKDTree(known).query(query, k=k)
-    dist, idx = dist.reshape(len(query), k), idx.reshape(len(query), k)
+    dist, idx = _nearest(known, np.ascontiguousarray(query), k)
     topics, coded = np.unique(np.asarray(known_labels), return_inverse=True)
     votes_of = coded.reshape(-1)[idx]
     out = np.empty(len(query), dtype=np.int64)
@@ -277,6 +275,34 @@ def nearest_topics(known: np.ndarray, known_labels: np.ndarray, query: np.ndarra
         votes = np.bincount(rows + v.reshape(-1), weights=weight.reshape(-1), minlength=len(d) * len(topics))
         out[lo:lo + block] = topics[np.argmax(votes.reshape(len(d), len(topics)), axis=1)]
     return out
+
+
+_COMPILED_UP_TO = 200_000_000
+"""Query-by-labelled-point pairs up to which :func:`_nearest` compares every pair in compiled code
+(about 0.4 s); beyond, SciPy's k-d tree (whose import costs a fresh process 0.2-0.3 s)."""
+_SPARE = 8
+
+
+def _nearest(known: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's ``k`` nearest rows of ``known`` (2-D, Euclidean), nearest first, ties to the lower
+    index: ``(distances, indices)``. A large batch asks the k-d tree for ``_SPARE`` more and ranks them
+    so; a row whose farthest spare is as near as its ``k``-th is compared with every point instead."""
+    from ..layout.ahead import nearest_2d_kernel
+
+    if known.shape[1] == 2 and len(query) * len(known) <= _COMPILED_UP_TO:
+        return nearest_2d_kernel()(known, query, k)
+    from scipy.spatial import cKDTree
+
+    take = min(len(known), k + _SPARE)
+    dist, idx = cKDTree(known).query(query, k=take)
+    dist, idx = dist.reshape(len(query), take), idx.reshape(len(query), take).astype(np.int64)
+    order = np.lexsort((idx, dist), axis=-1)
+    dist, idx = np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
+    if take < len(known):
+        unsure = np.nonzero(dist[:, -1] <= dist[:, k - 1])[0]
+        if len(unsure) and known.shape[1] == 2:
+            dist[unsure, :k], idx[unsure, :k] = nearest_2d_kernel()(known, query[unsure], k)
+    return dist[:, :k], idx[:, :k]
 
 
 @dataclass
