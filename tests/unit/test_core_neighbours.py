@@ -103,6 +103,8 @@ def test_the_placer_places_like_umap_learns_transform_and_each_point_whatever_it
     # a point lands where it lands alone, in any batch, in any order
     np.testing.assert_array_equal(projector.transform(new[::-1])[::-1], ours)
     np.testing.assert_array_equal(projector.transform(new[7:8])[0], ours[7])
+    alone = np.concatenate([projector.transform(new[i:i + 1]) for i in range(0, len(new), 15)])
+    np.testing.assert_array_equal(alone, ours[::15])  # one at a time (a one-row product in BLAS)
 
 
 def test_a_saved_layout_places_points_in_a_fresh_process_without_importing_umap_learn_or_numba(tmp_path):

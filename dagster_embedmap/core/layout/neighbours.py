@@ -53,7 +53,13 @@ def exact_neighbours(data: np.ndarray, k: int, metric: str = "cosine",
             rows = np.arange(len(block))
             closeness[rows, start + rows] = np.inf
         top = _top_k(closeness, k) if top_k is None else top_k(np.ascontiguousarray(closeness), k)
-        near = np.take_along_axis(products, top, axis=1)
+        if own:
+            near = np.take_along_axis(products, top, axis=1)
+        else:
+            # a query's distances to its chosen neighbours, each product on its own in float64: BLAS rounds a
+            # one-row product (gemv) unlike the same row in a larger block (gemm), and a point's place must
+            # not depend on what else is placed with it
+            near = np.einsum("ij,ikj->ik", block.astype(np.float64), data[top].astype(np.float64))
         if cosine:
             dist = 1.0 - near
         else:
