@@ -13,6 +13,6 @@ One subpackage per stage of the flow, in flow order:
 and two helpers every stage uses: :mod:`.errors` (the errors users see) and :mod:`.paths` (a map's
 files: atomic writes, locks, disk space).
 
-Heavy libraries (torch, sentence-transformers, umap, hdbscan, matplotlib) are imported inside the
+Heavy libraries (torch, sentence-transformers, umap, hdbscan, SciPy, Pillow) are imported inside the
 functions that need them, so importing this package stays cheap.
 """

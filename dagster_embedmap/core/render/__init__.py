@@ -5,8 +5,8 @@ map, ``id``, ``text``, ``partition``, any extra metadata columns and optional to
 ``topic_{L}_id`` / ``topic_{L}_label``) and colour points by topic with the same qualitative
 palette; points without a topic (``topic_id == -1``) are light grey and drawn underneath the rest.
 
-- :func:`render_preview_png` draws a static scatter with matplotlib (imported lazily, Agg canvas,
-  no pyplot global state), labelled at the median position of the largest topics.
+- :func:`render_preview_png` draws a static scatter with Pillow (in matplotlib's DejaVu Sans, read
+  from its package data without importing it), labelled at the median position of the largest topics.
 - :func:`png_markdown` turns that PNG into an inline markdown image for Dagster UI metadata.
 - :func:`render_html_map` writes ONE self-contained HTML file (inline CSS/JS/data, no network
   requests; its HTML, CSS and JavaScript are the files in ``static/``, shipped as package data) with
