@@ -394,3 +394,17 @@ def test_nearest_topics_compiled_and_kd_tree_paths_agree_and_break_ties_by_index
     np.testing.assert_array_equal(tree_idx, idx)
     np.testing.assert_array_equal(tree_dist, dist)
     np.testing.assert_array_equal(cluster.nearest_topics(known, labels, query), compiled)
+
+
+def test_nearest_topics_breaks_ties_by_index_in_any_dimension(monkeypatch):
+    from dagster_embedmap.core.topics import cluster
+
+    rng = np.random.default_rng(6)
+    known = rng.normal(size=(3_000, 5))
+    known[1_000:1_030] = known[11]  # 31 points at one place
+    query = np.concatenate([rng.normal(size=(50, 5)), known[[11]]])
+    dist, idx = cluster._nearest(known, query, 10)
+    assert idx[-1].tolist() == [11, *range(1_000, 1_009)] and (dist[-1] == 0).all()
+    brute = np.sqrt(((query[:, None, :] - known[None, :, :]) ** 2).sum(axis=2))
+    expected = np.lexsort((np.broadcast_to(np.arange(len(known)), brute.shape), brute), axis=-1)[:, :10]
+    np.testing.assert_array_equal(idx, expected)

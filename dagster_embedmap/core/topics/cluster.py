@@ -299,9 +299,14 @@ def _nearest(known: np.ndarray, query: np.ndarray, k: int) -> tuple[np.ndarray, 
     order = np.lexsort((idx, dist), axis=-1)
     dist, idx = np.take_along_axis(dist, order, axis=1), np.take_along_axis(idx, order, axis=1)
     if take < len(known):
-        unsure = np.nonzero(dist[:, -1] <= dist[:, k - 1])[0]
-        if len(unsure) and known.shape[1] == 2:
-            dist[unsure, :k], idx[unsure, :k] = nearest_2d_kernel()(known, query[unsure], k)
+        for row in np.nonzero(dist[:, -1] <= dist[:, k - 1])[0]:  # ties beyond the spares: every point
+            if known.shape[1] == 2:
+                d, i = nearest_2d_kernel()(known, query[row:row + 1], k)
+                dist[row, :k], idx[row, :k] = d[0], i[0]
+            else:
+                full = np.sqrt(((known - query[row]) ** 2).sum(axis=1))
+                best = np.lexsort((np.arange(len(known)), full))[:k]
+                dist[row, :k], idx[row, :k] = full[best], best
     return dist[:, :k], idx[:, :k]
 
 
