@@ -151,3 +151,9 @@ def test_the_ahead_of_time_kernels_place_as_numbas_jit_kernels_do(monkeypatch):
     np.testing.assert_array_equal(projector.transform(new), placed)
     closeness = np.random.default_rng(2).integers(0, 4, size=(50, 300)).astype(np.float32)  # many ties
     np.testing.assert_array_equal(built[2](closeness, 15), compiled.top_k_kernel()(closeness, 15))
+    from dagster_embedmap.core.layout.kernels import nearest_2d
+
+    known = np.round(np.random.default_rng(3).normal(size=(400, 2)), 1)  # many points at one place
+    query = np.round(np.random.default_rng(4).normal(size=(30, 2)), 1)
+    for ours, jit in zip(ahead.nearest_2d_kernel()(known, query, 10), nearest_2d(known, query, 10)):
+        np.testing.assert_array_equal(ours, jit)

@@ -198,28 +198,6 @@ def place_epochs(head, tail, rows, cols, epochs_per_sample, a, b, gamma, initial
 # --- the nearest labelled points of a point on the map (``topics/cluster.py``) ---------------------------
 
 
-@numba.njit(cache=True, inline="always")
-def _farther(dist, idx, a, b):
-    """Entry ``a`` ranks below entry ``b``: farther, or as far at a higher index."""
-    return dist[a] > dist[b] or (dist[a] == dist[b] and idx[a] > idx[b])
-
-
-@numba.njit(cache=True)
-def _sift_far(dist, idx, i, size):
-    """Restore the heap below ``i`` (the root holds the farthest entry kept)."""
-    while True:
-        child = 2 * i + 1
-        if child >= size:
-            return
-        if child + 1 < size and _farther(dist, idx, child + 1, child):
-            child += 1
-        if not _farther(dist, idx, child, i):
-            return
-        dist[i], dist[child] = dist[child], dist[i]
-        idx[i], idx[child] = idx[child], idx[i]
-        i = child
-
-
 @numba.njit(cache=True, nogil=True)
 def nearest_2d(known, query, k):
     """``(distances, indices)``, each ``(m, k)``: per row of the ``(m, 2)`` float64 ``query``, its ``k``
@@ -229,7 +207,7 @@ def nearest_2d(known, query, k):
     n = known.shape[0]
     out_d = np.empty((m, k), dtype=np.float64)
     out_i = np.empty((m, k), dtype=np.int64)
-    dist = np.empty(k, dtype=np.float64)
+    near = np.empty(k, dtype=np.float64)  # minus the distance: top_k's heap of the largest values
     idx = np.empty(k, dtype=np.int64)
     for r in range(m):
         qx = query[r, 0]
@@ -237,22 +215,22 @@ def nearest_2d(known, query, k):
         for j in range(k):
             dx = qx - known[j, 0]
             dy = qy - known[j, 1]
-            dist[j] = np.sqrt(dx * dx + dy * dy)
+            near[j] = -np.sqrt(dx * dx + dy * dy)
             idx[j] = j
         for start in range(k // 2 - 1, -1, -1):
-            _sift_far(dist, idx, start, k)
+            _sift_down(near, idx, start, k)
         for j in range(k, n):
             dx = qx - known[j, 0]
             dy = qy - known[j, 1]
-            d = np.sqrt(dx * dx + dy * dy)
-            if d < dist[0]:  # every kept index is lower than j, so a tie with the farthest kept loses
-                dist[0] = d
+            d = -np.sqrt(dx * dx + dy * dy)
+            if d > near[0]:  # every kept index is lower than j, so a tie with the farthest kept loses
+                near[0] = d
                 idx[0] = j
-                _sift_far(dist, idx, 0, k)
+                _sift_down(near, idx, 0, k)
         for end in range(k - 1, 0, -1):
-            dist[0], dist[end] = dist[end], dist[0]
+            near[0], near[end] = near[end], near[0]
             idx[0], idx[end] = idx[end], idx[0]
-            _sift_far(dist, idx, 0, end)
-        out_d[r] = dist
+            _sift_down(near, idx, 0, end)
+        out_d[r] = -near
         out_i[r] = idx
     return out_d, out_i
