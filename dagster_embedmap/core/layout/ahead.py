@@ -92,7 +92,7 @@ def _load(path: Path) -> ModuleType:
     return module
 
 
-def _module(build_if_missing: bool = True) -> ModuleType | None:
+def _module() -> ModuleType | None:
     """The ahead-of-time module, built first when missing; None where it cannot be built (the reason is
     kept in :data:`_failed` and the build is not tried again in this process)."""
     global _loaded, _failed
@@ -100,8 +100,6 @@ def _module(build_if_missing: bool = True) -> ModuleType | None:
         path = module_path()
         try:
             if not path.exists():
-                if not build_if_missing:
-                    raise FileNotFoundError(path)
                 build(path)
             _loaded = _load(path)
         except Exception as exc:  # no compiler, no numba.pycc, an unreadable cache: the JIT kernels do the same
@@ -109,10 +107,10 @@ def _module(build_if_missing: bool = True) -> ModuleType | None:
     return _loaded
 
 
-def placement_kernels(build_if_missing: bool = True):
+def placement_kernels():
     """``(memberships, place_epochs, top_k)``: the ahead-of-time kernels; numba's just-in-time ones
     (``compiled.placement_kernels``) where they cannot be built."""
-    module = _module(build_if_missing)
+    module = _module()
     if module is not None:
         return module.memberships, module.place_epochs, module.top_k
     from .compiled import placement_kernels as jit, top_k_kernel
@@ -121,9 +119,9 @@ def placement_kernels(build_if_missing: bool = True):
     return memberships, place_epochs, top_k_kernel()
 
 
-def nearest_2d_kernel(build_if_missing: bool = True):
+def nearest_2d_kernel():
     """``kernels.nearest_2d``, ahead of time; numba's just-in-time one where that cannot be built."""
-    module = _module(build_if_missing)
+    module = _module()
     if module is not None:
         return module.nearest_2d
     from .compiled import _point_numba_at_cache

@@ -7,11 +7,11 @@ package data without importing it)."""
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 import os
 import pathlib
-from typing import Any
 
 import numpy as np
 import polars as pl
@@ -78,7 +78,7 @@ def render_preview_png(
         radius = max(0.5, np.sqrt(size) * px_per_pt / 2)
         rank = {t["id"]: i for i, t in enumerate(topics)}
         # no topic first, then the biggest topics first, so that small ones end up on top
-        order = df.with_row_index("_i").with_columns(
+        order = df.with_columns(
             pl.when(pl.col("topic_id") < 0).then(-1)
             .otherwise(pl.col("topic_id").replace_strict(rank, default=len(rank), return_dtype=pl.Int64))
             .alias("_rank")
@@ -117,10 +117,15 @@ def _font_path(bold: bool) -> str | None:
 
 
 def _font(size_px: float, bold: bool = True):
+    return _font_of_size(max(1, int(round(size_px))), bold)
+
+
+@functools.lru_cache(maxsize=64)
+def _font_of_size(size: int, bold: bool):
+    """The label font, read once per size (each label is measured, then drawn)."""
     from PIL import ImageFont
 
     path = _font_path(bold)
-    size = max(1, int(round(size_px)))
     return ImageFont.truetype(path, size) if path else ImageFont.load_default(size)
 
 
