@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,10 +22,24 @@ MIN_POINTS = 3
 """A layout needs at least this many points."""
 
 
+_LOADED: dict[str, tuple[tuple[int, int, int], ProjectionModel]] = {}
+"""The last layout model this process read, by path, with the file's inode, size and modification time:
+the steps of one in-process run (the CLI's) read it once. A model is written by replacing its file
+(:func:`~dagster_embedmap.core.paths.atomic_path`), which changes the inode, so a new one is read again.
+Callers only read a model; none changes it."""
+
+
 def _read_model(path: Path) -> ProjectionModel:
+    stat = os.stat(path)
+    key = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    cached = _LOADED.get(str(path))
+    if cached is not None and cached[0] == key:
+        return cached[1]
     model = ProjectionModel.load(path)
     if not isinstance(model, ProjectionModel):
         raise ValueError(f"expected a layout model, found {type(model).__name__}")
+    _LOADED.clear()  # one model kept: a 1,000,000-point map's is hundreds of MB
+    _LOADED[str(path)] = (key, model)
     return model
 
 

@@ -114,3 +114,26 @@ def test_the_audit_sees_an_edited_record(built):
     write_documents(layout, "p1", edited, RecordSchema(vector_column="emb"), NullLog())
     audit = audit_points(points, layout, {"p1", "p2"})
     assert audit.text_changed == ["p1-0"] and not audit.check().passed
+
+
+def test_the_layout_model_is_read_once_per_process_and_again_when_its_file_is_replaced(built, tmp_path):
+    from dagster_embedmap.core.paths import EmbedMapFileError
+    from dagster_embedmap.steps import load_layout_model
+
+    layout = built["layout"]
+    good = layout.projection_model.read_bytes()
+    first = load_layout_model(layout)
+    assert load_layout_model(layout) is first  # the steps of one in-process run share one read
+    copy = tmp_path / "model.pkl"
+    copy.write_bytes(good)
+    copy.replace(layout.projection_model)  # how a fit writes it: a new file in its place
+    again = load_layout_model(layout)
+    assert again is not first and again.version == first.version and again.fitted == first.fitted
+    layout.projection_model.write_bytes(b"not a pickle")  # changed in place: its size and time differ
+    try:
+        with pytest.raises(EmbedMapFileError, match="layout model"):
+            load_layout_model(layout)
+    finally:
+        copy.write_bytes(good)
+        copy.replace(layout.projection_model)
+    assert load_layout_model(layout).fitted == first.fitted

@@ -298,7 +298,7 @@ class EdgeStore(VectorStore):
             if self.count() > PAYLOAD_CACHE_UP_TO:
                 yield from super()._matching(None, True, False, page_size)
                 return
-            self._payloads = {p.id: p.payload for p in super()._matching(None, True, False, page_size)}
+            self._payloads = {p.id: p.payload for p in super()._matching(None, True, False, max(page_size, 16384))}
         for pid, payload in self._payloads.items():
             yield StoredPoint(pid, dict(payload), None)
 
@@ -309,7 +309,8 @@ class EdgeStore(VectorStore):
             offset=offset, limit=limit, filter=self._filter(must), with_payload=with_payload,
             with_vector=with_vectors,
         ))
-        return [StoredPoint(str(r.id), dict(r.payload or {}), list(r.vector) if with_vectors else None)
+        # each read of ``r.payload`` builds a new dict, the point's own: read once, not copied again
+        return [StoredPoint(str(r.id), r.payload or {}, list(r.vector) if with_vectors else None)
                 for r in records], offset
 
     def _retrieve(self, ids, with_payload):

@@ -74,13 +74,8 @@ def points_frame(store: VectorStore) -> pl.DataFrame:
     ``topic_0_id``, ``topic_0_label``, ... (broadest first), the record's metadata fields, then the
     bookkeeping fields (``content_hash``, ``layout_version``). Points not yet projected or labelled
     have nulls there."""
-    rows: list[dict[str, Any]] = []
-    keys: dict[str, None] = {}
-    for record in store.scroll(with_payload=True):
-        payload = dict(record.payload or {})
-        for key in payload:
-            keys.setdefault(key, None)
-        rows.append(payload)
+    rows = [record.payload or {} for record in store.scroll(with_payload=True, page_size=16384)]
+    keys = dict.fromkeys(key for row in rows for key in row)
     depth = topic_levels(keys)
     schema: dict[str, Any] = {
         "id": pl.String,
@@ -95,14 +90,15 @@ def points_frame(store: VectorStore) -> pl.DataFrame:
         schema[level_field(level, "id")] = pl.Int64
         schema[level_field(level, "label")] = pl.String
     source = {"id": "record_id"}
-    frame = pl.DataFrame(
-        {name: [r.get(source.get(name, name)) for r in rows] for name in schema}, schema=schema
-    )
     extra = metadata_columns(k for k in keys if k != "record_id")
     extra += [k for k in PIPELINE_FIELDS if k in keys]
-    if extra:
-        meta = pl.DataFrame([{k: r.get(k) for k in extra} for r in rows], infer_schema_length=None)
-        frame = pl.concat([frame, meta], how="horizontal")
+    # one pass in polars: the pipeline's fields with their types, the metadata's inferred over every row
+    table = pl.from_dicts(rows, schema_overrides={source.get(n, n): t for n, t in schema.items() if source.get(n, n) in keys},
+                          infer_schema_length=None) if rows else pl.DataFrame()
+    frame = table.select(
+        [(pl.col(source.get(n, n)) if source.get(n, n) in keys else pl.lit(None, dtype=t)).alias(n) for n, t in schema.items()]
+        + [pl.col(k) for k in extra]
+    ) if rows else pl.DataFrame(schema=schema)
     return frame.sort("id")
 
 
