@@ -185,10 +185,31 @@ def test_hostile_strings_stay_text(browser, page_url):
     assert_nothing_ran(browser)
 
 
-def test_zoom_switches_label_level(browser, page_url):
+def assert_labels_legible(browser) -> list[dict]:
+    """Every drawn label inside the viewport, under no panel, and no two overlapping; returns them."""
+    drawn = browser.evaluate("embedmap.labelBoxes()")
+    view = browser.evaluate("[innerWidth, innerHeight]")
+    panels = browser.evaluate("embedmap.panels()")
+
+    def hit(a, b):
+        return a[0] < b[2] and a[2] > b[0] and a[1] < b[3] and a[3] > b[1]
+
+    for q, one in enumerate(drawn):
+        box = one["box"]
+        assert 0 <= box[0] < box[2] <= view[0] and 0 <= box[1] < box[3] <= view[1], one
+        assert not any(hit(box, panel) for panel in panels), one
+        assert not any(hit(box, other["box"]) for other in drawn[q + 1:]), (one, drawn)
+    return drawn
+
+
+def test_overview_labels_both_levels_and_zoom_reflows_them(browser, page_url):
     load(browser, page_url)
-    assert browser.evaluate("embedmap.level()") == 0
-    assert set(browser.evaluate("embedmap.labelsShown()")) == set(BROAD)
+    drawn = assert_labels_legible(browser)
+    levels = {one["level"] for one in drawn}
+    assert levels == {0, 1}, drawn  # broad region titles and fine topics at once
+    assert set(browser.evaluate("embedmap.labelsShown()")) >= set(BROAD)
+    assert set(one["label"] for one in drawn if one["level"] == 1) <= set(FINE) | {HOSTILE["svg"]}
+    assert browser.evaluate("embedmap.level()") == 1
     draws = browser.evaluate("embedmap.timings().draws")
     # zoom in on the first blob (astronomy): the wheel keeps the point under the cursor
     pos = browser.evaluate("embedmap.screenOf('rec-0')")
@@ -196,10 +217,44 @@ def test_zoom_switches_label_level(browser, page_url):
         browser.wheel(pos["x"], pos["y"], -200)
         if browser.evaluate("embedmap.zoom()") >= 2.2:
             break
-    browser.wait_for(f"embedmap.timings().draws > {draws} && embedmap.level() === 1")
-    fine = browser.evaluate("embedmap.labelsShown()")
+    browser.wait_for(f"embedmap.timings().draws > {draws}")
+    fine = [one["label"] for one in assert_labels_legible(browser) if one["level"] == 1]
     assert FINE[0] in fine and set(fine) <= set(FINE) | {HOSTILE["svg"]}
     assert browser.evaluate("embedmap.zoom()") < 4
+    assert_nothing_ran(browser)
+
+
+def many_topics(broad: int = 6, per: int = 4, n_per: int = 60, seed: int = 3) -> pl.DataFrame:
+    """A demo-sized tree: ``broad`` regions of ``per`` sub-topics each, blobs of ``n_per`` points."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for b in range(broad):
+        angle = 2 * np.pi * b / broad
+        for f in range(per):
+            cx = 10 * np.cos(angle) + 2.5 * np.cos(2 * np.pi * f / per)
+            cy = 10 * np.sin(angle) + 2.5 * np.sin(2 * np.pi * f / per)
+            for _ in range(n_per):
+                rows.append((rng.normal(cx, 0.6), rng.normal(cy, 0.6), b, b * per + f))
+    x, y, b, f = (list(c) for c in zip(*rows))
+    return pl.DataFrame({
+        "id": [f"r{i}" for i in range(len(x))], "x": x, "y": y,
+        "topic_0_id": b, "topic_0_label": [f"region {v} words" for v in b],
+        "topic_1_id": f, "topic_1_label": [f"topic {v} term, word" for v in f],
+        "topic_id": f, "topic_label": [f"topic {v} term, word" for v in f],
+        "text": [f"text {i}" for i in range(len(x))],
+    })
+
+
+def test_a_demo_sized_map_shows_many_labels_of_both_levels_at_the_overview(browser, tmp_path):
+    from dagster_embedmap.core.render import render_html_map
+
+    path = tmp_path / "many.html"
+    render_html_map(many_topics(), path, title="many topics")
+    load(browser, path.as_uri())
+    drawn = assert_labels_legible(browser)
+    broad = [one for one in drawn if one["level"] == 0]
+    fine = [one for one in drawn if one["level"] == 1]
+    assert len(broad) == 6 and len(fine) >= 10, drawn
     assert_nothing_ran(browser)
 
 

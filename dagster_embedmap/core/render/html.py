@@ -1,9 +1,10 @@
 """The interactive HTML map: its data, as script-safe columnar JSON, put into the page of ``static/``.
 
-- Topic levels: level 0 is the broadest, the finest is ``topic_id``. Labels follow the zoom
-  (``zoom`` = 1 when the whole map fits): level ``L`` is labelled from zoom ``2**L`` on, so the
-  broad labels (larger type) show up to 2x, the next level from 2x, the next from 4x, and so on;
-  labels that would overlap a placed label or the floating panels are skipped. With levels, the
+- Topic levels: level 0 is the broadest, the finest is ``topic_id``. The broad topics are labelled
+  at every zoom as large, light region titles; with them one finer level (``zoom`` = 1 when the whole
+  map fits): level 1 below 2x, level ``L`` from ``2**(L-1)``, its biggest topics first, each on its
+  centre or moved beside it with a leader line; a label that finds no place inside the window,
+  clear of the floating panels and of every label placed before it, is not drawn. With levels, the
   sub-topics of a broad topic take tones of its colour (so the HTML colours of fine topics then
   differ from the PNG's, which keeps one palette colour per topic).
 - Colour by: categorical values get the palette for their 19 most frequent values and grey
@@ -18,8 +19,9 @@
   arrays in batched canvas paths, hover uses a uniform grid index and search haystacks are built
   once, on the first search, with the input debounced.
 - ``window.embedmap`` is a frozen, read-only hook for tests and automation (``level()``,
-  ``labelsShown()``, ``zoom()``, ``colorBy()``, ``legend()``, ``results()``, ``matchCount()``,
-  ``screenOf(id)``, ``timings()``); it only reads what the page already shows.
+  ``labelsShown()``, ``labelBoxes()``, ``panels()``, ``zoom()``, ``colorBy()``, ``legend()``,
+  ``results()``, ``matchCount()``, ``screenOf(id)``, ``timings()``); it only reads what the page
+  already shows.
 """
 
 from __future__ import annotations

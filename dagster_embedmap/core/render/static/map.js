@@ -43,10 +43,12 @@ var baseR = N > 50000 ? 1.1 : N > 10000 ? 1.6 : N > 2000 ? 2.2 : 3.2;
 var baseA = Math.max(0.25, Math.min(0.85, 0.85 * Math.pow(2000 / Math.max(N, 1), 0.3)));
 function zoom() { return k / k0; }
 function radius() { return baseR * Math.min(4, Math.max(0.7, Math.sqrt(zoom()))); }
-// labels of level L are drawn from zoom 2^L on (level 0 below 2x, level 1 from 2x, ...)
+// labels: the broad topics as large, light region titles at every zoom, and with them the topics of
+// one finer level, placed without overlap: level 1 below 2x zoom, level 2 from 2x, ... (the finest at most)
 function labelLevel() {
+  if (NL === 1) return 0;
   var z = zoom();
-  return z < 2 ? 0 : Math.min(FINE, Math.floor(Math.log(z) / Math.LN2 + 1e-9));
+  return Math.min(FINE, 1 + Math.max(0, Math.floor(Math.log(z) / Math.LN2 + 1e-9)));
 }
 function plotW() { return W > 800 ? W - 280 : W; }   // keep the points clear of the legend panel
 
@@ -219,37 +221,94 @@ function panelBoxes() {
   });
   return out;
 }
-function drawLabels() {
-  var z = zoom(), lv = labelLevel(), TOP = LV[lv].topics, M = TOP.length;
-  var broad = NL > 1 && lv === 0;
-  var maxL = Math.max(broad ? 12 : 6, Math.round(16 * Math.pow(z / Math.pow(2, lv), 1.5)));
-  var placed = panelBoxes(), shown = [], biggest = 1, g, l;
-  for (g = 0; g < M; g++) if (TOP[g].id >= 0) { biggest = TOP[g].count; break; }
-  ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.lineJoin = "round";
-  ctx.globalAlpha = 1;
-  for (g = 0; g < M && shown.length < maxL; g++) {
-    var tp = TOP[g];
-    if (tp.id < 0 || (hl && !hits[lv][g])) continue;
-    var sx = ox + tp.cx * k, sy = oy - tp.cy * k;
-    if (sx < -50 || sy < -20 || sx > W + 50 || sy > H + 20) continue;
-    var fs = Math.round(broad ? 14 + 8 * Math.sqrt(tp.count / biggest)
-                              : 11 + 5 * Math.sqrt(tp.count / biggest)), lh = fs + 2;
-    ctx.font = (broad ? "700 " : "600 ") + fs +
-      "px system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif";
-    var w = 0;
-    for (l = 0; l < tp.lines.length; l++) w = Math.max(w, ctx.measureText(tp.lines[l]).width);
-    var h = lh * tp.lines.length;
-    var b = [sx - w / 2 - 3, sy - h / 2 - 2, sx + w / 2 + 3, sy + h / 2 + 2];
-    if (boxesHit(b, placed)) continue;
-    placed.push(b); shown.push(tp.label);
-    for (l = 0; l < tp.lines.length; l++) {
-      var ly = sy - h / 2 + lh * (l + 0.5);
-      ctx.strokeStyle = "rgba(255,255,255,0.92)"; ctx.lineWidth = broad ? 5 : 4;
-      ctx.strokeText(tp.lines[l], sx, ly);
-      ctx.fillStyle = broad ? "#111" : "#1a1a1a"; ctx.fillText(tp.lines[l], sx, ly);
+var FONT = "px system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif";
+// a label's box at (sx, sy), its lines centred there: [x0, y0, x1, y1]
+function labelBox(tp, sx, sy, fs, weight) {
+  ctx.font = weight + " " + fs + FONT;
+  var w = 0, lh = fs + 2;
+  for (var l = 0; l < tp.lines.length; l++) w = Math.max(w, ctx.measureText(tp.lines[l]).width);
+  var h = lh * tp.lines.length;
+  return [sx - w / 2 - 3, sy - h / 2 - 2, sx + w / 2 + 3, sy + h / 2 + 2];
+}
+function inView(b) { return b[0] >= 2 && b[1] >= 2 && b[2] <= W - 2 && b[3] <= H - 2; }
+// the first free place for a label near its topic's centre: on it, then above, below, beside and
+// diagonally, one and two label heights away; null when none is free (the label is not drawn)
+function freePlace(tp, sx, sy, fs, weight, placed, far) {
+  var b = labelBox(tp, sx, sy, fs, weight), w = b[2] - b[0], h = b[3] - b[1];
+  var steps = far ? [0, 1, 2] : [0];
+  for (var s = 0; s < steps.length; s++) {
+    var dx = steps[s] * (w / 2 + 8), dy = steps[s] * (h + 4);
+    var moves = steps[s] === 0 ? [[0, 0]] : [[0, -dy], [0, dy], [dx, 0], [-dx, 0], [dx, -dy], [-dx, -dy], [dx, dy], [-dx, dy]];
+    for (var m = 0; m < moves.length; m++) {
+      var c = [b[0] + moves[m][0], b[1] + moves[m][1], b[2] + moves[m][0], b[3] + moves[m][1]];
+      if (inView(c) && !boxesHit(c, placed)) return c;
     }
   }
-  stats.level = lv; stats.labels = shown;
+  return null;
+}
+function drawText(tp, b, fs, weight, fill, halo) {
+  ctx.font = weight + " " + fs + FONT;
+  var lh = fs + 2, cx = (b[0] + b[2]) / 2, top = (b[1] + b[3]) / 2 - lh * tp.lines.length / 2;
+  for (var l = 0; l < tp.lines.length; l++) {
+    var ly = top + lh * (l + 0.5);
+    ctx.strokeStyle = "rgba(255,255,255,0.92)"; ctx.lineWidth = halo; ctx.strokeText(tp.lines[l], cx, ly);
+    ctx.fillStyle = fill; ctx.fillText(tp.lines[l], cx, ly);
+  }
+}
+// the broad topic (level 0) that topic g of level l lies in
+function regionOf(l, g) {
+  for (; l > 0 && g >= 0; l--) g = LV[l].topics[g].parent;
+  return g;
+}
+function drawLabels() {
+  var lv = labelLevel(), placed = panelBoxes(), shown = [], boxes = [], titled = {};
+  var regions = NL > 1 ? LV[0].topics : [], TOP = LV[lv].topics;
+  ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.lineJoin = "round"; ctx.globalAlpha = 1;
+  function biggest(topics) {
+    for (var g = 0; g < topics.length; g++) if (topics[g].id >= 0) return Math.max(1, topics[g].count);
+    return 1;
+  }
+  // broad titles first (largest topic first): large and light, where their region is
+  var big = biggest(regions), g, tp, sx, sy, fs, b;
+  var titles = [];
+  for (g = 0; g < regions.length; g++) {
+    tp = regions[g];
+    if (tp.id < 0 || (hl && !hits[0][g])) continue;
+    sx = ox + tp.cx * k; sy = oy - tp.cy * k;
+    fs = Math.round(17 + 9 * Math.sqrt(tp.count / big));
+    b = freePlace(tp, sx, sy, fs, "600", placed, true);
+    if (!b) continue;
+    placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: 0, box: b });
+    titles.push([tp, b, fs]); titled[g] = tp.label;
+  }
+  // then the finer level's labels, most points first, as many as find room: more as the zoom grows
+  var maxL = Math.max(8, Math.round(W * H / 12000)), fine = [], n = 0;
+  big = biggest(TOP);
+  for (g = 0; g < TOP.length && n < maxL; g++) {
+    tp = TOP[g];
+    if (tp.id < 0 || (hl && !hits[lv][g]) || (NL > 1 && titled[regionOf(lv, g)] === tp.label)) continue;
+    sx = ox + tp.cx * k; sy = oy - tp.cy * k;
+    if (sx < 0 || sy < 0 || sx > W || sy > H) continue;  // its centre is off screen
+    fs = Math.round(11 + 4 * Math.sqrt(tp.count / big));
+    b = freePlace(tp, sx, sy, fs, "600", placed, true);
+    if (!b) continue;
+    placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: lv, box: b });
+    fine.push([tp, b, fs, sx, sy]); n++;
+  }
+  titles.forEach(function (t) {
+    drawText(t[0], t[1], t[2], "600", "rgba(55,55,55,0.62)", 4);
+  });
+  fine.forEach(function (f) {
+    var b = f[1], cx = (b[0] + b[2]) / 2, cy = (b[1] + b[3]) / 2;
+    if (Math.abs(cx - f[3]) > 1 || Math.abs(cy - f[4]) > 1) {  // moved off its centre: a leader line back
+      var ex = Math.max(b[0], Math.min(b[2], f[3])), ey = Math.max(b[1], Math.min(b[3], f[4]));
+      ctx.strokeStyle = "rgba(60,60,60,0.55)"; ctx.lineWidth = 1;
+      ctx.beginPath(); ctx.moveTo(f[3], f[4]); ctx.lineTo(ex, ey); ctx.stroke();
+      ctx.fillStyle = "rgba(60,60,60,0.75)"; ctx.beginPath(); ctx.arc(f[3], f[4], 2, 0, 6.283185307179586); ctx.fill();
+    }
+    drawText(f[0], b, f[2], "600", "#1a1a1a", 4);
+  });
+  stats.level = lv; stats.labels = shown; stats.boxes = boxes;
 }
 
 function draw() {
@@ -568,6 +627,9 @@ function indexOfId(id) { return D.id.indexOf(String(id)); }
 window.embedmap = Object.freeze({
   level: function () { return stats.level; },
   labelsShown: function () { return stats.labels.slice(); },
+  // each drawn label: its text, level and screen box [x0, y0, x1, y1] in CSS pixels
+  labelBoxes: function () { return (stats.boxes || []).map(function (l) { return { label: l.label, level: l.level, box: l.box.slice() }; }); },
+  panels: function () { return panelBoxes(); },
   zoom: function () { return zoom(); },
   colorBy: function () { return mode ? mode.name : ""; },
   legend: function () {
