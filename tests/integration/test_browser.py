@@ -11,6 +11,7 @@ The screenshot of the test map is kept at ``test-artifacts/browser/map.png`` (re
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any, Iterator
@@ -159,6 +160,56 @@ def test_search_lists_record_and_click_shows_tooltip(browser, page_url):
     tip = browser.wait_for("document.getElementById('tip').style.display === 'block' && "
                            "document.getElementById('tip').textContent")  # fmt: skip
     assert NEEDLE_ID in tip
+    assert_nothing_ran(browser)
+
+
+def test_search_rings_its_hits_dims_the_rest_and_lists_their_topics(browser, page_url):
+    from PIL import Image
+
+    load(browser, page_url)
+    before = browser.screenshot(ARTIFACTS / "map-before-search.png")
+    browser.click(*rect_centre(browser, "#search"))
+    browser.type_text("quokka")
+    browser.wait_for("embedmap.results().length === 1")
+    browser.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    assert browser.evaluate("embedmap.rings()") == 1
+    after = browser.screenshot(ARTIFACTS / "map-search.png")
+    pos = browser.evaluate(f"embedmap.screenOf({json.dumps(NEEDLE_ID)})")
+
+    def pixels(png):
+        with Image.open(io.BytesIO(png)) as im:
+            return np.asarray(im.convert("RGB")).astype(int)
+
+    shot, base = pixels(after), pixels(before)
+    x, y = round(pos["x"]), round(pos["y"])
+    around = shot[y - 9:y + 10, x - 9:x + 10].reshape(-1, 3)
+    ring = (around[:, 0] > 180) & (around[:, 1] < 80) & (around[:, 2] < 80)  # the red ring
+    assert ring.sum() >= 12, around
+    # the rest of the map is dimmed: far fewer strongly coloured pixels than before the search
+    def coloured(img):
+        return int(((img.max(axis=2) - img.min(axis=2)) > 60).sum())
+    assert coloured(shot) < 0.5 * coloured(base)
+    # the result row names the record's topics, broadest first
+    path = browser.evaluate("document.querySelector('#results .rpath').textContent")
+    assert path == f"{BROAD[0]} \u203a {FINE[0]}"
+    assert_nothing_ran(browser)
+
+
+def test_arrow_keys_walk_the_results_and_enter_opens_the_chosen_one(browser, page_url):
+    load(browser, page_url)
+    browser.click(*rect_centre(browser, "#search"))
+    browser.type_text("telescope")
+    many = browser.wait_for("embedmap.results().length > 2 && embedmap.results()")
+    browser.press_key("ArrowDown", 40)
+    browser.press_key("ArrowDown", 40)
+    browser.press_key("ArrowDown", 40)
+    browser.press_key("ArrowUp", 38)
+    assert browser.evaluate("embedmap.activeResult()") == 1
+    assert browser.evaluate("document.querySelector('#results .res.act .rid').textContent") == many[1]
+    browser.press_enter()
+    tip = browser.wait_for("document.getElementById('tip').style.display === 'block' && "
+                           "document.getElementById('tip').textContent")  # fmt: skip
+    assert many[1] in tip
     assert_nothing_ran(browser)
 
 

@@ -238,6 +238,12 @@ class Browser:
         self.send("Input.dispatchKeyEvent", {"type": "keyDown", "text": "\r", **key})
         self.send("Input.dispatchKeyEvent", {"type": "keyUp", **key})
 
+    def press_key(self, key: str, code: int) -> None:
+        """A key without text (``ArrowDown``, 40), pressed and released."""
+        event = {"key": key, "code": key, "windowsVirtualKeyCode": code}
+        self.send("Input.dispatchKeyEvent", {"type": "rawKeyDown", **event})
+        self.send("Input.dispatchKeyEvent", {"type": "keyUp", **event})
+
     def screenshot(self, path: Path) -> bytes:
         data = base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"])
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,9 @@
   "other"; numeric columns with more than 19 distinct values get a sequential ramp by quantile.
 - Search: case-insensitive; every word must occur in the record's id, its title-like extra columns
   (named like title/name/headline/heading/subject), its text snippet or one of its topic labels.
-  Matches are highlighted on the map and the first 50 listed; a result click (or Enter) centres
-  and zooms on the record and shows its tooltip. ``#q=words`` in the URL runs a search on load.
+  Matches are ringed on the map (up to 5,000 in view), the rest dimmed, and the first 50 listed
+  with their topic path; the arrow keys walk the list, and a result click (or Enter) centres and
+  zooms on the record and shows its tooltip. ``#q=words`` in the URL runs a search on load.
 - 100k points: the data is columnar JSON (coordinates rounded to 1e-4 of the map's extent,
   repeated strings dictionary-coded), texts are cut to 400 characters up to 20,000 points and to
   fewer above (120 from 66,667 points; about 19 MB for 100k points), points are drawn from typed

@@ -311,6 +311,25 @@ function drawLabels() {
   stats.level = lv; stats.labels = shown; stats.boxes = boxes;
 }
 
+// search hits in view, ringed (a white halo, then a dark ring) so a few stand out on a dimmed map
+var MAX_RINGS = 5000;
+function drawRings(r) {
+  stats.rings = 0;
+  if (!matches || !matchCount) return;
+  var R = r + 3.5, d = R + 3, n = 0, p, sx, sy;
+  var path = new Path2D();
+  for (p = 0; p < N && n < MAX_RINGS; p++) {
+    if (!matches[p]) continue;
+    sx = ox + X[p] * k; sy = oy - Y[p] * k;
+    if (sx < -d || sy < -d || sx > W + d || sy > H + d) continue;
+    path.moveTo(sx + R, sy); path.arc(sx, sy, R, 0, 6.283185307179586); n++;
+  }
+  ctx.globalAlpha = 1;
+  ctx.strokeStyle = "rgba(255,255,255,0.95)"; ctx.lineWidth = 4; ctx.stroke(path);
+  ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2; ctx.stroke(path);
+  stats.rings = n;
+}
+
 function draw() {
   var t0 = performance.now();
   queued = false;
@@ -329,6 +348,7 @@ function draw() {
       ctx.globalAlpha = a;
       for (q = 0; q < drawSeq.length; q++) drawGroup(drawSeq[q], r, null);
     }
+    drawRings(r);
     drawLabels();
     if (hover >= 0) {
       ctx.globalAlpha = 1; ctx.lineWidth = 2; ctx.strokeStyle = "#111";
@@ -575,8 +595,25 @@ function runSearch(q) {
   recompute(); showResults(words.length > 0); hover = -1; hideTip(); request();
   stats.lastSearch = performance.now() - t0;
 }
+// a record's topics, broadest first: "broad › sub-topic"
+function topicPath(p) {
+  var parts = [];
+  for (L = 0; L < NL; L++) {
+    var tp = LV[L].topics[LV[L].t[p]];
+    if (tp && tp.id >= 0 && parts[parts.length - 1] !== tp.label) parts.push(tp.label);
+  }
+  return parts.length ? parts.join(" \u203a ") : "no topic";
+}
+var activeRow = -1;  // the result row the arrow keys moved to
+function markActive(q) {
+  var rows = resultsEl.children;
+  if (!rows.length) { activeRow = -1; return; }
+  activeRow = Math.max(0, Math.min(rows.length - 1, q));
+  for (var q2 = 0; q2 < rows.length; q2++) rows[q2].classList.toggle("act", q2 === activeRow);
+  if (rows[activeRow].scrollIntoView) rows[activeRow].scrollIntoView({ block: "nearest" });
+}
 function showResults(active) {
-  resultsEl.textContent = "";
+  resultsEl.textContent = ""; activeRow = -1;
   infoEl.textContent = !active ? "" : matchCount === 0 ? "no matching records"
     : matchCount.toLocaleString() + " matching record" + (matchCount === 1 ? "" : "s") +
       (matchCount > results.length ? " · first " + results.length + " listed" : "");
@@ -586,7 +623,9 @@ function showResults(active) {
     var first = D.search_meta.length ? metaText(D.search_meta[0], p) : "";
     var tx = document.createElement("span"); tx.className = "rtx";
     tx.textContent = (first || D.text[p]).slice(0, 90);
-    r.appendChild(id); r.appendChild(tx);
+    var path = document.createElement("div"); path.className = "rpath";
+    path.textContent = topicPath(p);
+    r.appendChild(id); r.appendChild(tx); r.appendChild(path);
     r.title = D.id[p];
     r.addEventListener("click", function () { focusRecord(p); });
     resultsEl.appendChild(r);
@@ -608,7 +647,11 @@ searchEl.addEventListener("keydown", function (ev) {
   if (ev.key === "Enter") {
     clearTimeout(timer);
     if (searchEl.value !== lastQuery) runSearch(searchEl.value);
-    if (results.length) focusRecord(results[0]);
+    if (results.length) focusRecord(results[activeRow >= 0 ? activeRow : 0]);
+  } else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    ev.preventDefault();
+    if (searchEl.value !== lastQuery) { clearTimeout(timer); runSearch(searchEl.value); }
+    markActive(activeRow < 0 ? 0 : activeRow + (ev.key === "ArrowDown" ? 1 : -1));
   } else if (ev.key === "Escape") {
     clearTimeout(timer); searchEl.value = ""; runSearch("");
   }
@@ -627,6 +670,8 @@ function indexOfId(id) { return D.id.indexOf(String(id)); }
 window.embedmap = Object.freeze({
   level: function () { return stats.level; },
   labelsShown: function () { return stats.labels.slice(); },
+  rings: function () { return stats.rings || 0; },
+  activeResult: function () { return activeRow; },
   // each drawn label: its text, level and screen box [x0, y0, x1, y1] in CSS pixels
   labelBoxes: function () { return (stats.boxes || []).map(function (l) { return { label: l.label, level: l.level, box: l.box.slice() }; }); },
   panels: function () { return panelBoxes(); },
