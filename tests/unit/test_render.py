@@ -674,7 +674,7 @@ def test_html_script_levels_search_colorby(tmp_path):
                 and "16" in frame["text"][i]]  # fmt: skip
     assert out["results"] == [frame["id"][i] for i in expected]
     assert out["matchCount"] == len(expected) and str(len(expected)) in out["info"]
-    assert out["resultRows"][0] == [frame["id"][expected[0]], frame["title"][expected[0]]]
+    assert out["resultRows"][0] == [frame["id"][expected[0]], frame["title"][expected[0]], "arts \u203a jazz music"]
     assert f"id:\n{frame['id'][expected[0]]}" in out["tipAfterResult"]
     assert out["zoomAfterResult"] >= 4 and out["resultsCleared"]
     # colour-by switches the legend
@@ -753,7 +753,8 @@ def test_html_hostile_levels_partitions_metadata(tmp_path):
     assert PAYLOADS[2] in [row[2] for row in out["legend"]]
     # "onerror" is in record 0's id and in record 1's text: both listed, as text
     assert out["results"] == [PAYLOADS[0], PAYLOADS[1]]
-    assert out["resultRows"][0] == [PAYLOADS[0], "Title number 0"]
+    assert out["resultRows"][0][:2] == [PAYLOADS[0], "Title number 0"]
+    assert out["resultRows"][0][2] == "<script>alert(2)</script> \u203a space exploration"  # its topic path, as text
     assert PAYLOADS[3] in [r[2] for r in out["modes"]["partition"]["legend"]]
     assert title_col in out["options"]
     assert not {"img", "svg", "script", "iframe"} & set(out["tags"])

@@ -317,16 +317,16 @@ function drawRings(r) {
   stats.rings = 0;
   if (!matches || !matchCount) return;
   var R = r + 3.5, d = R + 3, n = 0, p, sx, sy;
-  var path = new Path2D();
+  ctx.beginPath();
   for (p = 0; p < N && n < MAX_RINGS; p++) {
     if (!matches[p]) continue;
     sx = ox + X[p] * k; sy = oy - Y[p] * k;
     if (sx < -d || sy < -d || sx > W + d || sy > H + d) continue;
-    path.moveTo(sx + R, sy); path.arc(sx, sy, R, 0, 6.283185307179586); n++;
+    ctx.moveTo(sx + R, sy); ctx.arc(sx, sy, R, 0, 6.283185307179586); n++;
   }
-  ctx.globalAlpha = 1;
-  ctx.strokeStyle = "rgba(255,255,255,0.95)"; ctx.lineWidth = 4; ctx.stroke(path);
-  ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2; ctx.stroke(path);
+  ctx.globalAlpha = 1;  // one path, stroked twice: the halo, then the ring on it
+  ctx.strokeStyle = "rgba(255,255,255,0.95)"; ctx.lineWidth = 4; ctx.stroke();
+  ctx.strokeStyle = "#d62728"; ctx.lineWidth = 2; ctx.stroke();
   stats.rings = n;
 }
 
