@@ -163,6 +163,30 @@ def test_search_lists_record_and_click_shows_tooltip(browser, page_url):
     assert_nothing_ran(browser)
 
 
+@pytest.mark.parametrize("frame", ["planted", "demo-sized"])
+def test_the_png_preview_shows_the_html_overview_labels_and_colours(browser, tmp_path, frame):
+    from PIL import Image
+
+    from dagster_embedmap.core.render import draw_preview, render_html_map
+
+    points = corpus() if frame == "planted" else many_topics()
+    path = tmp_path / "map.html"
+    render_html_map(points, path, title="same look")
+    load(browser, path.as_uri())
+    html_labels = {(one["level"], one["label"]) for one in browser.evaluate("embedmap.labelBoxes()")}
+    png, png_labels = draw_preview(points, title="same look")
+    assert set(png_labels) == html_labels and len(png_labels) == len(html_labels)
+    # every topic colour of the page's legend is drawn in the preview
+    legend = browser.evaluate("""[...document.querySelectorAll('#legend-list .sw')]
+        .map(e => getComputedStyle(e).backgroundColor)""")
+    with Image.open(io.BytesIO(png)) as im:
+        rgb = np.asarray(im.convert("RGB")).reshape(-1, 3)
+    colours = {tuple(int(v) for v in c[4:-1].split(",")) for c in legend}
+    for colour in colours - {(207, 207, 207)}:  # "no topic" grey aside
+        near = np.abs(rgb - np.array(colour)).max(axis=1) <= 40
+        assert near.sum() >= 20, colour
+
+
 def test_search_rings_its_hits_dims_the_rest_and_lists_their_topics(browser, page_url):
     from PIL import Image
 

@@ -6,7 +6,9 @@ map, ``id``, ``text``, ``partition``, any extra metadata columns and optional to
 palette; points without a topic (``topic_id == -1``) are light grey and drawn underneath the rest.
 
 - :func:`render_preview_png` draws a static scatter with Pillow (in matplotlib's DejaVu Sans, read
-  from its package data without importing it), labelled at the median position of the largest topics.
+  from its package data without importing it) in the HTML map's colours, labelled by its rules at the
+  overview (region titles and the next level's labels, placed without overlap);
+  :func:`draw_preview` gives its bytes and the labels it drew.
 - :func:`png_markdown` turns that PNG into an inline markdown image for Dagster UI metadata.
 - :func:`render_html_map` writes ONE self-contained HTML file (inline CSS/JS/data, no network
   requests; its HTML, CSS and JavaScript are the files in ``static/``, shipped as package data) with
@@ -27,6 +29,6 @@ target's parent folders. Rows whose ``x`` or ``y`` is null or not finite are lef
 """
 
 from .html import render_html_map
-from .png import png_markdown, render_preview_png
+from .png import draw_preview, png_markdown, render_preview_png
 
-__all__ = ["render_preview_png", "png_markdown", "render_html_map"]
+__all__ = ["render_preview_png", "draw_preview", "png_markdown", "render_html_map"]

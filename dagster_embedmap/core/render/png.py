@@ -1,4 +1,8 @@
-"""The PNG preview: a topic-coloured scatter with the biggest topics' labels, drawn with Pillow.
+"""The PNG preview: a topic-coloured scatter with its topics' labels, drawn with Pillow by the HTML
+map's rules (``static/map.js`` at its overview): the same colours (sub-topics as tones of their broad
+topic's hue), the broad topics as large, light region titles, the next level's labels biggest first,
+each on its topic's centre or beside it with a leader line, none overlapping another or leaving the
+plotting area.
 
 Drawn directly with Pillow (matplotlib's figure machinery cost a fresh process 0.3-0.5 s of imports,
 most of a small map's preview), in matplotlib's default font (DejaVu Sans, read from matplotlib's
@@ -17,7 +21,10 @@ import numpy as np
 import polars as pl
 
 from ..errors import EmbedMapInputError
-from .shared import _NOISE_COLOR, _as_frame, _base_points, _require, _topic_table, _wrap, _write_atomic
+from .shared import (
+    _NOISE_COLOR, _WRAP, _as_frame, _base_points, _level_columns, _level_tables, _require, _topic_levels,
+    _with_level_columns, _wrap, _write_atomic,
+)
 
 
 def render_preview_png(
@@ -25,23 +32,37 @@ def render_preview_png(
     path: str | os.PathLike,
     *,
     title: str = "",
-    max_labels: int = 25,
+    max_labels: int | None = None,
     width_px: int = 1000,
     height_px: int = 750,
 ) -> pathlib.Path:
     """Draw a topic-coloured scatter of ``points`` into a PNG of ``width_px`` x ``height_px``.
 
     ``points`` needs ``x`` and ``y``; ``topic_id`` (-1 = no topic) and ``topic_label`` colour and
-    label it. The ``max_labels`` largest topics get their label (wrapped at ~25 characters, white
-    halo) at the median position of their points. An empty frame gives a PNG saying "no points".
-    The file is written atomically (parent folders created); the path is returned.
+    label it, and the levels ``topic_0_id`` / ``topic_0_label``, ... (broad first), when present, give
+    the colours and the region titles the HTML map shows. Up to ``max_labels`` labels of the level
+    below the broad one (default: one per 12,000 square pixels, as the HTML map) are placed as there
+    (see the module docstring). An empty frame gives a PNG saying "no points". The file is written
+    atomically (parent folders created); the path is returned.
     """
+    return _write_atomic(path, draw_preview(points, title=title, max_labels=max_labels, width_px=width_px,
+                                            height_px=height_px)[0])
+
+
+def draw_preview(points: pl.DataFrame, *, title: str = "", max_labels: int | None = None, width_px: int = 1000,
+                 height_px: int = 750) -> tuple[bytes, list[tuple[int, str]]]:
+    """The preview's PNG bytes (see :func:`render_preview_png`) and the labels drawn: ``(level, label)``,
+    the region titles (level 0) first."""
     if width_px < 16 or height_px < 16:
         raise EmbedMapInputError(f"PNG size must be at least 16x16 px, got {width_px}x{height_px}")
     points = _as_frame(points)
     _require(points, ["x", "y"], "render_preview_png")
-    df = _base_points(points).select("x", "y", "topic_id", "topic_label")
-    topics = _topic_table(df)
+    levels = _topic_levels(points)
+    df = _base_points(_with_level_columns(points, levels))
+    tables = _level_tables(df, *_level_columns(df, len(levels)))
+    topics = tables[-1] if tables else []  # the finest level, coloured as on the HTML map
+    df = df.select("x", "y", "topic_id")
+    drawn: list[tuple[int, str]] = []
 
     from PIL import Image, ImageDraw
 
@@ -92,10 +113,11 @@ def render_preview_png(
             if ok:
                 ellipse((x - radius, y - radius, x + radius, y + radius),
                         fill=noise if tid is None or tid < 0 else colour.get(tid, noise))
-        _draw_labels(draw, topics, max_labels, to_px, box, px_per_pt)
+        cap = max(8, round(width_px * height_px / 12000)) if max_labels is None else max_labels
+        drawn = _draw_labels(draw, tables, cap, to_px, box, scale)
 
     small = image.resize((width_px, height_px), Image.Resampling.LANCZOS) if scale > 1 else image
-    return _write_atomic(path, _encode(small))
+    return _encode(small), drawn
 
 
 _DPI = 100
@@ -146,28 +168,77 @@ def _text(draw, centre, text: str, size_px: float, fill: str, bold: bool = True,
     return bbox
 
 
-def _draw_labels(draw, topics: list[dict], max_labels: int, to_px, box, px_per_pt: float) -> None:
-    """Label the ``max_labels`` biggest topics at their median point, biggest first and larger, with a
-    white halo; a label that would overlap one already placed, or leave the plotting area, is left out."""
-    labelled = [t for t in topics if t["id"] >= 0][: max(0, max_labels)]
-    biggest = labelled[0]["count"] if labelled else 1
+def _draw_labels(draw, tables: list[list[dict]], max_labels: int, to_px, box, scale: float) -> list[tuple[int, str]]:
+    """Place and draw the labels as the HTML map does at its overview (``drawLabels`` in ``static/map.js``,
+    in the same sizes, as pixels of the preview): first the broad topics' region titles, largest first,
+    then up to ``max_labels`` of the next level's, biggest first, leaving out one that repeats its
+    region's title. Each goes on its topic's centre or, when that is taken, one or two label sizes
+    above, below, beside or diagonally off it (a leader line goes back to the centre); one with no free
+    place inside ``box`` is left out. Returns ``(level, label)`` of each label drawn."""
+    regions = tables[0] if len(tables) > 1 else []
+    level = 1 if len(tables) > 1 else 0
+    finer = tables[level] if tables else []
     placed: list[tuple[float, float, float, float]] = []
-    for t in labelled:
+    drawn: list[tuple[int, str]] = []
+    titled: dict[int, str] = {}
+    halo = 2 * scale
+
+    def free(t, size_px: float, wrap: int):
         x, y = to_px(t["cx"], t["cy"])
         if not (np.isfinite(x) and np.isfinite(y)):
+            return None
+        text = "\n".join(_wrap(t["label"], wrap))
+        left, top, right, bottom = _text(draw, (float(x), float(y)), text, size_px, "#000", halo=halo,
+                                         measure_only=True)
+        left, top, right, bottom = left - 3 * scale, top - 2 * scale, right + 3 * scale, bottom + 2 * scale
+        w, h = right - left, bottom - top
+        for step in (0, 1, 2):
+            dx, dy = step * (w / 2 + 8 * scale), step * (h + 4 * scale)
+            moves = [(0, 0)] if step == 0 else [(0, -dy), (0, dy), (dx, 0), (-dx, 0), (dx, -dy), (-dx, -dy),
+                                                (dx, dy), (-dx, dy)]
+            for mx, my in moves:
+                area = (left + mx, top + my, right + mx, bottom + my)
+                if area[0] < box[0] or area[2] > box[2] or area[1] < box[1] or area[3] > box[3]:
+                    continue
+                if any(area[0] < o[2] and o[0] < area[2] and area[1] < o[3] and o[1] < area[3] for o in placed):
+                    continue
+                placed.append(area)
+                return text, (float(x), float(y)), area
+        return None
+
+    titles = []
+    big = max([t["count"] for t in regions if t["id"] >= 0] or [1])
+    for g, t in enumerate(regions):
+        if t["id"] < 0:
             continue
-        fontsize = (7.5 + 3.5 * math.sqrt(t["count"] / biggest)) * px_per_pt
-        text = "\n".join(_wrap(t["label"]))
-        left, top, right, bottom = _text(draw, (float(x), float(y)), text, fontsize, "#1a1a1a",
-                                         halo=1.5 * px_per_pt, measure_only=True)
-        pad_x, pad_y = (right - left) * 0.02, (bottom - top) * 0.05
-        area = (left - pad_x, top - pad_y, right + pad_x, bottom + pad_y)
-        if area[0] < box[0] or area[2] > box[2] or area[1] < box[1] or area[3] > box[3]:
+        spot = free(t, (17 + 9 * math.sqrt(t["count"] / big)) * scale, 20)
+        if spot is not None:
+            titles.append((spot, (17 + 9 * math.sqrt(t["count"] / big)) * scale))
+            titled[g] = t["label"]
+            drawn.append((0, t["label"]))
+    labels = []
+    big = max([t["count"] for t in finer if t["id"] >= 0] or [1])
+    for t in finer:
+        if len(labels) >= max_labels:
+            break
+        if t["id"] < 0 or (regions and titled.get(t.get("parent", -1)) == t["label"]):
             continue
-        if any(area[0] < o[2] and o[0] < area[2] and area[1] < o[3] and o[1] < area[3] for o in placed):
-            continue
-        placed.append(area)
-        _text(draw, (float(x), float(y)), text, fontsize, "#1a1a1a", halo=1.5 * px_per_pt)
+        size = (11 + 4 * math.sqrt(t["count"] / big)) * scale
+        spot = free(t, size, _WRAP)
+        if spot is not None:
+            labels.append((spot, size))
+            drawn.append((level, t["label"]))
+    for (text, _, area), size in titles:
+        centre = ((area[0] + area[2]) / 2, (area[1] + area[3]) / 2)
+        _text(draw, centre, text, size, (70, 70, 70, 140), halo=halo)
+    for (text, (x, y), area), size in labels:
+        centre = ((area[0] + area[2]) / 2, (area[1] + area[3]) / 2)
+        if abs(centre[0] - x) > scale or abs(centre[1] - y) > scale:  # moved: a leader line back to the centre
+            end = (min(max(x, area[0]), area[2]), min(max(y, area[1]), area[3]))
+            draw.line([(x, y), end], fill=(60, 60, 60, 140), width=max(1, int(scale)))
+            draw.ellipse((x - 2 * scale, y - 2 * scale, x + 2 * scale, y + 2 * scale), fill=(60, 60, 60, 190))
+        _text(draw, centre, text, size, "#1a1a1a", halo=halo)
+    return drawn
 
 
 def _padded(values: np.ndarray, frac: float = 0.03) -> tuple[float, float]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import colorsys
 import os
 import pathlib
+import re
 import textwrap
 from typing import Any, Sequence
 
@@ -24,6 +26,7 @@ _NOISE_COLOR = "#cfcfcf"
 _NOISE_LABEL = "no topic"
 _TEXT_LIMIT = 400
 _WRAP = 25
+_LEVEL_RE = re.compile(r"^topic_(\d+)_id$")
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,3 +140,102 @@ def _wrap(label: str, width: int = _WRAP, max_lines: int = 3) -> list[str]:
     lines = textwrap.wrap(" ".join(label.split()), width, max_lines=max_lines, placeholder=" …")
     return lines or [label[:width]]
 
+
+
+# --------------------------------------------------------------------------------------------
+# topic levels: what the HTML map and the PNG colour and label by
+
+
+def _topic_levels(points: pl.DataFrame) -> list[tuple[str, str | None]]:
+    """``(id column, label column or None)`` of the ``topic_{L}_id`` levels, broad (L=0) first."""
+    found = sorted(
+        (int(m.group(1)), c) for c in points.columns if (m := _LEVEL_RE.match(c)) is not None
+    )
+    return [
+        (c, f"topic_{lv}_label" if f"topic_{lv}_label" in points.columns else None)
+        for lv, c in found
+    ]
+
+
+def _with_level_columns(
+    points: pl.DataFrame, levels: list[tuple[str, str | None]]
+) -> pl.DataFrame:
+    """Add ``_lv{i}_id`` (Int64, null -> -1) and ``_lv{i}_label`` (str) for each level.
+
+    Without ``topic_id`` the finest level stands in for ``topic_id``/``topic_label``.
+    """
+    exprs: list[pl.Expr] = []
+    for i, (id_col, label_col) in enumerate(levels):
+        exprs.append(pl.col(id_col).cast(pl.Int64).fill_null(-1).alias(f"_lv{i}_id"))
+        label = _stringify(points, label_col) if label_col else pl.lit("", dtype=pl.String)
+        exprs.append(label.alias(f"_lv{i}_label"))
+    if levels and "topic_id" not in points.columns:
+        id_col, label_col = levels[-1]
+        exprs.append(pl.col(id_col).alias("topic_id"))
+        if label_col and "topic_label" not in points.columns:
+            exprs.append(pl.col(label_col).alias("topic_label"))
+    return points.with_columns(exprs) if exprs else points
+
+
+def _parents(df: pl.DataFrame, child_col: str, parent_col: str) -> dict[int, int]:
+    """For each topic id of ``child_col``: the ``parent_col`` topic id with most of its points."""
+    pairs = df.group_by(child_col, parent_col).len().sort(
+        ["len", child_col, parent_col], descending=[True, False, False]
+    )
+    out: dict[int, int] = {}
+    for child, parent, _ in pairs.iter_rows():
+        out.setdefault(int(child), int(parent))
+    return out
+
+
+def _shade(color: str, rank: int, siblings: int) -> str:
+    """A tone of ``color`` for the ``rank``-th of ``siblings`` sub-topics: the biggest keeps the
+    colour, the others alternate lighter/darker with a slight hue turn, so a broad topic's
+    sub-topics read as one family yet stay apart."""
+    if siblings <= 1 or rank == 0:
+        return color
+    r, g, b = (int(color[i : i + 2], 16) / 255 for i in (1, 3, 5))
+    hue, light, sat = colorsys.rgb_to_hls(r, g, b)
+    step = (rank + 1) // 2 * (1 if rank % 2 else -1)
+    # narrow: the map draws dense areas translucent, so very light tones would wash out
+    spread = min(0.1, 0.24 / max(1, siblings // 2))
+    light = min(0.7, max(0.2, light + step * spread))
+    hue = (hue + step * 0.03) % 1.0
+    rgb = colorsys.hls_to_rgb(hue, light, sat)
+    return "#" + "".join(f"{round(c * 255):02x}" for c in rgb)
+
+
+def _level_tables(df: pl.DataFrame, id_cols: list[str], label_cols: list[str]) -> list[list[dict]]:
+    """Topic tables of every level, broad first, each topic with ``parent`` (index one level up,
+    -1 on level 0). With several levels, sub-topics take tones of their parent's colour."""
+    tables = [_topic_table(df, i, lab) for i, lab in zip(id_cols, label_cols)]
+    for level, table in enumerate(tables):
+        if level == 0:
+            for t in table:
+                t["parent"] = -1
+            continue
+        up = tables[level - 1]
+        up_index = {t["id"]: g for g, t in enumerate(up)}
+        parent_of = _parents(df, id_cols[level], id_cols[level - 1])
+        rank_in: dict[int, int] = {}
+        siblings: dict[int, int] = {}
+        for t in table:
+            t["parent"] = up_index[parent_of[t["id"]]]
+            siblings[t["parent"]] = siblings.get(t["parent"], 0) + (t["id"] >= 0)
+        for t in table:  # tables are biggest first, so rank 0 is the biggest sub-topic
+            parent = up[t["parent"]]
+            if t["id"] < 0 or parent["id"] < 0:
+                continue
+            rank = rank_in.get(t["parent"], 0)
+            rank_in[t["parent"]] = rank + 1
+            t["color"] = _shade(parent["color"], rank, siblings[t["parent"]])
+    return tables
+
+
+def _level_columns(df: pl.DataFrame, n_levels: int) -> tuple[list[str], list[str]]:
+    """The id and label columns of each level of ``df`` (with :func:`_with_level_columns`' columns),
+    broad first, the finest last (``topic_id``): a last level column repeating it is not a level of its own."""
+    coarse = list(range(n_levels))
+    if coarse and (df[f"_lv{coarse[-1]}_id"] == df["topic_id"]).all():
+        coarse.pop()
+    return [f"_lv{i}_id" for i in coarse] + ["topic_id"], [f"_lv{i}_label" for i in coarse] + ["topic_label"]
