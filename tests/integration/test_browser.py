@@ -187,6 +187,33 @@ def test_the_png_preview_shows_the_html_overview_labels_and_colours(browser, tmp
         assert near.sum() >= 20, colour
 
 
+def test_clicking_a_topic_on_the_map_or_in_the_legend_focuses_it(browser, page_url):
+    load(browser, page_url)
+    drawn = browser.evaluate("embedmap.labelBoxes()")
+    target = next(one for one in drawn if one["label"] == FINE[1])  # marine biology, a fine label
+    x, y = (target["box"][0] + target["box"][2]) / 2, (target["box"][1] + target["box"][3]) / 2
+    draws = browser.evaluate("embedmap.timings().draws")
+    browser.click(x, y)
+    browser.wait_for(f"embedmap.timings().draws > {draws} && embedmap.selected().length === 1")
+    assert browser.evaluate("embedmap.selected()") == [f"1:{target['g']}"]
+    assert browser.evaluate("embedmap.zoom()") > 1.5  # zoomed to the topic's extent
+    view = browser.evaluate("[innerWidth, innerHeight]")
+    members = [f"rec-{i}" for i in range(73, 140)]  # the marine blob (70-72 are the hostile records, in it too)
+    # every point of the topic is in view, its label still drawn, the other labels of level 1 gone
+    for rid in members + HOSTILE_IDS:
+        pos = browser.evaluate(f"embedmap.screenOf({json.dumps(rid)})")
+        assert 0 <= pos["x"] <= view[0] and 0 <= pos["y"] <= view[1], rid
+    fine = [one["label"] for one in browser.evaluate("embedmap.labelBoxes()") if one["level"] == 1]
+    assert fine == [FINE[1]]
+    # a topic clicked in the legend is focused the same way
+    load(browser, page_url)
+    browser.evaluate("""[...document.querySelectorAll('#legend-list .item')]
+        .find(e => e.textContent.includes('jazz and blues')).click()""")
+    browser.wait_for("embedmap.selected().length === 1 && embedmap.zoom() > 1.5")
+    assert [one["label"] for one in browser.evaluate("embedmap.labelBoxes()") if one["level"] == 1] == [FINE[2]]
+    assert_nothing_ran(browser)
+
+
 def test_search_rings_its_hits_dims_the_rest_and_lists_their_topics(browser, page_url):
     from PIL import Image
 

@@ -52,13 +52,30 @@ function labelLevel() {
 }
 function plotW() { return W > 800 ? W - 280 : W; }   // keep the points clear of the legend panel
 
-function fit() {
+// frame the data box [x0, x1] x [y0, y1] in the plot area (clear of the panels); returns the scale
+function frame(x0, x1, y0, y1) {
   // on wide screens keep the points below the header panel too (it holds the search box)
   var pad = 40, w = plotW(), head = document.getElementById("head");
   var top = W > 800 ? Math.max(pad, head.offsetTop + head.offsetHeight + 12) : pad;
-  k0 = k = Math.max(1e-12, Math.min((w - 2 * pad) / spanX, (H - top - pad) / spanY));
-  ox = w / 2 - (minX + spanX / 2) * k;
-  oy = (top + H - pad) / 2 + (minY + spanY / 2) * k;
+  k = Math.max(1e-12, Math.min((w - 2 * pad) / (x1 - x0), (H - top - pad) / (y1 - y0)));
+  ox = w / 2 - (x0 + x1) / 2 * k;
+  oy = (top + H - pad) / 2 + (y0 + y1) / 2 * k;
+  return k;
+}
+function fit() { k0 = frame(minX, maxX, minY, maxY); }
+// zoom to the highlighted points (a topic clicked in the legend or on the map), at most 64x
+function focusHighlight() {
+  if (!hl) return;
+  var x0 = Infinity, x1 = -Infinity, y0 = Infinity, y1 = -Infinity;
+  for (var p = 0; p < N; p++) {
+    if (!hl[p]) continue;
+    if (X[p] < x0) x0 = X[p]; if (X[p] > x1) x1 = X[p];
+    if (Y[p] < y0) y0 = Y[p]; if (Y[p] > y1) y1 = Y[p];
+  }
+  if (x0 > x1) return;
+  var least = Math.max(spanX, spanY) / 64, cx = (x0 + x1) / 2, cy = (y0 + y1) / 2;
+  var hx = Math.max(x1 - x0, least) / 2, hy = Math.max(y1 - y0, least) / 2;
+  frame(cx - hx, cx + hx, cy - hy, cy + hy);
 }
 function resize(first) {
   dpr = window.devicePixelRatio || 1;
@@ -278,7 +295,7 @@ function drawLabels() {
     fs = Math.round(17 + 9 * Math.sqrt(tp.count / big));
     b = freePlace(tp, sx, sy, fs, "600", placed, true);
     if (!b) continue;
-    placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: 0, box: b });
+    placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: 0, g: g, box: b });
     titles.push([tp, b, fs]); titled[g] = tp.label;
   }
   // then the finer level's labels, most points first, as many as find room: more as the zoom grows
@@ -292,7 +309,7 @@ function drawLabels() {
     fs = Math.round(11 + 4 * Math.sqrt(tp.count / big));
     b = freePlace(tp, sx, sy, fs, "600", placed, true);
     if (!b) continue;
-    placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: lv, box: b });
+    placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: lv, g: g, box: b });
     fine.push([tp, b, fs, sx, sy]); n++;
   }
   titles.forEach(function (t) {
@@ -413,6 +430,14 @@ canvas.addEventListener("pointerdown", function (ev) {
   hover = -1; hideTip();
 });
 canvas.addEventListener("pointerup", function (ev) {
+  // a click (no drag) on a topic's label focuses that topic: the others dimmed, zoomed to its points
+  if (drag && Math.abs(ev.clientX - drag.x) + Math.abs(ev.clientY - drag.y) < 4) {
+    var hitBox = labelAt(ev.clientX, ev.clientY);
+    if (hitBox) {
+      sel.clear(); sel.add(hitBox.level + ":" + hitBox.g);
+      recompute(); syncLegend(); focusHighlight(); request();
+    }
+  }
   drag = null; canvas.classList.remove("dragging");
   try { canvas.releasePointerCapture(ev.pointerId); } catch (e) {}
 });
@@ -462,8 +487,19 @@ function syncLegend() {
   for (var q = 0; q < nodes.length; q++) nodes[q].el.classList.toggle("on", sel.has(nodes[q].key));
 }
 function toggleSel(key) {
-  if (sel.has(key)) sel.delete(key); else sel.add(key);
-  recompute(); hover = -1; hideTip(); syncLegend(); request();
+  var adding = !sel.has(key);
+  if (adding) sel.add(key); else sel.delete(key);
+  recompute(); hover = -1; hideTip(); syncLegend();
+  if (adding && key.charAt(0) !== "c") focusHighlight();  // a topic: zoom to what is highlighted
+  request();
+}
+function labelAt(x, y) {
+  var boxes = stats.boxes || [];
+  for (var q = boxes.length - 1; q >= 0; q--) {  // the finer labels were drawn last, on top
+    var b = boxes[q].box;
+    if (x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3]) return boxes[q];
+  }
+  return null;
 }
 function addItem(label, color, count, key, depth, parent) {
   var it = document.createElement("div"); it.className = "item";
@@ -672,8 +708,11 @@ window.embedmap = Object.freeze({
   labelsShown: function () { return stats.labels.slice(); },
   rings: function () { return stats.rings || 0; },
   activeResult: function () { return activeRow; },
+  selected: function () { return Array.from(sel); },
   // each drawn label: its text, level and screen box [x0, y0, x1, y1] in CSS pixels
-  labelBoxes: function () { return (stats.boxes || []).map(function (l) { return { label: l.label, level: l.level, box: l.box.slice() }; }); },
+  labelBoxes: function () {
+    return (stats.boxes || []).map(function (l) { return { label: l.label, level: l.level, g: l.g, box: l.box.slice() }; });
+  },
   panels: function () { return panelBoxes(); },
   zoom: function () { return zoom(); },
   colorBy: function () { return mode ? mode.name : ""; },
