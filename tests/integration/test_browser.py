@@ -214,6 +214,36 @@ def test_clicking_a_topic_on_the_map_or_in_the_legend_focuses_it(browser, page_u
     assert_nothing_ran(browser)
 
 
+def test_a_lasso_lists_the_records_inside_it_and_copies_their_ids(browser, page_url):
+    load(browser, page_url)
+    ids = [f"rec-{i}" for i in range(70) if i != 5] + [NEEDLE_ID]  # the astronomy blob
+    where = [browser.evaluate(f"embedmap.screenOf({json.dumps(r)})") for r in ids]
+    x0, x1 = min(p["x"] for p in where) - 6, max(p["x"] for p in where) + 6
+    y0, y1 = min(p["y"] for p in where) - 6, max(p["y"] for p in where) + 6
+    ring = [(x0, y0), (x1, y0), (x1, y1), (x0, y1), (x0, y0 + 1)]
+    browser.mouse("mouseMoved", *ring[0], modifiers=8)
+    browser.mouse("mousePressed", *ring[0], button="left", clickCount=1, modifiers=8)
+    for a, b in zip(ring, ring[1:]):
+        for t in np.linspace(0, 1, 6)[1:]:
+            browser.mouse("mouseMoved", a[0] + (b[0] - a[0]) * t, a[1] + (b[1] - a[1]) * t, button="left",
+                          buttons=1, modifiers=8)
+    browser.mouse("mouseReleased", *ring[-1], button="left", clickCount=1, modifiers=8)
+    inside = set(browser.wait_for("embedmap.lassoed().length && embedmap.lassoed()"))
+    # the blob's records are in it; anything else only if it lies inside the box
+    assert set(ids) <= inside
+    for rid in inside - set(ids):
+        pos = browser.evaluate(f"embedmap.screenOf({json.dumps(rid)})")
+        assert x0 <= pos["x"] <= x1 and y0 <= pos["y"] <= y1
+    info = browser.evaluate("document.getElementById('search-info').textContent")
+    assert info.startswith(f"{len(inside)} records in the lasso")
+    listed = browser.evaluate("[...document.querySelectorAll('#results .rid')].map(e => e.textContent)")
+    assert listed and set(listed) <= inside
+    assert browser.evaluate("embedmap.zoom()") == 1  # a lasso does not pan
+    browser.evaluate("document.getElementById('copy-ids').click()")
+    assert set(browser.evaluate("embedmap.copied()").split("\n")) == inside
+    assert_nothing_ran(browser)
+
+
 def test_search_rings_its_hits_dims_the_rest_and_lists_their_topics(browser, page_url):
     from PIL import Image
 

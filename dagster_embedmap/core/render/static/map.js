@@ -367,6 +367,12 @@ function draw() {
     }
     drawRings(r);
     drawLabels();
+    if (lasso && lasso.length > 1) {
+      ctx.globalAlpha = 1; ctx.strokeStyle = "#d62728"; ctx.lineWidth = 1.5; ctx.setLineDash([5, 4]);
+      ctx.beginPath(); ctx.moveTo(lasso[0][0], lasso[0][1]);
+      for (q = 1; q < lasso.length; q++) ctx.lineTo(lasso[q][0], lasso[q][1]);
+      ctx.closePath(); ctx.stroke(); ctx.setLineDash([]);
+    }
     if (hover >= 0) {
       ctx.globalAlpha = 1; ctx.lineWidth = 2; ctx.strokeStyle = "#111";
       ctx.beginPath(); ctx.arc(ox + X[hover] * k, oy - Y[hover] * k, r + 3, 0, 6.283185307179586);
@@ -424,12 +430,23 @@ function hideTip() { tip.style.display = "none"; }
 
 // ---- pan / zoom
 var drag = null, lastMove = null, moveQueued = false;
+var lasso = null;  // the screen points of a lasso being drawn (shift-drag)
 canvas.addEventListener("pointerdown", function (ev) {
+  if (ev.shiftKey) {
+    lasso = [[ev.clientX, ev.clientY]]; drag = null;
+    canvas.setPointerCapture(ev.pointerId); hover = -1; hideTip(); return;
+  }
   drag = { x: ev.clientX, y: ev.clientY, ox: ox, oy: oy };
   canvas.setPointerCapture(ev.pointerId); canvas.classList.add("dragging");
   hover = -1; hideTip();
 });
 canvas.addEventListener("pointerup", function (ev) {
+  if (lasso) {
+    var ring = lasso; lasso = null;
+    try { canvas.releasePointerCapture(ev.pointerId); } catch (e) {}
+    if (ring.length >= 3) selectLasso(ring); else request();
+    return;
+  }
   // a click (no drag) on a topic's label focuses that topic: the others dimmed, zoomed to its points
   if (drag && Math.abs(ev.clientX - drag.x) + Math.abs(ev.clientY - drag.y) < 4) {
     var hitBox = labelAt(ev.clientX, ev.clientY);
@@ -448,6 +465,11 @@ canvas.addEventListener("pointerleave", function () {
   if (!drag) { hover = -1; hideTip(); request(); }
 });
 canvas.addEventListener("pointermove", function (ev) {
+  if (lasso) {
+    var last = lasso[lasso.length - 1];
+    if (Math.abs(ev.clientX - last[0]) + Math.abs(ev.clientY - last[1]) >= 3) { lasso.push([ev.clientX, ev.clientY]); request(); }
+    return;
+  }
   if (drag) {
     ox = drag.ox + ev.clientX - drag.x; oy = drag.oy + ev.clientY - drag.y; request(); return;
   }
@@ -610,6 +632,7 @@ function labelHits(w) {
 }
 function runSearch(q) {
   var t0 = performance.now();
+  lassoed = null; copyEl.hidden = true;
   q = String(q); lastQuery = q;
   var words = q.toLowerCase().split(/\s+/).filter(function (w) { return w.length > 0; });
   results = [];
@@ -674,6 +697,46 @@ function focusRecord(p) {
   ox = w / 2 - X[p] * k; oy = H / 2 + Y[p] * k;
   hover = p; request(); showTip(p, w / 2, H / 2);
 }
+// the points inside a lasso (screen polygon, even-odd rule), highlighted and listed like search hits;
+// "copy ids" copies all their ids, one per line
+var lassoed = null;
+function selectLasso(ring) {
+  var n = ring.length, m = new Uint8Array(N), count = 0, p, q, inside, sx, sy;
+  var px = ring.map(function (v) { return (v[0] - ox) / k; }), py = ring.map(function (v) { return (oy - v[1]) / k; });
+  var x0 = Math.min.apply(null, px), x1 = Math.max.apply(null, px), y0 = Math.min.apply(null, py), y1 = Math.max.apply(null, py);
+  results = []; lassoed = [];
+  for (p = 0; p < N; p++) {
+    sx = X[p]; sy = Y[p];
+    if (sx < x0 || sx > x1 || sy < y0 || sy > y1) continue;
+    inside = false;
+    for (i = 0, j = n - 1; i < n; j = i++)
+      if ((py[i] > sy) !== (py[j] > sy) && sx < (px[j] - px[i]) * (sy - py[i]) / (py[j] - py[i]) + px[i]) inside = !inside;
+    if (!inside) continue;
+    m[p] = 1; count++; lassoed.push(p);
+    if (results.length < MAX_RESULTS) results.push(p);
+  }
+  searchEl.value = ""; lastQuery = null;
+  matches = m; matchCount = count;
+  recompute(); showResults(true);
+  infoEl.textContent = count.toLocaleString() + " record" + (count === 1 ? "" : "s") + " in the lasso" +
+    (count > results.length ? " · first " + results.length + " listed" : "");
+  copyEl.hidden = count === 0;
+  request();
+}
+var copyEl = document.getElementById("copy-ids");
+copyEl.addEventListener("click", function () {
+  var text = (lassoed || []).map(function (p) { return D.id[p]; }).join("\n");
+  stats.copied = text;
+  function fallback() {
+    var area = document.createElement("textarea"); area.value = text; document.body.appendChild(area);
+    area.select(); try { document.execCommand("copy"); } catch (e) { /* nothing more to try */ }
+    document.body.removeChild(area);
+  }
+  if (navigator.clipboard && navigator.clipboard.writeText) navigator.clipboard.writeText(text).catch(fallback);
+  else fallback();
+  copyEl.textContent = "copied " + (lassoed || []).length.toLocaleString();
+  setTimeout(function () { copyEl.textContent = "copy ids"; }, 1500);
+});
 function searchSoon() {
   clearTimeout(timer);
   timer = setTimeout(function () { runSearch(searchEl.value); }, N > 20000 ? 200 : 80);
@@ -709,6 +772,8 @@ window.embedmap = Object.freeze({
   rings: function () { return stats.rings || 0; },
   activeResult: function () { return activeRow; },
   selected: function () { return Array.from(sel); },
+  lassoed: function () { return (lassoed || []).map(function (p) { return D.id[p]; }); },
+  copied: function () { return stats.copied || ""; },
   // each drawn label: its text, level and screen box [x0, y0, x1, y1] in CSS pixels
   labelBoxes: function () {
     return (stats.boxes || []).map(function (l) { return { label: l.label, level: l.level, g: l.g, box: l.box.slice() }; });
