@@ -13,9 +13,10 @@
   (named like title/name/headline/heading/subject), its text snippet or one of its topic labels.
   Matches are ringed on the map (up to 5,000 in view), the rest dimmed, and the first 50 listed
   with their topic path; the arrow keys walk the list, and a result click (or Enter) centres and
-  zooms on the record and shows its tooltip. Shift-drag draws a lasso: the records inside it are highlighted
-  and listed the same way, and "copy ids" copies all their ids. A click on a topic's label (or its
-  legend row) focuses it: the rest dimmed, the view framed on its points. ``#q=words`` in the URL runs a search on load.
+  zooms on the record and shows its tooltip. ``#q=words`` in the URL runs a search on load.
+  Shift-drag draws a lasso: the records inside it are highlighted and listed the same way, and
+  "copy ids" copies all their ids. A click on a topic's label (or its legend row) focuses it: the
+  rest dimmed, the view framed on its points.
 - 100k points: the data is columnar JSON (coordinates rounded to 1e-4 of the map's extent,
   repeated strings dictionary-coded), texts are cut to 400 characters up to 20,000 points and to
   fewer above (120 from 66,667 points; about 19 MB for 100k points), points are drawn from typed
