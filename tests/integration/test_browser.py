@@ -207,9 +207,10 @@ def test_clicking_a_topic_on_the_map_or_in_the_legend_focuses_it(browser, page_u
     assert fine == [FINE[1]]
     # a topic clicked in the legend is focused the same way
     load(browser, page_url)
+    draws = browser.evaluate("embedmap.timings().draws")
     browser.evaluate("""[...document.querySelectorAll('#legend-list .item')]
         .find(e => e.textContent.includes('jazz and blues')).click()""")
-    browser.wait_for("embedmap.selected().length === 1 && embedmap.zoom() > 1.5")
+    browser.wait_for(f"embedmap.selected().length === 1 && embedmap.zoom() > 1.5 && embedmap.timings().draws > {draws}")
     assert [one["label"] for one in browser.evaluate("embedmap.labelBoxes()") if one["level"] == 1] == [FINE[2]]
     assert_nothing_ran(browser)
 
@@ -241,6 +242,38 @@ def test_a_lasso_lists_the_records_inside_it_and_copies_their_ids(browser, page_
     assert browser.evaluate("embedmap.zoom()") == 1  # a lasso does not pan
     browser.evaluate("document.getElementById('copy-ids').click()")
     assert set(browser.evaluate("embedmap.copied()").split("\n")) == inside
+    assert_nothing_ran(browser)
+
+
+def test_the_density_layer_shades_where_points_crowd(browser, page_url, tmp_path):
+    from PIL import Image
+
+    from dagster_embedmap.core.render import render_html_map
+
+    def shaded(png: bytes) -> int:  # pixels of the layer's blue-grey, not white, not a topic colour
+        with Image.open(io.BytesIO(png)) as im:
+            rgb = np.asarray(im.convert("RGB")).astype(int)
+        return int(((rgb[..., 2] - rgb[..., 0] > 15) & (rgb[..., 2] - rgb[..., 0] < 70) & (rgb.min(axis=2) < 235)
+                    & (rgb.min(axis=2) > 60)).sum())
+
+    load(browser, page_url)
+    assert browser.evaluate("embedmap.density()")["on"] is False  # off by default for a small map
+    off = browser.screenshot(ARTIFACTS / "map-density-off.png")
+    draws = browser.evaluate("embedmap.timings().draws")
+    browser.evaluate("(() => { const b = document.getElementById('density'); b.checked = true;"
+                     " b.dispatchEvent(new Event('change')); })()")
+    browser.wait_for(f"embedmap.timings().draws > {draws}")
+    state = browser.evaluate("embedmap.density()")
+    assert state["on"] is True and state["max"] > 0
+    on = browser.screenshot(ARTIFACTS / "map-density-on.png")
+    assert shaded(on) > 3 * shaded(off) + 5000
+    # a big map starts with it on
+    big = many_topics(n_per=2100)  # 50,400 points
+    path = tmp_path / "big.html"
+    render_html_map(big, path, title="big")
+    load(browser, path.as_uri())
+    assert browser.evaluate("embedmap.density()")["on"] is True
+    assert browser.evaluate("document.getElementById('density').checked") is True
     assert_nothing_ran(browser)
 
 

@@ -340,7 +340,7 @@ const ctx = new Proxy({}, { get(o, k) {
   return () => {};
 }, set(o, k, v) { o[k] = v; return true; } });
 const els = {};
-["map", "tip", "legend", "legend-list", "clear", "filter", "search", "results", "search-info", "copy-ids",
+["map", "tip", "legend", "legend-list", "clear", "filter", "search", "results", "search-info", "copy-ids", "density",
  "colorby", "head"].forEach(id => els[id] = new El("div"));
 els.head.offsetTop = 8;  // the header panel: 8 + 100 px tall, the map fits below it
 els.map.getContext = () => ctx;

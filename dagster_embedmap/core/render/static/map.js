@@ -328,6 +328,56 @@ function drawLabels() {
   stats.level = lv; stats.labels = shown; stats.boxes = boxes;
 }
 
+// the density layer: points in view counted on a grid of 4-pixel cells, blurred, and shaded beneath
+// the points (light to dark blue-grey by the square root of the count), so where 100,000s of points
+// crowd reads as a landscape; on by default from 50,000 points, a checkbox in the legend's head
+var CELL = 4, densityOn = N >= 50000, densityCanvas = null, densityMax = 0;
+function blur(a, w, h, r) {  // a box blur along x, then y, of radius r cells, in place
+  var tmp = new Float32Array(a.length), x, y, s, q;
+  for (y = 0; y < h; y++) {
+    s = 0; q = y * w;
+    for (x = -r; x < w; x++) {
+      if (x + r < w) s += a[q + x + r];
+      if (x - r - 1 >= 0) s -= a[q + x - r - 1];
+      if (x >= 0) tmp[q + x] = s;
+    }
+  }
+  for (x = 0; x < w; x++) {
+    s = 0;
+    for (y = -r; y < h; y++) {
+      if (y + r < h) s += tmp[(y + r) * w + x];
+      if (y - r - 1 >= 0) s -= tmp[(y - r - 1) * w + x];
+      if (y >= 0) a[y * w + x] = s;
+    }
+  }
+}
+function drawDensity() {
+  var gw = Math.max(1, Math.ceil(W / CELL)), gh = Math.max(1, Math.ceil(H / CELL)), grid = new Float32Array(gw * gh);
+  var p, c, r, sx, sy;
+  for (p = 0; p < N; p++) {
+    sx = ox + X[p] * k; sy = oy - Y[p] * k;
+    if (sx < 0 || sy < 0 || sx >= W || sy >= H) continue;
+    grid[Math.floor(sy / CELL) * gw + Math.floor(sx / CELL)] += 1;
+  }
+  blur(grid, gw, gh, 2); blur(grid, gw, gh, 2);
+  var top = 0;
+  for (c = 0; c < grid.length; c++) if (grid[c] > top) top = grid[c];
+  densityMax = top;
+  if (!top) return;
+  if (!densityCanvas) densityCanvas = document.createElement("canvas");
+  densityCanvas.width = gw; densityCanvas.height = gh;
+  var dctx = densityCanvas.getContext("2d"), img = dctx.createImageData(gw, gh), px = img.data, v;
+  for (c = 0; c < grid.length; c++) {
+    v = Math.sqrt(grid[c] / top);
+    r = c * 4;
+    px[r] = Math.round(215 - 160 * v); px[r + 1] = Math.round(225 - 150 * v); px[r + 2] = Math.round(240 - 110 * v);
+    px[r + 3] = Math.round(235 * Math.min(1, v * 1.6));
+  }
+  dctx.putImageData(img, 0, 0);
+  ctx.save(); ctx.globalAlpha = 0.85; ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(densityCanvas, 0, 0, gw * CELL, gh * CELL); ctx.restore();
+}
+
 // search hits in view, ringed (a white halo, then a dark ring) so a few stand out on a dimmed map
 var MAX_RINGS = 5000;
 function drawRings(r) {
@@ -357,6 +407,7 @@ function draw() {
     ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.fillText("no points", W / 2, H / 2);
   } else {
     var r = radius(), a = Math.min(0.95, baseA * Math.max(1, Math.pow(zoom(), 0.25))), q;
+    if (densityOn) { drawDensity(); a *= 0.6; }
     if (hl) {
       ctx.globalAlpha = 0.08; drawDimmed(r);
       ctx.globalAlpha = Math.max(a, 0.7);
@@ -603,6 +654,9 @@ D.colorby.forEach(function (md, q) {
   modeEl.appendChild(o);
 });
 modeEl.addEventListener("change", function () { setMode(+modeEl.value || 0); });
+var densityEl = document.getElementById("density");
+densityEl.checked = densityOn;
+densityEl.addEventListener("change", function () { densityOn = !!densityEl.checked; request(); });
 document.getElementById("clear").addEventListener("click", function () {
   sel.clear(); recompute(); syncLegend(); request();
 });
@@ -772,6 +826,7 @@ window.embedmap = Object.freeze({
   rings: function () { return stats.rings || 0; },
   activeResult: function () { return activeRow; },
   selected: function () { return Array.from(sel); },
+  density: function () { return { on: densityOn, max: densityOn ? densityMax : 0 }; },
   lassoed: function () { return (lassoed || []).map(function (p) { return D.id[p]; }); },
   copied: function () { return stats.copied || ""; },
   // each drawn label: its text, level and screen box [x0, y0, x1, y1] in CSS pixels
