@@ -277,6 +277,35 @@ def test_the_density_layer_shades_where_points_crowd(browser, page_url, tmp_path
     assert_nothing_ran(browser)
 
 
+def test_at_phone_width_the_legend_starts_folded_and_labels_keep_clear_of_the_panels(browser, tmp_path):
+    from dagster_embedmap.core.render import render_html_map
+
+    path = tmp_path / "phone.html"
+    render_html_map(many_topics(), path, title="many topics")
+    metrics = {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True}
+    browser.send("Emulation.setDeviceMetricsOverride", metrics)
+    try:
+        load(browser, path.as_uri())
+        assert browser.evaluate("document.getElementById('legend').classList.contains('folded')") is True
+        drawn = assert_labels_legible(browser)
+        assert len(drawn) >= 6 and {one["level"] for one in drawn} == {0, 1}
+        browser.screenshot(ARTIFACTS / "map-phone.png")
+        draws = browser.evaluate("embedmap.timings().draws")
+        browser.evaluate("document.getElementById('legend-toggle').click()")
+        browser.wait_for(f"embedmap.timings().draws > {draws}")
+        assert browser.evaluate("document.getElementById('legend').classList.contains('folded')") is False
+        assert_labels_legible(browser)  # the unfolded legend is a panel the labels keep clear of
+        draws = browser.evaluate("embedmap.timings().draws")
+        browser.evaluate("document.getElementById('head-toggle').click()")
+        browser.wait_for(f"embedmap.timings().draws > {draws}")
+        assert browser.evaluate("getComputedStyle(document.getElementById('hint')).display") == "none"
+        assert browser.evaluate("getComputedStyle(document.getElementById('search')).display") != "none"
+        assert_nothing_ran(browser)
+    finally:
+        browser.send("Emulation.setDeviceMetricsOverride",
+                     {"width": browser.width, "height": browser.height, "deviceScaleFactor": 1, "mobile": False})
+
+
 def test_search_rings_its_hits_dims_the_rest_and_lists_their_topics(browser, page_url):
     from PIL import Image
 

@@ -329,6 +329,7 @@ class El {
   addEventListener(t, f) { (this.listeners[t] = this.listeners[t] || []).push(f); }
   fire(t, ev) { (this.listeners[t] || []).forEach(f => f(ev)); }
   setPointerCapture() {} releasePointerCapture() {}
+  setAttribute(k, v) { this[k] = String(v); }
 }
 const texts = [];
 let marks = 0;
@@ -341,7 +342,7 @@ const ctx = new Proxy({}, { get(o, k) {
 }, set(o, k, v) { o[k] = v; return true; } });
 const els = {};
 ["map", "tip", "legend", "legend-list", "clear", "filter", "search", "results", "search-info", "copy-ids", "density",
- "colorby", "head"].forEach(id => els[id] = new El("div"));
+ "colorby", "head", "legend-toggle", "head-toggle"].forEach(id => els[id] = new El("div"));
 els.head.offsetTop = 8;  // the header panel: 8 + 100 px tall, the map fits below it
 els.map.getContext = () => ctx;
 els["embedmap-data"] = new El("script"); els["embedmap-data"].textContent = dataText;

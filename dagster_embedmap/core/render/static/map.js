@@ -50,7 +50,9 @@ function labelLevel() {
   var z = zoom();
   return Math.min(FINE, 1 + Math.max(0, Math.floor(Math.log(z) / Math.LN2 + 1e-9)));
 }
-function plotW() { return W > 800 ? W - 280 : W; }   // keep the points clear of the legend panel
+// keep the points clear of the legend panel on wide screens, unless it is folded
+function plotW() { return W > 800 && !legendFolded() ? W - 280 : W; }
+function legendFolded() { var el = document.getElementById("legend"); return !!(el && el.classList && el.classList.contains("folded")); }
 
 // frame the data box [x0, x1] x [y0, y1] in the plot area (clear of the panels); returns the scale
 function frame(x0, x1, y0, y1) {
@@ -279,6 +281,7 @@ function regionOf(l, g) {
 }
 function drawLabels() {
   var lv = labelLevel(), placed = panelBoxes(), shown = [], boxes = [], titled = {};
+  var small = Math.max(0.6, Math.min(1, W / 1000));  // narrow windows (phones) get smaller type
   var regions = NL > 1 ? LV[0].topics : [], TOP = LV[lv].topics;
   ctx.textAlign = "center"; ctx.textBaseline = "middle"; ctx.lineJoin = "round"; ctx.globalAlpha = 1;
   function biggest(topics) {
@@ -292,7 +295,7 @@ function drawLabels() {
     tp = regions[g];
     if (tp.id < 0 || (hl && !hits[0][g])) continue;
     sx = ox + tp.cx * k; sy = oy - tp.cy * k;
-    fs = Math.round(17 + 9 * Math.sqrt(tp.count / big));
+    fs = Math.round((17 + 9 * Math.sqrt(tp.count / big)) * small);
     b = freePlace(tp, sx, sy, fs, "600", placed, true);
     if (!b) continue;
     placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: 0, g: g, box: b });
@@ -306,7 +309,7 @@ function drawLabels() {
     if (tp.id < 0 || (hl && !hits[lv][g]) || (NL > 1 && titled[regionOf(lv, g)] === tp.label)) continue;
     sx = ox + tp.cx * k; sy = oy - tp.cy * k;
     if (sx < 0 || sy < 0 || sx > W || sy > H) continue;  // its centre is off screen
-    fs = Math.round(11 + 4 * Math.sqrt(tp.count / big));
+    fs = Math.round((11 + 4 * Math.sqrt(tp.count / big)) * Math.max(0.85, small));
     b = freePlace(tp, sx, sy, fs, "600", placed, true);
     if (!b) continue;
     placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: lv, g: g, box: b });
@@ -654,6 +657,20 @@ D.colorby.forEach(function (md, q) {
   modeEl.appendChild(o);
 });
 modeEl.addEventListener("change", function () { setMode(+modeEl.value || 0); });
+// the panels fold to their head (on a narrow screen the legend starts folded); labels then use the room
+function foldable(panelId, buttonId, folded) {
+  var panel = document.getElementById(panelId), button = document.getElementById(buttonId);
+  function set(f) {
+    panel.classList.toggle("folded", f);
+    button.textContent = f ? "\u25b8" : "\u25be";
+    button.setAttribute("aria-expanded", f ? "false" : "true");
+    request();
+  }
+  button.addEventListener("click", function () { set(!panel.classList.contains("folded")); });
+  set(folded);
+}
+foldable("legend", "legend-toggle", window.innerWidth < 700);
+foldable("head", "head-toggle", false);
 var densityEl = document.getElementById("density");
 densityEl.checked = densityOn;
 densityEl.addEventListener("change", function () { densityOn = !!densityEl.checked; request(); });
