@@ -252,12 +252,11 @@ function labelBox(tp, sx, sy, fs, weight) {
 function inView(b) { return b[0] >= 2 && b[1] >= 2 && b[2] <= W - 2 && b[3] <= H - 2; }
 // the first free place for a label near its topic's centre: on it, then above, below, beside and
 // diagonally, one and two label heights away; null when none is free (the label is not drawn)
-function freePlace(tp, sx, sy, fs, weight, placed, far) {
+function freePlace(tp, sx, sy, fs, weight, placed) {
   var b = labelBox(tp, sx, sy, fs, weight), w = b[2] - b[0], h = b[3] - b[1];
-  var steps = far ? [0, 1, 2] : [0];
-  for (var s = 0; s < steps.length; s++) {
-    var dx = steps[s] * (w / 2 + 8), dy = steps[s] * (h + 4);
-    var moves = steps[s] === 0 ? [[0, 0]] : [[0, -dy], [0, dy], [dx, 0], [-dx, 0], [dx, -dy], [-dx, -dy], [dx, dy], [-dx, dy]];
+  for (var s = 0; s <= 2; s++) {
+    var dx = s * (w / 2 + 8), dy = s * (h + 4);
+    var moves = s === 0 ? [[0, 0]] : [[0, -dy], [0, dy], [dx, 0], [-dx, 0], [dx, -dy], [-dx, -dy], [dx, dy], [-dx, dy]];
     for (var m = 0; m < moves.length; m++) {
       var c = [b[0] + moves[m][0], b[1] + moves[m][1], b[2] + moves[m][0], b[3] + moves[m][1]];
       if (inView(c) && !boxesHit(c, placed)) return c;
@@ -296,7 +295,7 @@ function drawLabels() {
     if (tp.id < 0 || (hl && !hits[0][g])) continue;
     sx = ox + tp.cx * k; sy = oy - tp.cy * k;
     fs = Math.round((17 + 9 * Math.sqrt(tp.count / big)) * small);
-    b = freePlace(tp, sx, sy, fs, "600", placed, true);
+    b = freePlace(tp, sx, sy, fs, "600", placed);
     if (!b) continue;
     placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: 0, g: g, box: b });
     titles.push([tp, b, fs]); titled[g] = tp.label;
@@ -310,7 +309,7 @@ function drawLabels() {
     sx = ox + tp.cx * k; sy = oy - tp.cy * k;
     if (sx < 0 || sy < 0 || sx > W || sy > H) continue;  // its centre is off screen
     fs = Math.round((11 + 4 * Math.sqrt(tp.count / big)) * Math.max(0.85, small));
-    b = freePlace(tp, sx, sy, fs, "600", placed, true);
+    b = freePlace(tp, sx, sy, fs, "600", placed);
     if (!b) continue;
     placed.push(b); shown.push(tp.label); boxes.push({ label: tp.label, level: lv, g: g, box: b });
     fine.push([tp, b, fs, sx, sy]); n++;
@@ -381,7 +380,7 @@ function drawDensity() {
   ctx.drawImage(densityCanvas, 0, 0, gw * CELL, gh * CELL); ctx.restore();
 }
 
-// search hits in view, ringed (a white halo, then a dark ring) so a few stand out on a dimmed map
+// search hits in view, ringed (a white halo, then a red ring) so a few stand out on a dimmed map
 var MAX_RINGS = 5000;
 function drawRings(r) {
   stats.rings = 0;
@@ -772,7 +771,7 @@ function focusRecord(p) {
 // "copy ids" copies all their ids, one per line
 var lassoed = null;
 function selectLasso(ring) {
-  var n = ring.length, m = new Uint8Array(N), count = 0, p, q, inside, sx, sy;
+  var n = ring.length, m = new Uint8Array(N), count = 0, p, inside, sx, sy;
   var px = ring.map(function (v) { return (v[0] - ox) / k; }), py = ring.map(function (v) { return (oy - v[1]) / k; });
   var x0 = Math.min.apply(null, px), x1 = Math.max.apply(null, px), y0 = Math.min.apply(null, py), y1 = Math.max.apply(null, py);
   results = []; lassoed = [];
