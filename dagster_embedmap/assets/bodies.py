@@ -181,7 +181,9 @@ def map_(ctx: MapContext, context: dg.AssetExecutionContext) -> dg.MaterializeRe
     meta = file_metadata(layout.html)
     meta.update({"dagster/row_count": drawn.points,
                  "preview": dg.MetadataValue.md(png_markdown(layout.png, alt=f"{ctx.name} map")),
-                 "png": dg.MetadataValue.path(str(layout.png)), "html_bytes": layout.html.stat().st_size})
+                 "png": dg.MetadataValue.path(str(layout.png)), "html_bytes": layout.html.stat().st_size,
+                 "open_map": dg.MetadataValue.url(layout.html.resolve().as_uri()),
+                 "labels_at_overview": len(drawn.preview_labels)})
     if drawn.topics is not None:
         meta["topic_tree"] = dg.MetadataValue.md(topic_tree_markdown(drawn.topics))
     return dg.MaterializeResult(metadata=meta, check_results=[check_result(c) for c in drawn.checks])

@@ -8,9 +8,9 @@ from typing import Callable, Iterable
 
 import polars as pl
 
-from ..core.paths import Log, MapLayout, read_or_set_aside
+from ..core.paths import Log, MapLayout, atomic_path, read_or_set_aside
 from ..core.store.payload import metadata_columns, points_frame
-from ..core.render import render_html_map, render_preview_png
+from ..core.render import draw_preview, render_html_map
 from ..core.store import VectorStore
 from .audit import audit_points
 from .common import Check, pending_partitions
@@ -34,6 +34,8 @@ class MapRender:
     topics: pl.DataFrame | None
     """The topic table, None when it is missing or unreadable."""
     checks: list[Check] = field(default_factory=list)
+    preview_labels: list[tuple[int, str]] = field(default_factory=list)
+    """The labels the PNG preview shows, ``(level, label)``: the HTML map's overview labels (same rules)."""
 
 
 def render_map(
@@ -65,7 +67,9 @@ def render_map(
     )
     title = f"{name}: {points.height} records"
     drawable = points.drop_nulls(["x", "y"]).with_columns(pl.col("topic_id").fill_null(-1))
-    render_preview_png(drawable, layout.png, title=title)
+    png, preview_labels = draw_preview(drawable, title=title)
+    with atomic_path(layout.png) as tmp:
+        tmp.write_bytes(png)
     render_html_map(drawable, layout.html, title=title, extra_columns=metadata_columns(points.columns))
     unmapped = points.filter(pl.col("x").is_null() | pl.col("topic_id").is_null() | (pl.col("topic_id") < 0)).height
     topics = read_or_set_aside(layout.topics, pl.read_parquet, log=log, holds="the topic table",
@@ -80,4 +84,4 @@ def render_map(
         audit.check(),
     ]
     return MapRender(points=points.height, collection_points=total, documents=documents, pending=pending,
-                     unmapped=unmapped, topics=topics, checks=checks)
+                     unmapped=unmapped, topics=topics, checks=checks, preview_labels=preview_labels)

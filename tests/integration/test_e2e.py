@@ -117,6 +117,8 @@ def test_materialization_metadata_follows_dagster_conventions(built):
     assert "topic_tree" in topics and topics["topics_per_level"][0] < topics["topics_per_level"][1]
     html = (home / "wiki" / "map.html").read_text(encoding="utf-8")
     assert the_map["dagster/uri"] == (home / "wiki" / "map.html").resolve().as_uri()
+    assert the_map["open_map"] == the_map["dagster/uri"]  # a link the UI shows as clickable
+    assert the_map["labels_at_overview"] >= broad.height + 2  # region titles and topic labels, as in map.html
     assert "embedmap-data" in html and not re.search(r"(src|href)=[\"']https?://", html)
 
 
