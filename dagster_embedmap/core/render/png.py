@@ -211,9 +211,10 @@ def _draw_labels(draw, tables: list[list[dict]], max_labels: int, to_px, box, sc
     for g, t in enumerate(regions):
         if t["id"] < 0:
             continue
-        spot = free(t, (17 + 9 * math.sqrt(t["count"] / big)) * scale, 20)
+        size = (17 + 9 * math.sqrt(t["count"] / big)) * scale
+        spot = free(t, size, 20)
         if spot is not None:
-            titles.append((spot, (17 + 9 * math.sqrt(t["count"] / big)) * scale))
+            titles.append((spot, size))
             titled[g] = t["label"]
             drawn.append((0, t["label"]))
     labels = []
