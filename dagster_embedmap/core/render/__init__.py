@@ -13,10 +13,13 @@ palette; points without a topic (``topic_id == -1``) are light grey and drawn un
 - :func:`render_html_map` writes ONE self-contained HTML file (inline CSS/JS/data, no network
   requests; its HTML, CSS and JavaScript are the files in ``static/``, shipped as package data) with
   a canvas scatter that pans, zooms, labels topics, shows a tooltip on hover, and has a legend (the topic tree, or the current colour-by's values) that highlights what is
-  clicked, a colour-by choice (topic, broad topic, partition, each extra column) and a search box.
+  clicked, a colour-by choice (topic, broad topic, partition, each extra column) and a search box
+  (by words, or by meaning with the data of :func:`semantic_payload`: a static token table of the
+  map's model and every record's vector in a small shared space, ranked in the browser).
 
-Modules: ``png`` (the preview), ``html`` (the page's data and its assembly), ``shared`` (palette,
-input checks), ``static/`` (``map.html``, ``map.css``, ``map.js``: the page itself).
+Modules: ``png`` (the preview), ``html`` (the page's data and its assembly), ``semantic`` (the data
+for search by meaning), ``shared`` (palette, input checks), ``static/`` (``map.html``, ``map.css``,
+``map.js``, ``semantic.js``: the page itself).
 
 Record texts, ids, metadata (names and values), partition names and topic labels are untrusted.
 In the HTML file they only travel inside a JSON ``<script type="application/json">`` block with
@@ -30,5 +33,6 @@ target's parent folders. Rows whose ``x`` or ``y`` is null or not finite are lef
 
 from .html import render_html_map
 from .png import draw_preview, png_markdown, render_preview_png
+from .semantic import semantic_payload
 
-__all__ = ["render_preview_png", "draw_preview", "png_markdown", "render_html_map"]
+__all__ = ["render_preview_png", "draw_preview", "png_markdown", "render_html_map", "semantic_payload"]
