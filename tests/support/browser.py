@@ -309,7 +309,7 @@ def assert_nothing_ran(b: Browser) -> None:
         scripts: document.scripts.length,
         handlers: [...document.querySelectorAll('*')].filter(e =>
             [...e.attributes].some(a => a.name.startsWith('on'))).length})""")
-    assert json.loads(found) == {"markup": 0, "scripts": 2, "handlers": 0}
+    assert json.loads(found) == {"markup": 0, "scripts": 3, "handlers": 0}
     assert b.page_errors == []
 
 

@@ -46,13 +46,14 @@ def test_static_files_ship_as_package_data_and_fill_the_page():
     config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
     globs = config["tool"]["setuptools"]["package-data"]["dagster_embedmap.core.render"]
     files = sorted(p.name for p in STATIC.iterdir() if p.is_file())
-    assert files == ["map.css", "map.html", "map.js"]
+    assert files == ["map.css", "map.html", "map.js", "semantic.js"]
     unshipped = [f for f in files if not any(fnmatch.fnmatch(f"static/{f}", g) for g in globs)]
     assert unshipped == [], f"not in pyproject's package-data: {unshipped}"
     page = static_file("map.html")
     # the template's placeholders are exactly what render_html_map fills in
-    assert sorted(set(re.findall(r"%%([A-Z]+)%%", page))) == ["COUNT", "CSS", "DATA", "JS", "TITLE"]
+    assert sorted(set(re.findall(r"%%([A-Z]+)%%", page))) == ["COUNT", "CSS", "DATA", "JS", "SEMANTIC", "TITLE"]
     assert "embedmap-data" in static_file("map.js") and "#legend" in static_file("map.css")
+    assert "embedmap-semantic" in static_file("semantic.js") and "EmbedmapSemantic" in static_file("map.js")
 
 
 MAX_FUNCTION_LINES = 100

@@ -201,7 +201,8 @@ def test_html_is_self_contained(tmp_path):
     assert "<canvas" in page
     # data is JSON in the required script block; exactly one code script besides it
     assert len(DATA_RE.findall(page)) == 1
-    assert page.count("</script>") == 2
+    assert page.count("</script>") == 3  # the data, the (empty) semantic-search data, the code
+    assert '<script type="application/json" id="embedmap-semantic">null</script>' in page
 
 
 def test_html_embeds_every_point(tmp_path):
@@ -341,7 +342,7 @@ const ctx = new Proxy({}, { get(o, k) {
   return () => {};
 }, set(o, k, v) { o[k] = v; return true; } });
 const els = {};
-["map", "tip", "legend", "legend-list", "clear", "filter", "search", "results", "search-info", "copy-ids", "density",
+["map", "tip", "legend", "legend-list", "clear", "filter", "search", "search-mode", "results", "search-info", "copy-ids", "density",
  "colorby", "head", "legend-toggle", "head-toggle"].forEach(id => els[id] = new El("div"));
 els.head.offsetTop = 8;  // the header panel: 8 + 100 px tall, the map fits below it
 els.map.getContext = () => ctx;
@@ -739,7 +740,7 @@ def test_html_hostile_levels_partitions_metadata(tmp_path):
         assert raw not in page
     for tag in ("<img", "<svg", "alert(2)</", "<b>"):
         assert tag not in page
-    assert page.count("<script") == 2 and page.count("</script>") == 2
+    assert page.count("<script") == 3 and page.count("</script>") == 3
     assert "innerHTML" not in page and "insertAdjacentHTML" not in page
     assert "document.write" not in page and "eval(" not in page
     data = embedded_data(page)

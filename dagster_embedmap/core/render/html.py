@@ -9,7 +9,11 @@
   differ from the PNG's, which keeps one palette colour per topic).
 - Colour by: categorical values get the palette for their 19 most frequent values and grey
   "other"; numeric columns with more than 19 distinct values get a sequential ramp by quantile.
-- Search: case-insensitive; every word must occur in the record's id, its title-like extra columns
+- Search by meaning (when the page carries a static table and point vectors, ``semantic.js`` and
+  :mod:`.semantic`): the query is tokenised as the map's model does, embedded by summing its tokens'
+  rows and the 50 nearest records are ringed and listed, nearest first; a "meaning / words" switch
+  beside the box picks the other way, and a query of only unknown words falls back to words.
+- Search by words: case-insensitive; every word must occur in the record's id, its title-like extra columns
   (named like title/name/headline/heading/subject), its text snippet or one of its topic labels.
   Matches are ringed on the map (up to 5,000 in view), the rest dimmed, and the first 50 listed
   with their topic path; the arrow keys walk the list, and a result click (or Enter) centres and
@@ -24,7 +28,7 @@
   once, on the first search, with the input debounced.
 - ``window.embedmap`` is a frozen, read-only hook for tests and automation (``level()``,
   ``labelsShown()``, ``labelBoxes()``, ``panels()``, ``zoom()``, ``colorBy()``, ``legend()``,
-  ``results()``, ``matchCount()``, ``screenOf(id)``, ``timings()``); it only reads what the page
+  ``results()``, ``matchCount()``, ``searchMode()``, ``screenOf(id)``, ``timings()``); it only reads what the page
   already shows.
 """
 
@@ -223,6 +227,7 @@ def render_html_map(
     title: str = "Data map",
     extra_columns: Sequence[str] = (),
     text_limit: int | None = None,
+    semantic: dict[str, Any] | None = None,
 ) -> pathlib.Path:
     """Write a self-contained interactive HTML map of ``points`` and return its path.
 
@@ -234,7 +239,9 @@ def render_html_map(
     level. ``text`` is cut to ``text_limit`` characters (default: 400, fewer above 20,000 points
     so that 100k points stay under 20 MB). The page loads nothing from the network; the data is
     embedded as script-safe columnar JSON in
-    ``<script type="application/json" id="embedmap-data">``.
+    ``<script type="application/json" id="embedmap-data">``. ``semantic`` (from
+    :func:`.semantic.semantic_payload`, its points in the order of ``points``' rows) lets the search
+    box rank records by meaning; it goes into ``<script type="application/json" id="embedmap-semantic">``.
     """
     points = _as_frame(points)
     extra_columns = list(extra_columns)
@@ -250,17 +257,29 @@ def render_html_map(
             f"{n_topics:,} topic{'s' if n_topics != 1 else ''}"
         ),
         "CSS": static_file("map.css"),
-        "JS": static_file("map.js"),
+        "JS": static_file("semantic.js") + static_file("map.js"),
         "DATA": _script_safe_json(payload),
+        "SEMANTIC": _script_safe_json(_checked_semantic(semantic, n)),
     }
     # one pass over the template only, so nothing inserted can be taken for a placeholder
     page = re.sub(r"%%([A-Z]+)%%", lambda m: parts[m.group(1)], static_file("map.html"))
     return _write_atomic(path, page.encode("utf-8", errors="replace"))
 
 
+def _checked_semantic(semantic: dict[str, Any] | None, n: int) -> dict[str, Any] | None:
+    if semantic is None:
+        return None
+    width = int(semantic["dims"])
+    have = len(semantic["points"]) * 3 // 4 - semantic["points"][-2:].count("=")
+    if have != n * width:
+        raise ValueError(f"render_html_map: the semantic payload holds {have // max(width, 1):,} points, "
+                         f"the map {n:,}; build it from the same records, in the same order")
+    return semantic
+
+
 @functools.cache
 def static_file(name: str) -> str:
-    """The text of one of the page's static files (``map.html``, ``map.css``, ``map.js``), shipped as
+    """The text of one of the page's static files (``map.html``, ``map.css``, ``map.js``, ``semantic.js``), shipped as
     package data in ``static/`` beside this module; read once per process."""
     return resources.files(__package__).joinpath("static", name).read_text(encoding="utf-8")
 

@@ -678,11 +678,20 @@ document.getElementById("clear").addEventListener("click", function () {
 });
 filterEl.addEventListener("input", refreshTree);
 
-// ---- search: every word (lower case) must occur in the record's id, title-like fields, text
+// ---- search by meaning (when the page carries vectors, semantic.js): the 50 records nearest to the
+// query; by words: every word (lower case) must occur in the record's id, title-like fields, text
 // or one of its topic labels; haystacks are built once, on the first search
 var searchEl = document.getElementById("search"), resultsEl = document.getElementById("results");
-var infoEl = document.getElementById("search-info");
+var infoEl = document.getElementById("search-info"), byEl = document.getElementById("search-mode");
 var MAX_RESULTS = 50, HAY = null, results = [], timer = 0, lastQuery = null;
+var SEM = typeof EmbedmapSemantic !== "undefined" && EmbedmapSemantic.present();
+var lastBy = { mode: "", known: 0, tokens: 0, note: "" };
+if (SEM && byEl) {
+  byEl.hidden = false;
+  searchEl.placeholder = "search by meaning, or pick \u201cwords\u201d";
+  byEl.addEventListener("change", function () { if (searchEl.value) runSearch(searchEl.value); });
+}
+function byMeaning() { return SEM && (!byEl || byEl.value !== "words"); }
 function buildHay() {
   HAY = new Array(N);
   for (var p = 0; p < N; p++) {
@@ -705,9 +714,17 @@ function runSearch(q) {
   lassoed = null; copyEl.hidden = true;
   q = String(q); lastQuery = q;
   var words = q.toLowerCase().split(/\s+/).filter(function (w) { return w.length > 0; });
+  var near = words.length && byMeaning() ? EmbedmapSemantic.rank(q, MAX_RESULTS) : null;
   results = [];
+  lastBy = { mode: words.length ? (near && near.known ? "meaning" : "words") : "", known: near ? near.known : 0,
+             tokens: near ? near.tokens : 0,
+             note: near && !near.known ? "no word of the query is in the model's vocabulary: matched by words" : "" };
   if (!words.length) { matches = null; matchCount = 0; }
-  else {
+  else if (near && near.known) {
+    var hit = new Uint8Array(N);
+    near.hits.forEach(function (p) { hit[p] = 1; });
+    results = near.hits.slice(); matches = hit; matchCount = results.length;
+  } else {
     if (!HAY) buildHay();
     var lab = words.map(labelHits), m = new Uint8Array(N), count = 0, nw = words.length;
     for (var p = 0; p < N; p++) {
@@ -743,9 +760,11 @@ function markActive(q) {
 }
 function showResults(active) {
   resultsEl.textContent = ""; activeRow = -1;
-  infoEl.textContent = !active ? "" : matchCount === 0 ? "no matching records"
-    : matchCount.toLocaleString() + " matching record" + (matchCount === 1 ? "" : "s") +
-      (matchCount > results.length ? " · first " + results.length + " listed" : "");
+  infoEl.textContent = !active ? "" : lastBy.mode === "meaning" && !lassoed
+    ? "the " + matchCount.toLocaleString() + " records nearest in meaning, nearest first"
+    : (lastBy.note ? lastBy.note + " · " : "") + (matchCount === 0 ? "no matching records"
+      : matchCount.toLocaleString() + " matching record" + (matchCount === 1 ? "" : "s") +
+        (matchCount > results.length ? " · first " + results.length + " listed" : ""));
   results.forEach(function (p) {
     var r = document.createElement("div"); r.className = "res";
     var id = document.createElement("span"); id.className = "rid"; id.textContent = D.id[p];
@@ -858,6 +877,11 @@ window.embedmap = Object.freeze({
   },
   results: function () { return results.map(function (p) { return D.id[p]; }); },
   matchCount: function () { return matchCount; },
+  // how the last search ranked: mode "meaning" or "words" ("" before any), the query's tokens and how
+  // many of them the page's table knows, and whether the page can search by meaning at all
+  searchMode: function () {
+    return { mode: lastBy.mode, known: lastBy.known, tokens: lastBy.tokens, semantic: !!SEM };
+  },
   screenOf: function (id) {
     var p = indexOfId(id);
     return p < 0 ? null : { x: ox + X[p] * k, y: oy - Y[p] * k };
