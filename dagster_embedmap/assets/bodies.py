@@ -175,15 +175,19 @@ def topics(ctx: MapContext, context: dg.AssetExecutionContext, config: TopicsCon
 
 
 def map_(ctx: MapContext, context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    # a map embedded by its own model searches by meaning in the page; one of given vectors by words only
+    embedder = None if ctx.schema.vector_column else ctx.embedder(context)
     drawn = render_map(ctx.store(context, read_only=True), ctx.layout, ctx.name, ctx.partition_keys(context),
-                       log=context.log, collection_step=ctx.step("collection"), topics_step=ctx.step("topics"))
+                       log=context.log, collection_step=ctx.step("collection"), topics_step=ctx.step("topics"),
+                       semantic_model=embedder.model if embedder else None,
+                       model_cache_dir=embedder.cache_dir if embedder else None)
     layout = ctx.layout
     meta = file_metadata(layout.html)
     meta.update({"dagster/row_count": drawn.points,
                  "preview": dg.MetadataValue.md(png_markdown(layout.png, alt=f"{ctx.name} map")),
                  "png": dg.MetadataValue.path(str(layout.png)), "html_bytes": layout.html.stat().st_size,
                  "open_map": dg.MetadataValue.url(layout.html.resolve().as_uri()),
-                 "labels_at_overview": len(drawn.preview_labels)})
+                 "labels_at_overview": len(drawn.preview_labels), "search_by_meaning": drawn.semantic})
     if drawn.topics is not None:
         meta["topic_tree"] = dg.MetadataValue.md(topic_tree_markdown(drawn.topics))
     return dg.MaterializeResult(metadata=meta, check_results=[check_result(c) for c in drawn.checks])

@@ -143,9 +143,9 @@ def build_embedmap_defs(
     ctx = MapContext(name=name, layout=MapLayout(home or default_home(), name), collection=collection_name or name,
                      schema=schema, keys=keys, pdef=pdef, projection=projection, clustering=clustering, labels=labels,
                      embedder_key=embedder_key, qdrant_key=qdrant_key, duplicate_threshold=duplicate_threshold)
-    # the map's own model names topics by meaning; maps of precomputed vectors never load it
-    resources = {"documents": set(), "embeddings": {embedder_key},
-                 "topics": {qdrant_key} if vector_column else {qdrant_key, embedder_key}}
+    # the map's own model names topics and lets the page search by meaning; given vectors never load it
+    own_model = {qdrant_key} if vector_column else {qdrant_key, embedder_key}
+    resources = {"documents": set(), "embeddings": {embedder_key}, "topics": own_model, "map": own_model}
     wired = _wiring(specs, keys, name, pdef, source_key, resources=resources, default_resources={qdrant_key},
                     partitions_per_run=partitions_per_run, embeddings=dict(pool=pool, op_tags=dict(embeddings_tags or {})))
     jobs = MapJobs(name, group, keys, pdef)

@@ -6,11 +6,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+import numpy as np
 import polars as pl
 
+from ..core.embedding.static import static_table
 from ..core.paths import Log, MapLayout, atomic_path, read_or_set_aside
 from ..core.store.payload import metadata_columns, points_frame
-from ..core.render import draw_preview, render_html_map
+from ..core.render import draw_preview, render_html_map, semantic_payload
+from ..core.render.semantic import MAX_POINTS
 from ..core.store import VectorStore
 from .audit import audit_points
 from .common import Check, pending_partitions
@@ -36,6 +39,8 @@ class MapRender:
     checks: list[Check] = field(default_factory=list)
     preview_labels: list[tuple[int, str]] = field(default_factory=list)
     """The labels the PNG preview shows, ``(level, label)``: the HTML map's overview labels (same rules)."""
+    semantic: bool = False
+    """Whether the HTML map searches by meaning (it carries a static table and the points' vectors)."""
 
 
 def render_map(
@@ -47,15 +52,20 @@ def render_map(
     log: Log,
     collection_step: str,
     topics_step: str,
+    semantic_model: str | None = None,
+    model_cache_dir: str | None = None,
 ) -> MapRender:
     """Draw ``layout.png`` and ``layout.html`` from the collection, and check the map: one point per
     document, every point placed and in a topic, every point agreeing with its record.
 
     ``open_store`` opens the collection read-only; ``partition_keys`` are the partitions that exist now;
-    ``collection_step`` / ``topics_step`` name the steps a fix reruns (in the checks and warnings)."""
+    ``collection_step`` / ``topics_step`` name the steps a fix reruns (in the checks and warnings).
+    With ``semantic_model`` (the model that embedded the records; ``model_cache_dir`` its cache folder)
+    the page also searches by meaning (:func:`..core.render.semantic_payload`)."""
     with open_store() as store:
         points = points_frame(store)
         total = store.count()
+        vectors = _vectors_by_record(store) if semantic_model else None
     pending = pending_partitions(layout, name, collection_step, log)
     points = points.filter(~pl.col("partition").is_in(list(pending)))
     partition_keys = list(partition_keys)
@@ -70,7 +80,9 @@ def render_map(
     png, preview_labels = draw_preview(drawable, title=title)
     with atomic_path(layout.png) as tmp:
         tmp.write_bytes(png)
-    render_html_map(drawable, layout.html, title=title, extra_columns=metadata_columns(points.columns))
+    semantic = _semantic(drawable, vectors, semantic_model, model_cache_dir, log) if vectors is not None else None
+    render_html_map(drawable, layout.html, title=title, extra_columns=metadata_columns(points.columns),
+                    semantic=semantic)
     unmapped = points.filter(pl.col("x").is_null() | pl.col("topic_id").is_null() | (pl.col("topic_id") < 0)).height
     topics = read_or_set_aside(layout.topics, pl.read_parquet, log=log, holds="the topic table",
                                then=f"the map is drawn without it; materialize {topics_step} again")
@@ -84,4 +96,29 @@ def render_map(
         audit.check(),
     ]
     return MapRender(points=points.height, collection_points=total, documents=documents, pending=pending,
-                     unmapped=unmapped, topics=topics, checks=checks, preview_labels=preview_labels)
+                     unmapped=unmapped, topics=topics, checks=checks, preview_labels=preview_labels,
+                     semantic=semantic is not None)
+
+
+def _vectors_by_record(store: VectorStore) -> dict[tuple[str, str], np.ndarray]:
+    """Every point's vector, by (partition, record id)."""
+    return {(str(r.payload.get("partition")), str(r.payload.get("record_id"))): r.vector
+            for r in store.scroll(with_payload=["partition", "record_id"], with_vectors=True, page_size=4096)}
+
+
+def _semantic(drawable: pl.DataFrame, vectors: dict, model: str, cache_dir: str | None, log: Log) -> dict | None:
+    """The page's data for search by meaning, or None (logged) when the model cannot give it."""
+    if drawable.height > MAX_POINTS:
+        log.info(f"the map has {drawable.height:,} points, more than {MAX_POINTS:,}: its page searches by words only")
+        return None
+    table, why = static_table(model, cache_dir)
+    if table is None:
+        log.warning(f"the map's page searches by words only: {why}")
+        return None
+    keys = zip(drawable["partition"].cast(pl.String).fill_null("None"), drawable["id"].cast(pl.String))
+    rows = [vectors.get(key) for key in keys]
+    if not rows or any(v is None for v in rows):
+        log.warning("the map's page searches by words only: some points have no stored vector")
+        return None
+    texts = drawable["text"].fill_null("").to_list() if "text" in drawable.columns else [""] * drawable.height
+    return semantic_payload(np.asarray(rows, dtype=np.float32), texts, table)
