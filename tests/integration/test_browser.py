@@ -469,3 +469,109 @@ def test_colorby_partition_changes_legend(browser, page_url):
     non_white, colours = image_stats(browser.screenshot(ARTIFACTS / "map-partition.png"))
     assert non_white > 0.01 and colours > 50
     assert_nothing_ran(browser)
+
+
+# --------------------------------------------------------------------------------------------
+# search by meaning in the page, on the real demo map (built by `embedmap demo`, the bundled model)
+
+# held-out queries (not the ones the table's settings were chosen on): 12 short, 8 sentences
+MEANING_QUERIES = [
+    "medieval castle", "electric current", "ancient egypt", "jazz musician", "earthquake", "islam",
+    "tennis player", "economics market", "bird species", "language family", "opera composer", "nuclear weapon",
+    "a famous scientist who studied physics", "diseases caused by bacteria or viruses",
+    "the largest cities in asia", "inventions that changed transportation", "a poet who wrote in english",
+    "the structure of the human brain", "a mountain range in south america", "the industrial revolution in britain",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def demo_map(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    import subprocess
+    import sys
+
+    home = tmp_path_factory.mktemp("demo") / "home"
+    done = subprocess.run([sys.executable, "-m", "dagster_embedmap.cli", "demo", "--home", str(home)],
+                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"home": home, "html": home / "wiki" / "map.html"}
+
+
+def _page_search(browser, query: str, mode: str = "meaning") -> dict:
+    """Type ``query`` into the search box in ``mode`` (the page's own path) and read what it found."""
+    browser.evaluate(f"""(() => {{ const s = document.getElementById('search'), m = document.getElementById('search-mode');
+        m.value = {json.dumps(mode)}; s.value = ''; s.dispatchEvent(new KeyboardEvent('keydown', {{key: 'Escape'}}));
+        s.value = {json.dumps(query)}; s.dispatchEvent(new Event('input')); }})()""")
+    browser.wait_for(f"embedmap.searchMode().mode !== '' && document.getElementById('search-info').textContent !== ''")
+    return browser.evaluate("({ids: embedmap.results(), count: embedmap.matchCount(), by: embedmap.searchMode(),"
+                            " info: document.getElementById('search-info').textContent})")
+
+
+def test_search_by_meaning_in_the_page_agrees_with_embedmap_search(browser, demo_map):
+    from dagster_embedmap.core.embedding import Encoder
+    from dagster_embedmap.core.store import StoreLocation, open_store
+    from dagster_embedmap.core.store.search import search_map
+
+    load(browser, demo_map["html"].as_uri())
+    assert browser.evaluate("embedmap.searchMode().semantic") is True
+    assert browser.evaluate("document.getElementById('search-mode').hidden") is False
+    encoder = Encoder()
+    overlaps = []
+    with open_store(StoreLocation(path=str(demo_map["home"] / "qdrant")), "wiki", read_only=True) as store:
+        for query in MEANING_QUERIES:
+            page = _page_search(browser, query)
+            assert page["by"]["mode"] == "meaning" and page["count"] == 50, (query, page)
+            truth = [hit.id for hit in search_map(store, encoder, query, k=10)]
+            overlaps.append(len(set(page["ids"][:10]) & set(truth)) / 10)
+    short, long = np.mean(overlaps[:12]), np.mean(overlaps[12:])
+    print(f"top-10 overlap with embedmap search: {np.mean(overlaps):.3f} (short {short:.3f}, sentences {long:.3f})")
+    assert np.mean(overlaps) >= 0.5, overlaps
+    assert min(overlaps) >= 0.1, overlaps  # no query comes back unrelated
+    assert_nothing_ran(browser)
+
+
+def test_a_query_sharing_no_word_with_the_map_still_finds_its_topic(browser, demo_map):
+    from collections import Counter
+
+    from dagster_embedmap.core.embedding import Encoder
+    from dagster_embedmap.core.store import StoreLocation, open_store
+    from dagster_embedmap.core.store.search import search_map
+
+    load(browser, demo_map["html"].as_uri())
+    query = "kittens puppies"  # neither word occurs in any record's id, text or topic label
+    by_words = _page_search(browser, query, mode="words")
+    assert by_words["count"] == 0 and "no matching records" in by_words["info"], by_words
+    page = _page_search(browser, query)
+    assert page["by"]["mode"] == "meaning" and page["by"]["known"] >= 2, page
+    paths = browser.evaluate("[...document.querySelectorAll('#results .rpath')].slice(0, 10).map(e => e.textContent)")
+    with open_store(StoreLocation(path=str(demo_map["home"] / "qdrant")), "wiki", read_only=True) as store:
+        hits = search_map(store, Encoder(), query, k=10)
+    # the page's nearest records sit in the topic the model's own search finds
+    topic, count = Counter(paths).most_common(1)[0]
+    assert count >= 6 and topic == Counter(" \u203a ".join(h.topic_path) for h in hits).most_common(1)[0][0], (paths, hits)
+    categories = {h.id: h.metadata["category"] for h in hits}
+    docs = pl.concat([pl.read_parquet(p) for p in sorted((demo_map["home"] / "wiki" / "documents").glob("*.parquet"))])
+    categories.update(zip(docs["id"], docs["category"]))
+    top = [categories[i] for i in page["ids"][:10]]
+    assert top.count("Biology and health sciences") >= 7, top  # animals, as the query means
+    assert_nothing_ran(browser)
+
+
+TOKENIZER_CASES = [
+    "Café déjà vu", "naïve FAÇADE Über", "北京大学 and 東京タワー", "emoji 🚀 rocket 🎉!", "Hello, World! (test) — dash…",
+    "supercalifragilisticexpialidocious", "x" * 150, "tab\tnew\nline\r end", "don't stop-me-now", "C++ & C# <b>",
+    "3.14159 km² ½ №7", "Ωmega ß straße İstanbul", "Привет, мир", "مرحبا بالعالم", "ｆｕｌｌｗｉｄｔｈ", "zero\u200bwidth\u00adsoft",
+    "  leading and trailing  ", "", "ǅ ǈ ﬁ ligature", "Ἀθῆναι", "e\u0301 combining",
+]  # fmt: skip
+
+
+def test_the_page_splits_text_exactly_as_the_models_tokenizer(browser, demo_map):
+    from transformers import AutoTokenizer
+
+    from dagster_embedmap.core.embedding import resolve_model_path
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path("all-MiniLM-L6-v2"))
+    load(browser, demo_map["html"].as_uri())
+    page = browser.evaluate(f"{json.dumps(TOKENIZER_CASES)}.map(t => EmbedmapSemantic.tokenize(t))")
+    for text, tokens in zip(TOKENIZER_CASES, page):
+        assert tokens == tokenizer.tokenize(text), text
+    assert_nothing_ran(browser)
