@@ -103,7 +103,12 @@ def test_markdown_metadata_shows_hostile_text_as_text(hostile_map):
 
 def test_the_html_map_keeps_hostile_records_as_text_in_a_real_browser(hostile_map):
     page = (hostile_map["home"] / "hostile" / "map.html").read_text(encoding="utf-8")
-    assert page.count("<script") == 2  # the data block and the page's own code, nothing else
+    # the data block, the search-by-meaning block (both inert JSON) and the page's own code, nothing else
+    assert re.findall(r"<script[^>]*>", page) == [
+        '<script type="application/json" id="embedmap-data">',
+        '<script type="application/json" id="embedmap-semantic">',
+        "<script>",
+    ]
     for raw in HOSTILE_STRINGS:
         if "<" in raw:
             assert raw not in page
