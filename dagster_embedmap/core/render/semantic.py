@@ -9,7 +9,8 @@ every record's vector, in one small shared space.
   frequency): words every record has count little, so a sentence query is led by its rare words.
 - Both are stored as int8 with one scale per axis; ``scale`` is the product of the two, so the page
   ranks with integer rows and one float multiply per axis. Points cost ``dims`` bytes each before
-  base64 (96 dims: about 1.3 MB of page per 10,000 points); the table about 2.8 MB in all.
+  base64 (96 dims: about 1.3 MB of page per 10,000 points); the table and vocabulary about 4 MB of
+  page in all (``benchmarks/semantic_search.py`` measures both).
 
 Above :data:`MAX_POINTS` points the page keeps words-only search (the vectors alone would be
 hundreds of megabytes).
