@@ -5,7 +5,7 @@
 
 Opens ``<home>/wiki/map.html`` in headless Chromium (the browser tests' client, ``tests/support/browser.py``)
 at 1280 x 800 and writes ``docs/map-overview.png``, ``docs/map-zoomed.png`` (the biggest broad topic,
-zoomed 3x around its title) and ``docs/map-search.png`` (``#q=painter``), then prints what each shows.
+zoomed 3x around its title) and ``docs/map-search.png`` (``#q=renaissance painter``, by meaning), then prints what each shows.
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-QUERY = "painter"
+QUERY = "renaissance painter"
 
 
 def settle(browser) -> None:
@@ -54,10 +55,11 @@ def shoot(html: Path, out: Path) -> list[str]:
         boxes = browser.evaluate("embedmap.labelBoxes()")
         said.append(f"map-zoomed.png: zoom {browser.evaluate('embedmap.zoom()'):.1f}x on "
                     f"{json.dumps(title['label'])}, {len(boxes)} labels")
-        load(browser, html.as_uri() + "#q=" + QUERY)
+        load(browser, html.as_uri() + "#q=" + quote(QUERY))
         settle(browser)
         browser.screenshot(out / "map-search.png")
-        said.append(f"map-search.png: {json.dumps(QUERY)}, {browser.evaluate('embedmap.matchCount()')} matches, "
+        said.append(f"map-search.png: {json.dumps(QUERY)}, by {browser.evaluate('embedmap.searchMode().mode')}, "
+                    f"{browser.evaluate('embedmap.matchCount()')} matches, "
                     f"{browser.evaluate('embedmap.rings()')} ringed")
     return said
 
