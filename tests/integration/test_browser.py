@@ -439,6 +439,62 @@ def many_topics(broad: int = 6, per: int = 4, n_per: int = 60, seed: int = 3) ->
     })
 
 
+def test_above_its_point_budget_a_frame_draws_a_fixed_share_and_every_point_once_zoomed_in(browser, tmp_path):
+    from PIL import Image
+
+    from dagster_embedmap.core.render import render_html_map
+
+    def coloured(png: bytes) -> int:
+        with Image.open(io.BytesIO(png)) as im:
+            rgb = np.asarray(im.convert("RGB")).astype(int)
+        return int(((rgb.max(axis=2) - rgb.min(axis=2)) > 40).sum())
+
+    points = many_topics(n_per=250)  # 6,000 points, all in view at the overview
+    thin, full = tmp_path / "thin.html", tmp_path / "full.html"
+    render_html_map(points, thin, title="thinned", point_budget=1500)
+    render_html_map(points, full, title="every point", point_budget=0)
+    load(browser, full.as_uri())
+    assert browser.evaluate("embedmap.timings().drawnShare") == 1
+    settle = "new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    browser.evaluate(settle)
+    every = coloured(browser.screenshot(ARTIFACTS / "map-budget-off.png"))
+    load(browser, thin.as_uri())
+    share = browser.evaluate("embedmap.timings().drawnShare")
+    assert 0.2 < share < 0.3, share  # 1,500 of the 6,000 in view
+    browser.evaluate(settle)
+    first = browser.screenshot(ARTIFACTS / "map-budget-1500.png")
+    assert coloured(first) < 0.75 * every, (coloured(first), every)
+    # the same points frame after frame: a redraw gives the same picture
+    draws = browser.evaluate("embedmap.timings().draws")
+    browser.evaluate("window.dispatchEvent(new Event('resize'))")
+    browser.wait_for(f"embedmap.timings().draws > {draws}")
+    assert browser.screenshot(ARTIFACTS / "map-budget-1500-again.png") == first
+    # a point the overview leaves out is still found, ringed and hovered
+    keys = [((i + 1) * 2654435761 % 2**32) >> 16 for i in range(points.height)]
+    hidden = next(i for i, key in enumerate(keys) if key >= 0.5 * 65536)
+    rid = points["id"][hidden]
+    tip = hover_record(browser, rid)
+    assert f"id:{rid}" in tip, tip
+    browser.click(*rect_centre(browser, "#search"))
+    browser.evaluate("document.getElementById('search-mode').value = 'words'")
+    browser.type_text(f"text {hidden}")
+    browser.wait_for("embedmap.matchCount() >= 1")
+    assert rid in browser.evaluate("embedmap.results()")
+    browser.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    assert browser.evaluate("embedmap.rings()") >= 1
+    browser.evaluate("(() => { const s = document.getElementById('search'); s.value = '';"
+                     " s.dispatchEvent(new Event('input')); })()")
+    # zoomed in on one sub-topic, fewer than 1,500 points are in view: every one of them is drawn
+    pos = browser.evaluate(f"embedmap.screenOf({json.dumps(rid)})")
+    for _ in range(30):
+        browser.wheel(pos["x"], pos["y"], -120)
+        if browser.evaluate("embedmap.timings().drawnShare") == 1:
+            break
+    assert browser.evaluate("embedmap.timings().drawnShare") == 1
+    assert browser.evaluate("embedmap.zoom()") > 1.5
+    assert_nothing_ran(browser)
+
+
 def test_a_demo_sized_map_shows_many_labels_of_both_levels_at_the_overview(browser, tmp_path):
     from dagster_embedmap.core.render import render_html_map
 

@@ -649,6 +649,17 @@ def test_html_snippets_shorter_for_big_maps(tmp_path):
     assert all(len(t) == 50 and t.endswith("…") for t in data["text"])
 
 
+def test_html_point_budget_goes_to_the_page_and_a_negative_one_is_refused(tmp_path):
+    from dagster_embedmap.core.render.html import POINT_BUDGET
+
+    frame = levelled(n_per=5)
+    assert embedded_data(render_html_map(frame, tmp_path / "a.html").read_text("utf-8"))["budget"] == POINT_BUDGET
+    assert embedded_data(render_html_map(frame, tmp_path / "b.html", point_budget=0).read_text("utf-8"))["budget"] == 0
+    with pytest.raises(ValueError, match="point_budget must be 0"):
+        render_html_map(frame, tmp_path / "c.html", point_budget=-1)
+    assert not (tmp_path / "c.html").exists()
+
+
 def test_html_script_levels_search_colorby(tmp_path):
     frame = levelled()
     page = render_html_map(frame, tmp_path / "m.html", title="Levels",

@@ -65,6 +65,8 @@ _MIN_SNIPPET = 120
 _JS_SAFE_INT = 2**53
 #: numeric colour-by: the ramp is cut into this many quantile bins
 _RAMP_BINS = 32
+#: the most points one frame of the page draws (``render_html_map(point_budget=)``)
+POINT_BUDGET = 250_000
 
 
 def _coord_decimals(values: np.ndarray) -> int:
@@ -228,6 +230,7 @@ def render_html_map(
     extra_columns: Sequence[str] = (),
     text_limit: int | None = None,
     semantic: dict[str, Any] | None = None,
+    point_budget: int = POINT_BUDGET,
 ) -> pathlib.Path:
     """Write a self-contained interactive HTML map of ``points`` and return its path.
 
@@ -242,13 +245,20 @@ def render_html_map(
     ``<script type="application/json" id="embedmap-data">``. ``semantic`` (from
     :func:`.semantic.semantic_payload`, its points in the order of ``points``' rows) lets the search
     box rank records by meaning; it goes into ``<script type="application/json" id="embedmap-semantic">``.
+    ``point_budget`` is the most points one frame draws: with more in view (the overview of a map of
+    millions) a frame draws an evenly spread, fixed share of them (the same points every frame, more as
+    you zoom in, all once fewer than the budget are in view) over the density layer, which counts every
+    point; search, hover, lasso and the legend always use every point. 0 draws every point in view.
     """
+    if point_budget < 0:
+        raise ValueError(f"render_html_map: point_budget must be 0 (no limit) or more, not {point_budget}")
     points = _as_frame(points)
     extra_columns = list(extra_columns)
     _require(points, ["id", "x", "y", *extra_columns], "render_html_map")
     levels = _topic_levels(points)
     df = _base_points(_with_level_columns(points, levels))
     payload, n_topics = _payload(df, len(levels), extra_columns, text_limit)
+    payload["budget"] = int(point_budget)
     n = df.height
     parts = {
         "TITLE": html.escape(title),

@@ -193,13 +193,14 @@ function recompute() {
 }
 
 // ---- drawing
-function drawGroup(g, r, only) {
+function drawGroup(g, r, only, keep) {
   var d = 2 * r, s = gStart[g], e = gStart[g + 1], n = 0, round = r >= 2.5;
   ctx.fillStyle = GROUPS[g].color;
   ctx.beginPath();
   for (var q = s; q < e; q++) {
     var p = order[q];
     if (only && !only[p]) continue;
+    if (keep < ALL && KEEP[p] >= keep) continue;
     var sx = ox + X[p] * k, sy = oy - Y[p] * k;
     if (sx < -d || sy < -d || sx > W + d || sy > H + d) continue;
     if (round) { ctx.moveTo(sx + r, sy); ctx.arc(sx, sy, r, 0, 6.283185307179586); }
@@ -208,12 +209,13 @@ function drawGroup(g, r, only) {
   }
   ctx.fill();
 }
-function drawDimmed(r) {
+function drawDimmed(r, keep) {
   var d = 2 * r, n = 0;
   ctx.fillStyle = "#9a9a9a";
   ctx.beginPath();
   for (var p = 0; p < N; p++) {
     if (hl[p]) continue;
+    if (keep < ALL && KEEP[p] >= keep) continue;
     var sx = ox + X[p] * k, sy = oy - Y[p] * k;
     if (sx < -d || sy < -d || sx > W + d || sy > H + d) continue;
     ctx.rect(sx - r, sy - r, d, d);
@@ -380,6 +382,28 @@ function drawDensity() {
   ctx.drawImage(densityCanvas, 0, 0, gw * CELL, gh * CELL); ctx.restore();
 }
 
+// thinning: with more than BUDGET points in view (the overview of a map of millions) a frame draws an
+// evenly spread share of them: a point is drawn when its key (a hash of its index, so the same points
+// frame after frame) is under the share; zooming in draws more, and every point once fewer than BUDGET
+// are in view. The density layer beneath counts every point; search, hover and the lasso use them all.
+var BUDGET = D.budget > 0 ? D.budget : Infinity, KEEP = null, ALL = 65536;
+stats.drawnShare = 1;
+function keepBelow(only) {  // this frame's share, in 1/65536ths: ALL draws every point
+  if (N <= BUDGET) return ALL;
+  var n = 0, p, sx, sy;
+  for (p = 0; p < N; p++) {
+    if (only && !only[p]) continue;
+    sx = ox + X[p] * k; sy = oy - Y[p] * k;
+    if (sx >= 0 && sy >= 0 && sx <= W && sy <= H) n++;
+  }
+  if (n <= BUDGET) return ALL;
+  if (!KEEP) {
+    KEEP = new Uint16Array(N);
+    for (p = 0; p < N; p++) KEEP[p] = Math.imul(p + 1, 2654435761) >>> 16;  // Knuth's multiplicative hash
+  }
+  return Math.floor(ALL * BUDGET / n);
+}
+
 // search hits in view, ringed (a white halo, then a red ring) so a few stand out on a dimmed map
 var MAX_RINGS = 5000;
 function drawRings(r) {
@@ -410,13 +434,19 @@ function draw() {
   } else {
     var r = radius(), a = Math.min(0.95, baseA * Math.max(1, Math.pow(zoom(), 0.25))), q;
     if (densityOn) { drawDensity(); a *= 0.6; }
+    var keep = keepBelow(null), dimA = 0.08;
+    stats.drawnShare = keep / ALL;
+    if (keep < ALL) {  // each drawn point stands for ALL / keep: as opaque as that many stacked
+      a = Math.min(0.95, 1 - Math.pow(1 - a, ALL / keep)); dimA = 1 - Math.pow(1 - dimA, ALL / keep);
+    }
     if (hl) {
-      ctx.globalAlpha = 0.08; drawDimmed(r);
+      ctx.globalAlpha = dimA; drawDimmed(r, keep);
       ctx.globalAlpha = Math.max(a, 0.7);
-      for (q = 0; q < drawSeq.length; q++) drawGroup(drawSeq[q], r, hl);
+      keep = keep < ALL ? keepBelow(hl) : ALL;  // the highlighted points by their own count in view
+      for (q = 0; q < drawSeq.length; q++) drawGroup(drawSeq[q], r, hl, keep);
     } else {
       ctx.globalAlpha = a;
-      for (q = 0; q < drawSeq.length; q++) drawGroup(drawSeq[q], r, null);
+      for (q = 0; q < drawSeq.length; q++) drawGroup(drawSeq[q], r, null, keep);
     }
     drawRings(r);
     drawLabels();
@@ -888,7 +918,7 @@ window.embedmap = Object.freeze({
   },
   timings: function () {
     return { draws: stats.draws, firstDraw: stats.firstDraw, lastDraw: stats.lastDraw,
-             lastSearch: stats.lastSearch };
+             lastSearch: stats.lastSearch, drawnShare: stats.drawnShare };
   }
 });
 
