@@ -10,7 +10,10 @@ metadata (title, source, a numeric score). The projection of 100k points is benc
 elsewhere; this times the topics step on those points (HDBSCAN, the topic tree and labels, unless
 ``--planted-topics``), :func:`render_html_map` and the page. It prints the render seconds and
 file size, then opens the file in headless Chromium (the CDP client of tests/support/browser.py)
-and prints the time to the first draw, a zoom redraw and two searches over all points. The
+and prints the time to the first draw, a zoom redraw and two searches over all points. Above the
+page's point budget (``render_html_map(point_budget=)``, 250,000: a frame then draws an evenly spread
+share of the points in view) the same map is written again with ``point_budget=0`` and opened in the
+same run, as the baseline: every figure is printed for both, with the ratio of the times. The
 screenshot goes to ``test-artifacts/browser/map-100k.png`` (``map-20k.png`` for ``--n 20000``).
 """
 
@@ -101,6 +104,7 @@ def browse(path: Path, needle: str, shot: Path) -> dict[str, float | int]:
         # performance.now() counts from the navigation start
         out["first draw done, page clock (ms)"] = b.evaluate("embedmap.timings().firstDraw")
         out["one full draw (ms)"] = b.evaluate("embedmap.timings().lastDraw")
+        out["share of the points in view drawn"] = b.evaluate("embedmap.timings().drawnShare")
         b.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         b.screenshot(shot)
 
@@ -183,6 +187,7 @@ def find_topics(frame: pl.DataFrame) -> pl.DataFrame:
 
 def run(n: int, path: Path, with_topics: bool = True, from_vectors: bool = False) -> int:
     from dagster_embedmap.core.render import render_html_map
+    from dagster_embedmap.core.render.html import POINT_BUDGET
 
     total = time.perf_counter()
     started = time.perf_counter()
@@ -207,13 +212,27 @@ def run(n: int, path: Path, with_topics: bool = True, from_vectors: bool = False
     needle = f"{frame['title'][frame.height // 2]} {frame['text'][frame.height // 2].split()[4]}"
     size = f"{n // 1000}k" if n % 1000 == 0 else str(n)
     shot = REPO / "test-artifacts" / "browser" / f"map-{size}.png"
-    for name, value in browse(path, needle, shot).items():
-        if "matches" in name or value >= 100:
-            print(f"{name}: {value:,.0f}")
-        else:
-            print(f"{name}: {value:.1f}")
+    result = browse(path, needle, shot)
+    if frame.height <= POINT_BUDGET:
+        for name, value in result.items():
+            print(f"{name}: {show(name, value)}")
+    else:  # the same page drawing every point in view, opened in the same run: the baseline
+        full = path.with_name(path.stem + "-every-point.html")
+        render_html_map(frame, full, title=f"{n:,} synthetic documents", extra_columns=["title", "source", "score"],
+                        point_budget=0)
+        baseline = browse(full, needle, shot.with_name(shot.stem + "-every-point.png"))
+        print(f"\n{'':52} {'budget ' + format(POINT_BUDGET, ','):>16} {'every point':>12} {'ratio':>6}")
+        for name, value in result.items():
+            ratio = f"{value / baseline[name]:.2f}" if "ms" in name and baseline[name] else ""
+            print(f"{name:52} {show(name, value):>16} {show(name, baseline[name]):>12} {ratio:>6}")
     print(f"screenshot: {shot.relative_to(REPO)}")
     return 0
+
+
+def show(name: str, value: float) -> str:
+    if "matches" in name or value >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.2f}" if "share" in name else f"{value:.1f}"
 
 
 if __name__ == "__main__":
