@@ -65,7 +65,10 @@ def render_map(
     with open_store() as store:
         points = points_frame(store)
         total = store.count()
-        vectors = _vectors_by_record(store) if semantic_model else None
+        # over MAX_POINTS the page searches by words only: the vectors are not read at all
+        vectors = _vectors_by_record(store) if semantic_model and total <= MAX_POINTS else None
+    if semantic_model and vectors is None:
+        log.info(f"the map has {total:,} points, more than {MAX_POINTS:,}: its page searches by words only")
     pending = pending_partitions(layout, name, collection_step, log)
     points = points.filter(~pl.col("partition").is_in(list(pending)))
     partition_keys = list(partition_keys)
@@ -101,16 +104,13 @@ def render_map(
 
 
 def _vectors_by_record(store: VectorStore) -> dict[tuple[str, str], np.ndarray]:
-    """Every point's vector, by (partition, record id)."""
-    return {(str(r.payload.get("partition")), str(r.payload.get("record_id"))): r.vector
+    """Every point's vector (float32), by (partition, record id)."""
+    return {(str(r.payload.get("partition")), str(r.payload.get("record_id"))): np.asarray(r.vector, dtype=np.float32)
             for r in store.scroll(with_payload=["partition", "record_id"], with_vectors=True, page_size=4096)}
 
 
 def _semantic(drawable: pl.DataFrame, vectors: dict, model: str, cache_dir: str | None, log: Log) -> dict | None:
     """The page's data for search by meaning, or None (logged) when the model cannot give it."""
-    if drawable.height > MAX_POINTS:
-        log.info(f"the map has {drawable.height:,} points, more than {MAX_POINTS:,}: its page searches by words only")
-        return None
     table, why = static_table(model, cache_dir)
     if table is None:
         log.warning(f"the map's page searches by words only: {why}")

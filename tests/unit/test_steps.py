@@ -94,6 +94,26 @@ def test_the_map_is_drawn_and_every_check_passes(built):
     assert built["layout"].html.stat().st_size > 10_000 and built["layout"].png.stat().st_size > 1_000
 
 
+def test_a_map_over_the_semantic_limit_searches_by_words_without_reading_a_vector(built, monkeypatch):
+    from dagster_embedmap.steps import render as render_step
+
+    monkeypatch.setattr(render_step, "MAX_POINTS", 79)  # the map has 80 points
+    monkeypatch.setattr(render_step, "_vectors_by_record", lambda store: pytest.fail("read the vectors"))
+    monkeypatch.setattr(render_step, "static_table", lambda *a: pytest.fail("made the static table"))
+    said = []
+
+    class Log(NullLog):
+        def info(self, msg):
+            said.append(msg)
+
+    layout, store = built["layout"], built["store"]
+    drawn = render_map(lambda: store(read_only=True), layout, NAME, ["p1", "p2"], log=Log(),
+                       collection_step="steps/collection", topics_step="steps/topics", semantic_model="any-model")
+    assert drawn.semantic is False and drawn.points == 80
+    assert said == ["the map has 80 points, more than 79: its page searches by words only"]
+    assert 'id="embedmap-semantic">null<' in layout.html.read_text("utf-8")
+
+
 def test_duplicates_find_the_planted_pairs_and_write_their_files(built):
     pairs = built["duplicates"].pairs
     found = {frozenset(r) for r in pairs.select("id_a", "id_b").iter_rows()}
