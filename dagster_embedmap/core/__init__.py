@@ -9,6 +9,7 @@ One subpackage per stage of the flow, in flow order:
 - :mod:`.layout`     fit the 2-D projection (UMAP), place points with it, align refits
 - :mod:`.topics`     fine topics (HDBSCAN + Ward), the topic tree, labels, stable ids, quality scores
 - :mod:`.render`     the PNG preview and the standalone HTML map (its JS/CSS/HTML in ``render/static``)
+- :mod:`.classify`   custom semantic classifiers over the vectors: examples, descriptions, or both
 
 and two helpers every stage uses: :mod:`.errors` (the errors users see) and :mod:`.paths` (a map's
 files: atomic writes, locks, disk space).

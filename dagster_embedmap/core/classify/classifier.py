@@ -1,0 +1,235 @@
+"""A semantic classifier over a map's own vectors, trained on a few labelled records, on class
+descriptions in words, or on both.
+
+- Examples only: multinomial logistic regression (scikit-learn) on the L2-normalised vectors.
+- Descriptions only (zero-shot): each class is its description's vector; a record's scores are the
+  softmax of its cosine similarities to them, sharpened by ``temperature``.
+- Both: each description joins the training rows as an example of its class weighing
+  ``prior_weight`` records, so a class with few or no examples still has its prior, and examples refine it.
+
+A record whose best score is under ``threshold`` is predicted as no class (``None``: uncertain).
+With ``multi_label`` each class is its own one-vs-rest logistic regression and a record takes every
+class whose score reaches the threshold (examples are then sets of labels; descriptions are priors).
+
+numpy in and out; the vectors are whatever the map's model made (any dimension, normalised here).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Mapping, Sequence
+
+import numpy as np
+
+__all__ = ["ClassifierSettings", "CrossValidation", "SemanticClassifier"]
+
+
+@dataclass(frozen=True)
+class ClassifierSettings:
+    """How a classifier trains and when it abstains."""
+
+    threshold: float = 0.5
+    """A record whose best class scores under this is predicted as no class (uncertain)."""
+    C: float = 10.0
+    """Inverse regularisation of the logistic regression (the vectors are unit length)."""
+    prior_weight: float = 3.0
+    """With examples, a class description counts as this many labelled records of its class."""
+    temperature: float = 0.05
+    """Zero-shot: the softmax over cosine similarities is taken of ``cos / temperature``."""
+    multi_label: bool = False
+    """One-vs-rest: a record takes every class scoring at least ``threshold`` (examples are label sets)."""
+    folds: int = 5
+    """Cross-validation folds (fewer when the rarest class has fewer examples)."""
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.threshold <= 1.0:
+            raise ValueError(f"ClassifierSettings: threshold must be within [0, 1], not {self.threshold}")
+        for name in ("C", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"ClassifierSettings: {name} must be above 0, not {getattr(self, name)}")
+        if self.prior_weight < 0:
+            raise ValueError(f"ClassifierSettings: prior_weight must be 0 or more, not {self.prior_weight}")
+        if self.folds < 2:
+            raise ValueError(f"ClassifierSettings: folds must be 2 or more, not {self.folds}")
+
+
+@dataclass
+class CrossValidation:
+    """Scores of a classifier on held-out folds of its own examples (every example predicted once, by
+    a classifier that did not see it). ``per_class`` rows: class, precision, recall, f1, support."""
+
+    accuracy: float
+    macro_f1: float
+    folds: int
+    covered: float
+    """The share of held-out records given a class (best score at least the threshold)."""
+    accuracy_covered: float
+    """Accuracy on those records alone."""
+    per_class: list[dict] = field(default_factory=list)
+
+    def to_metadata(self) -> dict:
+        return {"accuracy": round(self.accuracy, 4), "macro_f1": round(self.macro_f1, 4), "folds": self.folds,
+                "covered": round(self.covered, 4), "accuracy_covered": round(self.accuracy_covered, 4)}
+
+
+def _unit(vectors) -> np.ndarray:
+    x = np.asarray(vectors, dtype=np.float32)
+    if x.ndim != 2:
+        raise ValueError(f"the vectors must be a 2-D array (records x dimensions), not of shape {x.shape}")
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return x / np.where(norms > 0, norms, 1.0)
+
+
+class SemanticClassifier:
+    """``fit`` on labelled vectors and/or class descriptions' vectors, then ``predict_proba`` /
+    ``predict`` any records' vectors. Fitted attributes: ``classes_`` (sorted), ``mode_``
+    (``"examples"``, ``"descriptions"`` or ``"both"``), ``dimension_``."""
+
+    def __init__(self, settings: ClassifierSettings | None = None) -> None:
+        self.settings = settings or ClassifierSettings()
+
+    # -- fitting ---------------------------------------------------------------------------------
+    def fit(self, vectors=None, labels: Sequence | None = None,
+            descriptions: Mapping[str, np.ndarray] | None = None) -> "SemanticClassifier":
+        """``vectors`` (n x d) with ``labels`` (n class names; with ``multi_label``, n sets of them) and/or
+        ``descriptions`` ({class name: its description's d-vector})."""
+        s = self.settings
+        descriptions = {str(k): np.asarray(v, dtype=np.float32).ravel() for k, v in (descriptions or {}).items()}
+        has_examples = vectors is not None and labels is not None and len(labels) > 0
+        if not has_examples and not descriptions:
+            raise ValueError("a classifier needs labelled examples, class descriptions, or both")
+        if has_examples:
+            x = _unit(vectors)
+            if len(x) != len(labels):
+                raise ValueError(f"{len(x)} vectors but {len(labels)} labels: give one label per labelled record")
+            sets = [self._label_set(v) for v in labels]
+            classes = sorted({c for ls in sets for c in ls} | set(descriptions))
+            self.dimension_ = x.shape[1]
+        else:
+            classes = sorted(descriptions)
+            self.dimension_ = len(next(iter(descriptions.values())))
+        if len(classes) < 2:
+            raise ValueError(f"a classifier needs at least two classes; it has {classes}")
+        bad = [c for c, v in descriptions.items() if len(v) != self.dimension_]
+        if bad:
+            raise ValueError(f"the descriptions of {bad} have another dimension than the vectors "
+                             f"({self.dimension_}); embed them with the map's own model")
+        self.classes_ = classes
+        self.mode_ = "both" if has_examples and descriptions else "examples" if has_examples else "descriptions"
+        self.prototypes_ = _unit(np.stack([descriptions[c] for c in classes])) if self.mode_ == "descriptions" else None
+        if self.mode_ == "descriptions":
+            if s.multi_label:
+                raise ValueError("a multi-label classifier needs labelled examples; descriptions alone are "
+                                 "one class per record (set multi_label=False)")
+            return self
+        rows, weights = [x], [np.ones(len(x), dtype=np.float64)]
+        targets = list(sets)
+        if descriptions:
+            names = sorted(descriptions)
+            rows.append(_unit(np.stack([descriptions[c] for c in names])))
+            weights.append(np.full(len(names), s.prior_weight if s.prior_weight > 0 else 1e-9))
+            targets += [(c,) for c in names]
+        X, w = np.concatenate(rows), np.concatenate(weights)
+        if s.multi_label:
+            self.models_ = [self._binary(X, np.array([c in t for t in targets]), w) for c in classes]
+        else:
+            from sklearn.linear_model import LogisticRegression
+
+            missing = [c for c in classes if not any(c in t for t in targets)]
+            if missing:  # cannot happen (every class comes from a label or a description); kept as a guard
+                raise ValueError(f"classes {missing} have neither examples nor a description")
+            self.model_ = LogisticRegression(C=s.C, max_iter=2000, random_state=s.seed)
+            self.model_.fit(X, [t[0] for t in targets], sample_weight=w)
+        return self
+
+    def _label_set(self, value) -> tuple[str, ...]:
+        if self.settings.multi_label:
+            if isinstance(value, str) or not isinstance(value, Iterable):
+                return (str(value),)
+            return tuple(sorted({str(v) for v in value}))
+        if not isinstance(value, str) and isinstance(value, Iterable):
+            raise ValueError(f"label {value!r} is a collection: one class per record, or set multi_label=True")
+        return (str(value),)
+
+    def _binary(self, X: np.ndarray, y: np.ndarray, w: np.ndarray):
+        from sklearn.linear_model import LogisticRegression
+
+        if y.all() or not y.any():  # a class every (or no) example has: a constant score
+            return float(y.all())
+        return LogisticRegression(C=self.settings.C, max_iter=2000, random_state=self.settings.seed).fit(
+            X, y, sample_weight=w)
+
+    # -- predicting ------------------------------------------------------------------------------
+    def predict_proba(self, vectors) -> np.ndarray:
+        """Scores (n x classes, in ``classes_`` order): probabilities summing to 1, or with
+        ``multi_label`` each class's own probability."""
+        x = _unit(vectors)
+        if x.shape[1] != self.dimension_:
+            raise ValueError(f"the vectors have {x.shape[1]} dimensions; the classifier was trained on "
+                             f"{self.dimension_}: the map's model changed since, so train it again")
+        if self.mode_ == "descriptions":
+            z = (x @ self.prototypes_.T) / self.settings.temperature
+            z -= z.max(axis=1, keepdims=True)
+            e = np.exp(z)
+            return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        if self.settings.multi_label:
+            cols = [np.full(len(x), m) if isinstance(m, float) else m.predict_proba(x)[:, 1] for m in self.models_]
+            return np.stack(cols, axis=1).astype(np.float32)
+        order = [list(self.model_.classes_).index(c) for c in self.classes_]
+        return self.model_.predict_proba(x)[:, order].astype(np.float32)
+
+    def predict(self, vectors) -> tuple[list, np.ndarray]:
+        """Each record's class (``None`` when its best score is under the threshold; with
+        ``multi_label``, the tuple of classes reaching it) and its score (the best class's)."""
+        p = self.predict_proba(vectors)
+        return self.decide(p)
+
+    def decide(self, proba: np.ndarray) -> tuple[list, np.ndarray]:
+        """:meth:`predict` from scores already computed."""
+        t = self.settings.threshold
+        best = proba.max(axis=1) if len(proba) else np.zeros(0, dtype=np.float32)
+        if self.settings.multi_label:
+            return [tuple(c for c, v in zip(self.classes_, row) if v >= t) for row in proba], best
+        top = proba.argmax(axis=1) if len(proba) else np.zeros(0, dtype=int)
+        return [self.classes_[i] if b >= t else None for i, b in zip(top, best)], best
+
+    # -- judging ---------------------------------------------------------------------------------
+    def cross_validate(self, vectors, labels: Sequence,
+                       descriptions: Mapping[str, np.ndarray] | None = None) -> CrossValidation:
+        """Stratified k-fold scores of this classifier's settings on its own examples (the descriptions,
+        if any, in every fold's training). Needs two examples of every class; single-label only."""
+        from sklearn.metrics import f1_score, precision_recall_fscore_support
+        from sklearn.model_selection import StratifiedKFold
+
+        if self.settings.multi_label:
+            raise ValueError("cross_validate scores single-label classifiers")
+        y = np.array([str(v) for v in labels])
+        names, counts = np.unique(y, return_counts=True)
+        thin = [f"{str(c)!r} ({k})" for c, k in zip(names, counts) if k < 2]
+        if thin:
+            raise ValueError(f"every class needs at least two examples to be cross-validated; "
+                             f"{', '.join(thin)} has fewer: label more records of it")
+        folds = int(min(self.settings.folds, counts.min()))
+        x = _unit(vectors)
+        predicted = np.empty(len(y), dtype=object)
+        best = np.zeros(len(y), dtype=np.float32)
+        split = StratifiedKFold(n_splits=folds, shuffle=True, random_state=self.settings.seed)
+        for train, test in split.split(x, y):
+            fold = SemanticClassifier(self.settings).fit(x[train], list(y[train]), descriptions)
+            p = fold.predict_proba(x[test])
+            predicted[test] = [fold.classes_[i] for i in p.argmax(axis=1)]
+            best[test] = p.max(axis=1)
+        predicted = predicted.astype(str)
+        covered = best >= self.settings.threshold
+        classes = sorted(set(names))
+        prec, rec, f1, sup = precision_recall_fscore_support(y, predicted, labels=classes, zero_division=0)
+        return CrossValidation(
+            accuracy=float((predicted == y).mean()),
+            macro_f1=float(f1_score(y, predicted, labels=classes, average="macro", zero_division=0)),
+            folds=folds, covered=float(covered.mean()),
+            accuracy_covered=float((predicted[covered] == y[covered]).mean()) if covered.any() else 0.0,
+            per_class=[{"class": c, "precision": round(float(a), 4), "recall": round(float(b), 4),
+                        "f1": round(float(f), 4), "support": int(n)}
+                       for c, a, b, f, n in zip(classes, prec, rec, f1, sup)],
+        )
