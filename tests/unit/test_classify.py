@@ -136,3 +136,36 @@ def test_the_least_certain_records_come_first_and_spread_over_the_map():
     assert len(least_certain(proba, xy, 0)) == 0
     with pytest.raises(ValueError, match="one \\(x, y\\) per record"):
         least_certain(proba, xy[:10], 3)
+
+
+@pytest.mark.parametrize("mode", ["examples", "descriptions", "both", "multi-label", "two classes"])
+def test_a_saved_classifier_predicts_as_the_fitted_one(tmp_path, mode):
+    x, y, centres = planted()
+    settings = ClassifierSettings(multi_label=mode == "multi-label", threshold=0.6)
+    if mode == "examples":
+        clf = SemanticClassifier(settings).fit(x, y)
+    elif mode == "descriptions":
+        clf = SemanticClassifier(settings).fit(descriptions=centres)
+    elif mode == "both":
+        clf = SemanticClassifier(settings).fit(x[::10], y[::10], centres)
+    elif mode == "multi-label":
+        clf = SemanticClassifier(settings).fit(x, [{label, "any"} for label in y])  # "any": a constant class
+    else:
+        two = [i for i, label in enumerate(y) if label != "shipping"]
+        clf = SemanticClassifier(settings).fit(x[two], [y[i] for i in two])
+    np.savez(tmp_path / "c.npz", **clf.to_state())
+    with np.load(tmp_path / "c.npz", allow_pickle=False) as state:
+        again = SemanticClassifier.from_state(dict(state))
+    test_x = planted(seed=5)[0]
+    assert again.classes_ == clf.classes_ and again.mode_ == clf.mode_ and again.settings == clf.settings
+    assert np.allclose(again.predict_proba(test_x), clf.predict_proba(test_x), atol=1e-6)
+    assert again.predict(test_x)[0] == clf.predict(test_x)[0]
+    if mode == "two classes":  # sklearn's binary model gives the same probabilities as the saved softmax
+        from sklearn.linear_model import LogisticRegression
+
+        xs = x[two] / np.linalg.norm(x[two], axis=1, keepdims=True)
+        ref = LogisticRegression(C=settings.C, max_iter=2000, random_state=0).fit(xs, [y[i] for i in two])
+        unit = test_x / np.linalg.norm(test_x, axis=1, keepdims=True)
+        assert np.allclose(clf.predict_proba(test_x), ref.predict_proba(unit), atol=1e-5)
+    if mode == "multi-label":
+        assert np.all(clf.predict_proba(test_x)[:, clf.classes_.index("any")] > 0.99)

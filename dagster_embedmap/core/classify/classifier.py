@@ -84,7 +84,8 @@ def _unit(vectors) -> np.ndarray:
 class SemanticClassifier:
     """``fit`` on labelled vectors and/or class descriptions' vectors, then ``predict_proba`` /
     ``predict`` any records' vectors. Fitted attributes: ``classes_`` (sorted), ``mode_``
-    (``"examples"``, ``"descriptions"`` or ``"both"``), ``dimension_``."""
+    (``"examples"``, ``"descriptions"`` or ``"both"``), ``dimension_``, and the linear model every mode
+    comes down to, ``coef_`` (classes x dimension) and ``intercept_``."""
 
     def __init__(self, settings: ClassifierSettings | None = None) -> None:
         self.settings = settings or ClassifierSettings()
@@ -117,11 +118,13 @@ class SemanticClassifier:
                              f"({self.dimension_}); embed them with the map's own model")
         self.classes_ = classes
         self.mode_ = "both" if has_examples and descriptions else "examples" if has_examples else "descriptions"
-        self.prototypes_ = _unit(np.stack([descriptions[c] for c in classes])) if self.mode_ == "descriptions" else None
         if self.mode_ == "descriptions":
             if s.multi_label:
                 raise ValueError("a multi-label classifier needs labelled examples; descriptions alone are "
                                  "one class per record (set multi_label=False)")
+            # softmax of cos / temperature: a linear model whose rows are the unit descriptions
+            self.coef_ = _unit(np.stack([descriptions[c] for c in classes])) / s.temperature
+            self.intercept_ = np.zeros(len(classes), dtype=np.float32)
             return self
         rows, weights = [x], [np.ones(len(x), dtype=np.float64)]
         targets = list(sets)
@@ -131,16 +134,20 @@ class SemanticClassifier:
             weights.append(np.full(len(names), s.prior_weight if s.prior_weight > 0 else 1e-9))
             targets += [(c,) for c in names]
         X, w = np.concatenate(rows), np.concatenate(weights)
-        if s.multi_label:
-            self.models_ = [self._binary(X, np.array([c in t for t in targets]), w) for c in classes]
-        else:
-            from sklearn.linear_model import LogisticRegression
+        if s.multi_label:  # one binary model per class: sigmoid(x . coef_[c] + intercept_[c])
+            pairs = [self._binary(X, np.array([c in t for t in targets]), w) for c in classes]
+            self.coef_ = np.stack([p[0] for p in pairs]).astype(np.float32)
+            self.intercept_ = np.array([p[1] for p in pairs], dtype=np.float32)
+            return self
+        from sklearn.linear_model import LogisticRegression
 
-            missing = [c for c in classes if not any(c in t for t in targets)]
-            if missing:  # cannot happen (every class comes from a label or a description); kept as a guard
-                raise ValueError(f"classes {missing} have neither examples nor a description")
-            self.model_ = LogisticRegression(C=s.C, max_iter=2000, random_state=s.seed)
-            self.model_.fit(X, [t[0] for t in targets], sample_weight=w)
+        model = LogisticRegression(C=s.C, max_iter=2000, random_state=s.seed)
+        model.fit(X, [t[0] for t in targets], sample_weight=w)
+        coef, intercept = model.coef_, model.intercept_
+        if len(model.classes_) == 2:  # sklearn's binary form, sigmoid(z), is the softmax of (0, z)
+            coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
+        order = [list(model.classes_).index(c) for c in classes]
+        self.coef_, self.intercept_ = coef[order].astype(np.float32), intercept[order].astype(np.float32)
         return self
 
     def _label_set(self, value) -> tuple[str, ...]:
@@ -152,13 +159,14 @@ class SemanticClassifier:
             raise ValueError(f"label {value!r} is a collection: one class per record, or set multi_label=True")
         return (str(value),)
 
-    def _binary(self, X: np.ndarray, y: np.ndarray, w: np.ndarray):
+    def _binary(self, X: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, float]:
         from sklearn.linear_model import LogisticRegression
 
         if y.all() or not y.any():  # a class every (or no) example has: a constant score
-            return float(y.all())
-        return LogisticRegression(C=self.settings.C, max_iter=2000, random_state=self.settings.seed).fit(
-            X, y, sample_weight=w)
+            return np.zeros(X.shape[1]), 30.0 if y.all() else -30.0
+        model = LogisticRegression(C=self.settings.C, max_iter=2000, random_state=self.settings.seed)
+        model.fit(X, y, sample_weight=w)
+        return model.coef_[0], float(model.intercept_[0])
 
     # -- predicting ------------------------------------------------------------------------------
     def predict_proba(self, vectors) -> np.ndarray:
@@ -168,16 +176,38 @@ class SemanticClassifier:
         if x.shape[1] != self.dimension_:
             raise ValueError(f"the vectors have {x.shape[1]} dimensions; the classifier was trained on "
                              f"{self.dimension_}: the map's model changed since, so train it again")
-        if self.mode_ == "descriptions":
-            z = (x @ self.prototypes_.T) / self.settings.temperature
-            z -= z.max(axis=1, keepdims=True)
-            e = np.exp(z)
-            return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+        z = x.astype(np.float64) @ self.coef_.T.astype(np.float64) + self.intercept_
         if self.settings.multi_label:
-            cols = [np.full(len(x), m) if isinstance(m, float) else m.predict_proba(x)[:, 1] for m in self.models_]
-            return np.stack(cols, axis=1).astype(np.float32)
-        order = [list(self.model_.classes_).index(c) for c in self.classes_]
-        return self.model_.predict_proba(x)[:, order].astype(np.float32)
+            return (1.0 / (1.0 + np.exp(-z))).astype(np.float32)
+        z -= z.max(axis=1, keepdims=True)
+        e = np.exp(z)
+        return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+
+    # -- saving ----------------------------------------------------------------------------------
+    def to_state(self) -> dict[str, np.ndarray]:
+        """The fitted classifier as plain arrays (for ``np.savez``; no pickle): every mode is a
+        linear model, softmax (one class per record) or sigmoid (multi-label) of ``x . coef_ + intercept_``."""
+        import json
+        from dataclasses import asdict
+
+        return {"classes": np.array(self.classes_, dtype=str), "coef": self.coef_, "intercept": self.intercept_,
+                "meta": np.array(json.dumps({"mode": self.mode_, "dimension": int(self.dimension_),
+                                             "settings": asdict(self.settings)}))}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, np.ndarray]) -> "SemanticClassifier":
+        """The classifier :meth:`to_state` saved."""
+        import json
+
+        meta = json.loads(str(state["meta"]))
+        clf = cls(ClassifierSettings(**meta["settings"]))
+        clf.classes_ = [str(c) for c in state["classes"]]
+        clf.coef_ = np.asarray(state["coef"], dtype=np.float32)
+        clf.intercept_ = np.asarray(state["intercept"], dtype=np.float32)
+        clf.mode_, clf.dimension_ = meta["mode"], int(meta["dimension"])
+        if clf.coef_.shape != (len(clf.classes_), clf.dimension_) or clf.intercept_.shape != (len(clf.classes_),):
+            raise ValueError("the saved classifier's arrays do not agree with its classes and dimension")
+        return clf
 
     def predict(self, vectors) -> tuple[list, np.ndarray]:
         """Each record's class (``None`` when its best score is under the threshold; with
