@@ -267,6 +267,18 @@ def test_read_vectors_of_one_partition_and_of_an_empty_store(store):
     assert vecs.shape == (2, DIM)
 
 
+def test_vectors_of_gives_the_stored_vectors_of_the_ids_that_exist(store):
+    _, pids, vectors, payloads = records(30)
+    store.upsert_partition("p1", pids, vectors, payloads)
+    missing = "00000000-0000-0000-0000-000000000000"
+    got = store.vectors_of([pids[3], missing, pids[17]] + pids[20:], batch_size=4)
+    assert set(got) == {pids[3], pids[17], *pids[20:]}
+    for pid, vec in got.items():
+        assert vec.dtype == np.float32
+        np.testing.assert_allclose(vec, vectors[pids.index(pid)], atol=1e-6)
+    assert store.vectors_of([]) == {}
+
+
 def test_scroll_pages_through_everything(store):
     _, pids, vectors, payloads = records(25)
     store.upsert_partition("p1", pids, vectors, payloads)

@@ -61,8 +61,8 @@ class VectorStore:
                with_payload: bool) -> list[list[tuple[str, float, dict[str, Any]]]]:
         raise NotImplementedError
 
-    def _retrieve(self, ids: Sequence[str], with_payload: bool | list[str]) -> list[StoredPoint]:
-        """The points with these ids that exist (no vectors)."""
+    def _retrieve(self, ids: Sequence[str], with_payload: bool | list[str], with_vectors: bool = False) -> list[StoredPoint]:
+        """The points with these ids that exist (their vectors too with ``with_vectors``)."""
         raise NotImplementedError
 
     # -- collection -----------------------------------------------------------------------------
@@ -190,6 +190,15 @@ class VectorStore:
             yield from records
             if offset is None:
                 break
+
+    def vectors_of(self, ids: Sequence[str], batch_size: int = 1024) -> dict[str, np.ndarray]:
+        """``{point id: vector (float32)}`` for those of ``ids`` that exist, asked for in batches."""
+        ids = list(ids)
+        out: dict[str, np.ndarray] = {}
+        for lo in range(0, len(ids), batch_size):
+            for r in self._retrieve(ids[lo:lo + batch_size], False, with_vectors=True):
+                out[r.id] = np.asarray(r.vector, dtype=np.float32)
+        return out
 
     def read_vectors(self, partition: str | None = None) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
         """(point ids, vectors as float32 (n, d), payloads) of every point, sorted by point id."""

@@ -99,9 +99,11 @@ class ClientStore(VectorStore):
         return [StoredPoint(str(r.id), dict(r.payload or {}), r.vector if with_vectors else None)
                 for r in records], offset
 
-    def _retrieve(self, ids, with_payload):
-        records = self.client.retrieve(self.collection, ids=list(ids), with_payload=with_payload, with_vectors=False)
-        return [StoredPoint(str(r.id), dict(r.payload or {}), None) for r in records]
+    def _retrieve(self, ids, with_payload, with_vectors=False):
+        records = self.client.retrieve(self.collection, ids=list(ids), with_payload=with_payload,
+                                       with_vectors=with_vectors)
+        return [StoredPoint(str(r.id), dict(r.payload or {}), list(r.vector) if with_vectors else None)
+                for r in records]
 
     def _query(self, vectors, k, must, min_score, with_payload):
         from qdrant_client import models

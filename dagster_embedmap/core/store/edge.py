@@ -313,9 +313,10 @@ class EdgeStore(VectorStore):
         return [StoredPoint(str(r.id), r.payload or {}, list(r.vector) if with_vectors else None)
                 for r in records], offset
 
-    def _retrieve(self, ids, with_payload):
-        records = self._open().retrieve(list(ids), with_payload, False)
-        return [StoredPoint(str(r.id), dict(r.payload or {}), None) for r in records]
+    def _retrieve(self, ids, with_payload, with_vectors=False):
+        records = self._open().retrieve(list(ids), with_payload, with_vectors)
+        return [StoredPoint(str(r.id), dict(r.payload or {}), list(r.vector) if with_vectors else None)
+                for r in records]
 
     def _query(self, vectors, k, must, min_score, with_payload):
         import qdrant_edge as qe
