@@ -273,6 +273,14 @@ class MapLayout:
         return self.root / "topics.parquet"
 
 
+    def classifier(self, name: str) -> Path:
+        """A trained classifier's arrays (``np.savez``; :meth:`SemanticClassifier.to_state`)."""
+        return self.root / "classifiers" / f"{partition_filename(name)}.npz"
+
+    def classifier_info(self, name: str) -> Path:
+        """What a classifier was trained on and how well it did (JSON)."""
+        return self.root / "classifiers" / f"{partition_filename(name)}.json"
+
     @property
     def duplicates(self) -> Path:
         return self.root / "duplicates.parquet"

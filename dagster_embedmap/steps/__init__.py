@@ -11,6 +11,7 @@ metadata and check results; tests and tools call them directly.
 - :mod:`.topics`  the topic tree over the whole map, kept stable between runs
 - :mod:`.render`  the map drawn from the store (PNG, HTML) and its checks
 - :mod:`.duplicates`  near-duplicate pairs and topic outliers
+- :mod:`.classify`  custom classifiers: train from labelled records / descriptions, tag each partition
 - :mod:`.audit`   does every point agree with its record: text, vector, place and topic
 """
 

@@ -1,0 +1,246 @@
+"""A map's custom classifiers: train one (global) from labelled records and/or class descriptions, tag
+each partition's points with it, and list the records worth labelling next.
+
+- :func:`read_examples`       a labels file (parquet, CSV or JSONL with ``id`` and ``label``)
+- :func:`train_classifier`    the labelled records' stored vectors (read from the collection by id),
+  cross-validated and fitted; saved under ``<map>/classifiers/<name>.npz`` with a JSON of what it was
+  trained on (``version``: a hash of the labels, the descriptions, the settings and the vectors)
+- :func:`classify_partition`  one partition's points scored and tagged in the payload:
+  ``class_<name>`` (the class, None when unsure; a list with ``multi_label``), ``class_<name>_score``
+  and ``class_<name>_version`` (the classifier that tagged it); cost in proportion to the partition
+- :func:`uncertain_records`   the least sure records, spread over the map (:func:`least_certain`)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import polars as pl
+
+from ..core.classify import ClassifierSettings, CrossValidation, SemanticClassifier, least_certain, margins
+from ..core.errors import EmbedMapInputError
+from ..core.paths import Log, MapLayout, atomic_path, write_json
+from ..core.store.location import point_id
+from .common import StoreOpener
+
+__all__ = ["ClassifierTrained", "PartitionClassified", "read_examples", "train_classifier", "classify_partition",
+           "load_classifier", "uncertain_records", "class_fields"]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def class_fields(name: str) -> tuple[str, str, str]:
+    """The payload fields a classifier writes: its class, its score, its version."""
+    return f"class_{name}", f"class_{name}_score", f"class_{name}_version"
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.match(name):
+        raise EmbedMapInputError(f"classifier name {name!r}: use 1-40 lower-case letters, digits and '_', starting "
+                                 f"with a letter (it names the payload fields class_<name> and class_<name>_score)")
+
+
+def read_examples(path: str | Path) -> pl.DataFrame:
+    """``id`` and ``label`` (both strings) from a parquet, CSV or JSONL file; one row per id."""
+    path = Path(path)
+    readers = {".parquet": pl.read_parquet, ".csv": pl.read_csv, ".jsonl": pl.read_ndjson, ".ndjson": pl.read_ndjson}
+    read = readers.get(path.suffix.lower())
+    if read is None:
+        raise EmbedMapInputError(f"labels file {path}: give a .parquet, .csv or .jsonl file with columns 'id' and 'label'")
+    if not path.exists():
+        raise EmbedMapInputError(f"labels file {path} does not exist")
+    try:
+        frame = read(path)
+    except Exception as exc:  # polars' many read errors: say which file, and why
+        raise EmbedMapInputError(f"labels file {path} cannot be read: {exc}") from None
+    missing = [c for c in ("id", "label") if c not in frame.columns]
+    if missing:
+        raise EmbedMapInputError(f"labels file {path} has no column {missing} (it has {frame.columns}): give one row "
+                                 f"per labelled record with columns 'id' (the record id) and 'label' (its class)")
+    frame = frame.select(pl.col("id").cast(pl.String), pl.col("label").cast(pl.String)).drop_nulls()
+    frame = frame.filter(pl.col("label").str.strip_chars() != "").unique(maintain_order=True)
+    clash = frame.group_by("id").agg(pl.col("label").n_unique().alias("n")).filter(pl.col("n") > 1)["id"].to_list()
+    if clash:
+        raise EmbedMapInputError(f"labels file {path}: {len(clash)} record(s) have two different labels "
+                                 f"(ids {sorted(clash)[:5]}): keep one label per record")
+    return frame
+
+
+@dataclass
+class ClassifierTrained:
+    name: str
+    version: str
+    classes: list[str]
+    mode: str
+    examples: int
+    """Labelled records found in the collection and trained on."""
+    unknown_ids: list[str] = field(default_factory=list)
+    """Ids of the labels file with no point in the collection (a typo, or a removed partition's record)."""
+    validation: CrossValidation | None = None
+    warnings: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class PartitionClassified:
+    partition: str
+    points: int
+    counts: dict[str, int]
+    """Points per class; ``""`` counts the unsure ones (no class)."""
+    mean_score: float
+
+
+def _version(parts: list[bytes]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little") + part)
+    return h.hexdigest()[:16]
+
+
+def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, name: str, *,
+                     examples: pl.DataFrame | None = None, descriptions: Mapping[str, np.ndarray] | None = None,
+                     settings: ClassifierSettings | None = None, log: Log) -> ClassifierTrained:
+    """Train classifier ``name`` of map ``map_name`` from ``examples`` (``id``, ``label``: record ids of
+    the map) and/or ``descriptions`` ({class: its description's vector, embedded by the map's model}),
+    cross-validate it on its examples, and save it. Ids without a point are named in a warning (an
+    error when none match); nothing is written unless training succeeds."""
+    _check_name(name)
+    settings = settings or ClassifierSettings()
+    started = time.perf_counter()
+    warnings: list[str] = []
+    vectors, labels, unknown = None, None, []
+    with open_store() as store:
+        dimension = store.dimension()
+        if examples is not None and examples.height:
+            ids = examples["id"].to_list()
+            found = store.vectors_of([point_id(map_name, i) for i in ids])
+            keep = [k for k, i in enumerate(ids) if point_id(map_name, i) in found]
+            unknown = [ids[k] for k in range(len(ids)) if point_id(map_name, ids[k]) not in found]
+            if not keep:
+                raise EmbedMapInputError(
+                    f"classifier {name!r} of map {map_name!r}: none of the {len(ids)} labelled ids is a record of the "
+                    f"map (ids {unknown[:5]}): the labels file's 'id' column must hold the records' ids")
+            if unknown:
+                warnings.append(f"classifier {name!r}: {len(unknown)} of {len(ids)} labelled ids are not records of "
+                                f"map {map_name!r} (ids {unknown[:5]}): left out; {len(keep)} matched")
+            vectors = np.stack([found[point_id(map_name, ids[k])] for k in keep])
+            labels = [examples["label"][k] for k in keep]
+    if vectors is None and not descriptions:
+        raise EmbedMapInputError(f"classifier {name!r} of map {map_name!r}: give labelled examples, class "
+                                 f"descriptions, or both")
+    want = dimension if dimension is not None else (vectors.shape[1] if vectors is not None else None)
+    for cls, vec in (descriptions or {}).items():
+        if want is not None and np.asarray(vec).size != want:
+            raise EmbedMapInputError(f"classifier {name!r}: the description of {cls!r} has {np.asarray(vec).size} "
+                                     f"dimensions and the map's vectors {want}: embed it with the map's model")
+    try:
+        model = SemanticClassifier(settings).fit(vectors, labels, descriptions)
+    except ValueError as exc:
+        raise EmbedMapInputError(f"classifier {name!r} of map {map_name!r}: {exc}") from None
+    validation = None
+    if labels is not None:
+        thin = sorted(c for c, n in Counter(labels).items() if n < 2)
+        if thin or settings.multi_label:
+            why = ("a multi-label classifier is not cross-validated" if settings.multi_label else
+                   f"class(es) {thin} have one example: not cross-validated; label more records of them")
+            warnings.append(f"classifier {name!r}: {why}")
+        else:
+            validation = model.cross_validate(vectors, labels, descriptions)
+    state = model.to_state()
+    version = _version([np.ascontiguousarray(state[k]).tobytes() for k in ("classes", "coef", "intercept")]
+                       + [str(state["meta"]).encode()])
+    info = {"name": name, "version": version, "classes": model.classes_, "mode": model.mode_,
+            "examples": 0 if labels is None else len(labels), "unknown_ids": unknown[:100],
+            "descriptions": sorted(descriptions or {}), "dimension": model.dimension_,
+            "validation": None if validation is None else {**validation.to_metadata(), "per_class": validation.per_class},
+            "trained_at": time.time()}
+    target = layout.classifier(name)
+    with atomic_path(target) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **state, version=np.array(version))
+    write_json(layout.classifier_info(name), info)
+    for w in warnings:
+        log.warning(w)
+    return ClassifierTrained(name=name, version=version, classes=model.classes_, mode=model.mode_,
+                             examples=info["examples"], unknown_ids=unknown, validation=validation, warnings=warnings,
+                             seconds=time.perf_counter() - started)
+
+
+def load_classifier(layout: MapLayout, name: str, *, train_step: str) -> tuple[SemanticClassifier, str]:
+    """The saved classifier ``name`` and its version; a clear error when it was never trained."""
+    _check_name(name)
+    path = layout.classifier(name)
+    if not path.exists():
+        raise EmbedMapInputError(f"classifier {name!r} is not trained yet ({path} does not exist): materialize "
+                                 f"{train_step} first")
+    with np.load(path, allow_pickle=False) as data:
+        state = {k: data[k] for k in data.files}
+    return SemanticClassifier.from_state(state), str(state["version"])
+
+
+def classify_partition(open_store: StoreOpener, layout: MapLayout, name: str, partition: str, *,
+                       train_step: str) -> PartitionClassified:
+    """Tag every point of ``partition`` with classifier ``name`` (payload ``class_<name>``,
+    ``class_<name>_score``, ``class_<name>_version``). Rerunning rewrites the same values."""
+    model, version = load_classifier(layout, name, train_step=train_step)
+    field_class, field_score, field_version = class_fields(name)
+    with open_store() as store:
+        dimension = store.dimension()
+        if dimension is not None and dimension != model.dimension_:
+            raise EmbedMapInputError(
+                f"classifier {name!r} was trained on {model.dimension_}-d vectors and the map's are {dimension}-d: "
+                f"the map's model changed since; materialize {train_step} again")
+        ids, vectors, _ = store.read_vectors(partition)
+        if not ids:
+            return PartitionClassified(partition, 0, {}, 0.0)
+        proba = model.predict_proba(vectors)
+        labels, score = model.decide(proba)
+        if model.settings.multi_label:
+            values = [list(v) for v in labels]
+        else:
+            values = labels
+        store.set_payloads({pid: {field_class: value, field_score: round(float(s), 4), field_version: version}
+                            for pid, value, s in zip(ids, values, score)})
+    counts: dict[str, int] = {}
+    for value in labels:
+        for c in (value if model.settings.multi_label else [value]) or [None]:
+            counts[c or ""] = counts.get(c or "", 0) + 1
+    return PartitionClassified(partition, len(ids), dict(sorted(counts.items())), float(np.mean(score)))
+
+
+def uncertain_records(open_store: StoreOpener, layout: MapLayout, map_name: str, name: str, k: int, *,
+                      train_step: str, labelled: set[str] | None = None) -> pl.DataFrame:
+    """The ``k`` records classifier ``name`` is least sure about, spread over the map, least sure first
+    (records already ``labelled`` left out): ``id``, ``partition``, ``class`` (its best guess), ``score``,
+    ``margin``, ``x``, ``y``, ``text``. Points not yet placed are left out."""
+    model, _ = load_classifier(layout, name, train_step=train_step)
+    with open_store() as store:
+        _, vectors, payloads = store.read_vectors()
+    placed = [i for i, p in enumerate(payloads) if p.get("x") is not None and p.get("y") is not None]
+    if not placed:
+        return pl.DataFrame(schema={"id": pl.String, "partition": pl.String, "class": pl.String, "score": pl.Float64,
+                                    "margin": pl.Float64, "x": pl.Float64, "y": pl.Float64, "text": pl.String})
+    vectors, payloads = vectors[placed], [payloads[i] for i in placed]
+    proba = model.predict_proba(vectors)
+    xy = np.array([[p["x"], p["y"]] for p in payloads], dtype=np.float64)
+    exclude = np.array([str(p.get("record_id")) in (labelled or set()) for p in payloads])
+    picked = least_certain(proba, xy, k, exclude=exclude, multi_label=model.settings.multi_label)
+    m = margins(proba, model.settings.multi_label)
+    best = proba.argmax(axis=1)
+    return pl.DataFrame({
+        "id": [str(payloads[i].get("record_id")) for i in picked],
+        "partition": [str(payloads[i].get("partition")) for i in picked],
+        "class": [model.classes_[best[i]] for i in picked],
+        "score": [float(proba[i].max()) for i in picked],
+        "margin": [float(m[i]) for i in picked],
+        "x": [float(xy[i, 0]) for i in picked], "y": [float(xy[i, 1]) for i in picked],
+        "text": [str(payloads[i].get("text") or "") for i in picked],
+    }, schema={"id": pl.String, "partition": pl.String, "class": pl.String, "score": pl.Float64,
+               "margin": pl.Float64, "x": pl.Float64, "y": pl.Float64, "text": pl.String})

@@ -1,0 +1,180 @@
+"""The classifier steps on a small map in a real embedded Qdrant (given vectors, no model): train from a
+labels file, tag each partition, list the least sure records, and refuse bad input writing nothing."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+
+from dagster_embedmap.core.classify import ClassifierSettings
+from dagster_embedmap.core.errors import EmbedMapInputError
+from dagster_embedmap.core.layout.project import ProjectionSettings
+from dagster_embedmap.core.paths import MapLayout
+from dagster_embedmap.core.records.documents import RecordSchema
+from dagster_embedmap.core.store import StoreLocation, open_store
+from dagster_embedmap.core.topics.cluster import ClusterSettings
+from dagster_embedmap.steps import NullLog, embed_partition, fit_layout, place_partition, write_documents, write_points
+from dagster_embedmap.steps.classify import (
+    class_fields, classify_partition, read_examples, train_classifier, uncertain_records,
+)
+
+NAME = "tickets"
+DIM = 16
+KINDS = ["billing", "login", "shipping"]
+CENTRES = np.random.default_rng(0).normal(size=(3, DIM)) * 4
+
+
+def _partition(part: int, n: int = 45) -> pl.DataFrame:
+    rng = np.random.default_rng(part)
+    vectors = CENTRES[np.arange(n) % 3] + rng.normal(size=(n, DIM))
+    return pl.DataFrame({"id": [f"p{part}-{i}" for i in range(n)], "text": [f"{KINDS[i % 3]} ticket {i}" for i in range(n)],
+                         "emb": vectors.astype(np.float32).tolist()})
+
+
+class Said(NullLog):
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, msg):
+        self.warnings.append(msg)
+
+
+def _add(store, layout, part: str) -> None:
+    write_documents(layout, part, _partition(int(part[1])), RecordSchema(vector_column="emb"), NullLog())
+    embed_partition(layout, part, lambda: pytest.fail("given vectors need no model"), NullLog(), vector_column="emb")
+    write_points(store, layout, NAME, part, levels=ClusterSettings().levels, log=NullLog())
+
+
+@pytest.fixture()
+def mapped(tmp_path):
+    layout = MapLayout(str(tmp_path), NAME)
+    location = StoreLocation(path=str(tmp_path / "qdrant"))
+    store = lambda read_only=False: open_store(location, NAME, read_only=read_only)  # noqa: E731
+    for part in ("p1", "p2"):
+        _add(store, layout, part)
+    fit_layout(store, layout, NAME, ProjectionSettings(), NullLog())
+    for part in ("p1", "p2"):
+        place_partition(store, layout, part)
+    labels = tmp_path / "labels.csv"
+    # 4 labelled records per kind, all of partition p1
+    pl.DataFrame({"id": [f"p1-{i}" for i in range(12)], "label": [KINDS[i % 3] for i in range(12)]}).write_csv(labels)
+    return {"layout": layout, "store": store, "location": location, "labels": labels, "tmp": tmp_path}
+
+
+def _payloads(mapped, partition=None):
+    with open_store(mapped["location"], NAME, read_only=True) as store:
+        return [r.payload for r in store.scroll(partition=partition)]
+
+
+def test_a_labels_file_trains_a_classifier_that_tags_every_partition(mapped):
+    layout, store = mapped["layout"], mapped["store"]
+    trained = train_classifier(store, layout, NAME, "kind", examples=read_examples(mapped["labels"]), log=NullLog())
+    assert trained.classes == KINDS and trained.mode == "examples" and trained.examples == 12 and not trained.unknown_ids
+    assert trained.validation is not None and trained.validation.folds == 4 and trained.validation.accuracy > 0.9
+    info = json.loads(layout.classifier_info("kind").read_text())
+    assert info["version"] == trained.version and info["validation"]["per_class"][0]["class"] == "billing"
+    for part in ("p1", "p2"):
+        done = classify_partition(store, layout, "kind", part, train_step="tickets/classifier_kind")
+        assert done.points == 45 and sum(done.counts.values()) == 45
+    cls, score, version = class_fields("kind")
+    rows = _payloads(mapped)
+    assert len(rows) == 90 and all(r[version] == trained.version for r in rows)
+    right = np.mean([r[cls] == r["text"].split()[0] for r in rows])
+    assert right > 0.95 and all(0 < r[score] <= 1 for r in rows)
+    # the next records to label: the least sure first, none of the labelled ones
+    nxt = uncertain_records(store, layout, NAME, "kind", 5, train_step="t", labelled=set(read_examples(mapped["labels"])["id"]))
+    assert nxt.height == 5 and not set(nxt["id"]) & {f"p1-{i}" for i in range(12)}
+    assert nxt["margin"][0] == min(nxt["margin"]) and nxt["x"].is_not_null().all()
+
+
+def test_a_new_partition_is_tagged_without_training_again(mapped):
+    layout, store = mapped["layout"], mapped["store"]
+    trained = train_classifier(store, layout, NAME, "kind", examples=read_examples(mapped["labels"]), log=NullLog())
+    model_bytes = layout.classifier("kind").read_bytes()
+    _add(store, layout, "p3")
+    done = classify_partition(store, layout, "kind", "p3", train_step="t")
+    assert done.points == 45 and layout.classifier("kind").read_bytes() == model_bytes
+    cls, _, version = class_fields("kind")
+    rows = _payloads(mapped, "p3")
+    assert all(r[version] == trained.version for r in rows) and np.mean([r[cls] == r["text"].split()[0] for r in rows]) > 0.95
+    assert all(class_fields("kind")[0] not in r for r in _payloads(mapped, "p1"))  # p1 was not tagged here
+
+
+def test_descriptions_alone_tag_zero_shot_and_a_changed_labels_file_changes_the_version(mapped):
+    layout, store = mapped["layout"], mapped["store"]
+    zero = train_classifier(store, layout, NAME, "kind", descriptions=dict(zip(KINDS, CENTRES)), log=NullLog())
+    assert zero.mode == "descriptions" and zero.validation is None
+    classify_partition(store, layout, "kind", "p2", train_step="t")
+    rows = _payloads(mapped, "p2")
+    assert np.mean([r["class_kind"] == r["text"].split()[0] for r in rows]) > 0.95
+    first = train_classifier(store, layout, NAME, "kind", examples=read_examples(mapped["labels"]), log=NullLog())
+    more = mapped["tmp"] / "more.jsonl"
+    pl.DataFrame({"id": [f"p2-{i}" for i in range(15)], "label": [KINDS[i % 3] for i in range(15)]}).write_ndjson(more)
+    again = train_classifier(store, layout, NAME, "kind", examples=read_examples(more), log=NullLog())
+    assert len({zero.version, first.version, again.version}) == 3
+    same = train_classifier(store, layout, NAME, "kind", examples=read_examples(more), log=NullLog())
+    assert same.version == again.version  # same labels, same classifier
+
+
+def test_an_unsure_record_gets_no_class(mapped):
+    layout, store = mapped["layout"], mapped["store"]
+    train_classifier(store, layout, NAME, "strict", examples=read_examples(mapped["labels"]),
+                     settings=ClassifierSettings(threshold=0.999), log=NullLog())
+    done = classify_partition(store, layout, "strict", "p2", train_step="t")
+    assert done.counts.get("", 0) > 0
+    rows = _payloads(mapped, "p2")
+    assert all(r["class_strict_version"] for r in rows)  # every point tagged, the unsure ones with no class
+    assert sum(r.get("class_strict") is None for r in rows) == done.counts[""]
+
+
+def test_bad_labels_and_bad_names_are_named_and_write_nothing(mapped):
+    layout, store, tmp = mapped["layout"], mapped["store"], mapped["tmp"]
+    said = Said()
+    typo = tmp / "typo.csv"
+    pl.DataFrame({"id": ["p1-0", "p1-1", "p1-2", "p1-3", "p1-4", "p1-5", "nope-1", "nope-2"],
+                  "label": ["billing", "login", "shipping"] * 2 + ["login", "login"]}).write_csv(typo)
+    trained = train_classifier(store, layout, NAME, "kind", examples=read_examples(typo), log=said)
+    assert trained.unknown_ids == ["nope-1", "nope-2"] and trained.examples == 6
+    assert any("2 of 8 labelled ids are not records of map 'tickets'" in w and "6 matched" in w for w in said.warnings)
+    layout.classifier("kind").unlink()
+    none = tmp / "none.csv"
+    pl.DataFrame({"id": ["x", "y"], "label": ["a", "b"]}).write_csv(none)
+    with pytest.raises(EmbedMapInputError, match="none of the 2 labelled ids is a record of the map"):
+        train_classifier(store, layout, NAME, "kind", examples=read_examples(none), log=NullLog())
+    assert not layout.classifier("kind").exists()
+    one = tmp / "one.csv"
+    pl.DataFrame({"id": ["p1-0", "p1-3", "p1-1"], "label": ["billing", "billing", "login"]}).write_csv(one)
+    said = Said()
+    trained = train_classifier(store, layout, NAME, "kind", examples=read_examples(one), log=said)
+    assert trained.validation is None and any("['login'] have one example" in w for w in said.warnings)
+    bad = tmp / "bad.csv"
+    pl.DataFrame({"record": ["p1-0"], "label": ["billing"]}).write_csv(bad)
+    with pytest.raises(EmbedMapInputError, match=r"has no column \['id'\]"):
+        read_examples(bad)
+    twice = tmp / "twice.csv"
+    pl.DataFrame({"id": ["p1-0", "p1-0"], "label": ["billing", "login"]}).write_csv(twice)
+    with pytest.raises(EmbedMapInputError, match="1 record\\(s\\) have two different labels"):
+        read_examples(twice)
+    with pytest.raises(EmbedMapInputError, match="give a .parquet, .csv or .jsonl"):
+        read_examples(tmp / "labels.txt")
+    with pytest.raises(EmbedMapInputError, match="classifier name 'Bad Name'"):
+        train_classifier(store, layout, NAME, "Bad Name", examples=read_examples(mapped["labels"]), log=NullLog())
+    with pytest.raises(EmbedMapInputError, match="is not trained yet"):
+        classify_partition(store, layout, "never", "p1", train_step="tickets/classifier_never")
+    with pytest.raises(EmbedMapInputError, match="has 3 dimensions and the map's vectors 16"):
+        train_classifier(store, layout, NAME, "kind", descriptions={"a": np.ones(3), "b": np.ones(3)}, log=NullLog())
+
+
+def test_a_classifier_of_another_model_is_refused_before_tagging(mapped):
+    layout, store = mapped["layout"], mapped["store"]
+    from dagster_embedmap.core.classify import SemanticClassifier
+
+    other = SemanticClassifier().fit(descriptions={"a": np.ones(8), "b": -np.ones(8)})
+    layout.classifier("old").parent.mkdir(parents=True)
+    np.savez(layout.classifier("old"), **other.to_state(), version=np.array("v0"))
+    with pytest.raises(EmbedMapInputError, match="trained on 8-d vectors and the map's are 16-d"):
+        classify_partition(store, layout, "old", "p1", train_step="tickets/classifier_old")
+    assert all("class_old" not in r for r in _payloads(mapped))
