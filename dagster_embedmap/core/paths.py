@@ -277,6 +277,11 @@ class MapLayout:
         """A trained classifier's arrays (``np.savez``; :meth:`SemanticClassifier.to_state`)."""
         return self.root / "classifiers" / f"{partition_filename(name)}.npz"
 
+    def classifier_names(self) -> list[str]:
+        """The map's trained classifiers, by name."""
+        folder = self.root / "classifiers"
+        return sorted(p.stem for p in folder.glob("*.npz")) if folder.is_dir() else []
+
     def classifier_info(self, name: str) -> Path:
         """What a classifier was trained on and how well it did (JSON)."""
         return self.root / "classifiers" / f"{partition_filename(name)}.json"

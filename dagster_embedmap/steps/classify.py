@@ -28,17 +28,13 @@ from ..core.classify import ClassifierSettings, CrossValidation, SemanticClassif
 from ..core.errors import EmbedMapInputError
 from ..core.paths import Log, MapLayout, atomic_path, write_json
 from ..core.store.location import point_id
+from ..core.store.payload import class_fields
 from .common import StoreOpener
 
 __all__ = ["ClassifierTrained", "PartitionClassified", "read_examples", "train_classifier", "classify_partition",
            "load_classifier", "uncertain_records", "class_fields"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-
-def class_fields(name: str) -> tuple[str, str, str]:
-    """The payload fields a classifier writes: its class, its score, its version."""
-    return f"class_{name}", f"class_{name}_score", f"class_{name}_version"
 
 
 def _check_name(name: str) -> None:

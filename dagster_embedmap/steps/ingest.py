@@ -16,7 +16,7 @@ from ..core.records.documents import PreparedDocuments, RecordSchema, prepare_do
 from ..core.embedding import Encoder, split_cached, stack_vectors, vector_health
 from ..core.errors import EmbedMapInputError
 from ..core.paths import Log, MapLayout, atomic_path, read_or_set_aside
-from ..core.store.payload import placement_fields, vector_hashes
+from ..core.store.payload import class_fields, placement_fields, vector_hashes
 from ..core.store import point_id
 from .common import Check, StoreOpener, read_documents
 
@@ -237,9 +237,9 @@ def write_points(open_store: StoreOpener, layout: MapLayout, map_name: str, part
     """Make the collection hold exactly the partition's records: vector + payload (record id, snippet,
     content and vector hashes, metadata); records gone from the partition are deleted.
 
-    A point whose vector is unchanged keeps its place and topics (``levels`` topic levels); a point
-    whose vector changed loses them, so the placement and topics steps compute them again from the new
-    vector. From the first write to the last the partition is marked pending (the global steps leave it
+    A point whose vector is unchanged keeps its place, topics (``levels`` topic levels) and classes (of
+    the map's trained classifiers); a point whose vector changed loses them, so the placement, topics and
+    classifier steps compute them again from the new vector. From the first write to the last the partition is marked pending (the global steps leave it
     out; a rerun completes it).
     """
     docs = read_documents(layout, partition, documents_step).drop("vector", strict=False)
@@ -260,7 +260,8 @@ def write_points(open_store: StoreOpener, layout: MapLayout, map_name: str, part
     vectors = np.asarray(joined.get_column("vector").to_numpy(), np.float32) if joined.height \
         else np.empty((0, 1), np.float32)
     hashes = vector_hashes(vectors)
-    keep = placement_fields(levels)
+    # an unchanged vector keeps its place, its topics and its classes (the classifiers' fields)
+    keep = (*placement_fields(levels), *(f for name in layout.classifier_names() for f in class_fields(name)))
     replaced = 0
     with open_store() as store:
         before = {str(r.id): r.payload for r in store.scroll(partition=partition, with_payload=[*keep, "vector_hash"])}

@@ -527,6 +527,26 @@ def test_colorby_partition_changes_legend(browser, page_url):
     assert_nothing_ran(browser)
 
 
+def test_the_map_colours_by_a_classifier_and_shows_its_class_in_the_hover(browser, tmp_path):
+    from support.classified import KINDS, build, render
+
+    html = render(build(tmp_path))  # a labels file -> classifier -> every point tagged in Qdrant -> the map
+    load(browser, html.as_uri())
+    options = browser.evaluate("[...document.querySelectorAll('#colorby option')].map(o => o.textContent)")
+    assert "class_kind" in options and "class_kind_score" in options and "class_kind_version" not in options
+    browser.evaluate("""(() => { const s = document.getElementById('colorby');
+        s.value = [...s.options].find(o => o.textContent === 'class_kind').value;
+        s.dispatchEvent(new Event('change')); })()""")
+    browser.wait_for("embedmap.colorBy() === 'class_kind'")
+    assert sorted(browser.evaluate("embedmap.legend()")) == KINDS
+    browser.evaluate("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+    non_white, colours = image_stats(browser.screenshot(ARTIFACTS / "map-classifier.png"))
+    assert non_white > 0.005 and colours > 20
+    tip = hover_record(browser, "p2-4")  # a login ticket of the partition no label came from
+    assert "class_kind:login" in tip.replace(" ", ""), tip
+    assert_nothing_ran(browser)
+
+
 # --------------------------------------------------------------------------------------------
 # search by meaning in the page, on the real demo map (built by `embedmap demo`, the bundled model)
 

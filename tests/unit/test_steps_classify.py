@@ -11,27 +11,12 @@ import pytest
 
 from dagster_embedmap.core.classify import ClassifierSettings
 from dagster_embedmap.core.errors import EmbedMapInputError
-from dagster_embedmap.core.layout.project import ProjectionSettings
-from dagster_embedmap.core.paths import MapLayout
-from dagster_embedmap.core.records.documents import RecordSchema
-from dagster_embedmap.core.store import StoreLocation, open_store
-from dagster_embedmap.core.topics.cluster import ClusterSettings
-from dagster_embedmap.steps import NullLog, embed_partition, fit_layout, place_partition, write_documents, write_points
+from dagster_embedmap.core.store import open_store
+from dagster_embedmap.steps import NullLog
 from dagster_embedmap.steps.classify import (
     class_fields, classify_partition, read_examples, train_classifier, uncertain_records,
 )
-
-NAME = "tickets"
-DIM = 16
-KINDS = ["billing", "login", "shipping"]
-CENTRES = np.random.default_rng(0).normal(size=(3, DIM)) * 4
-
-
-def _partition(part: int, n: int = 45) -> pl.DataFrame:
-    rng = np.random.default_rng(part)
-    vectors = CENTRES[np.arange(n) % 3] + rng.normal(size=(n, DIM))
-    return pl.DataFrame({"id": [f"p{part}-{i}" for i in range(n)], "text": [f"{KINDS[i % 3]} ticket {i}" for i in range(n)],
-                         "emb": vectors.astype(np.float32).tolist()})
+from support.classified import CENTRES, KINDS, NAME, add_partition, build, partition_frame, render
 
 
 class Said(NullLog):
@@ -42,26 +27,9 @@ class Said(NullLog):
         self.warnings.append(msg)
 
 
-def _add(store, layout, part: str) -> None:
-    write_documents(layout, part, _partition(int(part[1])), RecordSchema(vector_column="emb"), NullLog())
-    embed_partition(layout, part, lambda: pytest.fail("given vectors need no model"), NullLog(), vector_column="emb")
-    write_points(store, layout, NAME, part, levels=ClusterSettings().levels, log=NullLog())
-
-
 @pytest.fixture()
 def mapped(tmp_path):
-    layout = MapLayout(str(tmp_path), NAME)
-    location = StoreLocation(path=str(tmp_path / "qdrant"))
-    store = lambda read_only=False: open_store(location, NAME, read_only=read_only)  # noqa: E731
-    for part in ("p1", "p2"):
-        _add(store, layout, part)
-    fit_layout(store, layout, NAME, ProjectionSettings(), NullLog())
-    for part in ("p1", "p2"):
-        place_partition(store, layout, part)
-    labels = tmp_path / "labels.csv"
-    # 4 labelled records per kind, all of partition p1
-    pl.DataFrame({"id": [f"p1-{i}" for i in range(12)], "label": [KINDS[i % 3] for i in range(12)]}).write_csv(labels)
-    return {"layout": layout, "store": store, "location": location, "labels": labels, "tmp": tmp_path}
+    return build(tmp_path)
 
 
 def _payloads(mapped, partition=None):
@@ -94,7 +62,7 @@ def test_a_new_partition_is_tagged_without_training_again(mapped):
     layout, store = mapped["layout"], mapped["store"]
     trained = train_classifier(store, layout, NAME, "kind", examples=read_examples(mapped["labels"]), log=NullLog())
     model_bytes = layout.classifier("kind").read_bytes()
-    _add(store, layout, "p3")
+    add_partition(store, layout, "p3")
     done = classify_partition(store, layout, "kind", "p3", train_step="t")
     assert done.points == 45 and layout.classifier("kind").read_bytes() == model_bytes
     cls, _, version = class_fields("kind")
@@ -178,3 +146,32 @@ def test_a_classifier_of_another_model_is_refused_before_tagging(mapped):
     with pytest.raises(EmbedMapInputError, match="trained on 8-d vectors and the map's are 16-d"):
         classify_partition(store, layout, "old", "p1", train_step="tickets/classifier_old")
     assert all("class_old" not in r for r in _payloads(mapped))
+
+
+def test_an_unchanged_record_keeps_its_class_and_a_changed_one_loses_it(mapped):
+    layout, store = mapped["layout"], mapped["store"]
+    train_classifier(store, layout, NAME, "kind", examples=read_examples(mapped["labels"]), log=NullLog())
+    classify_partition(store, layout, "kind", "p1", train_step="t")
+    before = {r["record_id"]: r for r in _payloads(mapped, "p1")}
+    frame = partition_frame(1)
+    frame = frame.with_columns(pl.when(pl.col("id") == "p1-7").then(pl.lit("login ticket changed"))
+                               .otherwise(pl.col("text")).alias("text"),
+                               pl.when(pl.col("id") == "p1-7").then(pl.lit((-CENTRES[1]).astype(np.float32).tolist()))
+                               .otherwise(pl.col("emb")).alias("emb"))
+    add_partition(store, layout, "p1", frame)
+    after = {r["record_id"]: r for r in _payloads(mapped, "p1")}
+    fields = class_fields("kind")
+    assert all(after[i][f] == before[i][f] for i in after if i != "p1-7" for f in fields)
+    assert not any(f in after["p1-7"] for f in fields)  # its vector changed: tagged again by the next run
+    classify_partition(store, layout, "kind", "p1", train_step="t")
+    assert all(f in r for r in _payloads(mapped, "p1") for f in fields)
+
+
+def test_the_map_shows_a_classifier_in_hover_and_colour_by_and_not_its_version(mapped):
+    from dagster_embedmap.core.store.payload import is_pipeline_field
+
+    page = render(mapped).read_text("utf-8")
+    data = json.loads(page.split('id="embedmap-data">', 1)[1].split("</script>", 1)[0])
+    options = [c["name"] for c in data["colorby"]]
+    assert "class_kind" in options and "class_kind_score" in options and "class_kind_version" not in options
+    assert is_pipeline_field("class_kind_version") and not is_pipeline_field("class_kind")

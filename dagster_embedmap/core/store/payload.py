@@ -13,7 +13,7 @@ import polars as pl
 from . import VectorStore
 
 __all__ = ["points_frame", "POINT_FIELDS", "PIPELINE_FIELDS", "is_pipeline_field", "metadata_columns",
-           "level_field", "topic_levels", "full_texts", "vector_hashes", "placement_fields"]
+           "level_field", "topic_levels", "full_texts", "vector_hashes", "placement_fields", "class_fields"]
 
 # Payload fields the pipeline itself writes; every other payload field is the record's metadata.
 POINT_FIELDS = ("record_id", "partition", "text", "x", "y", "topic_id", "topic_label")
@@ -27,6 +27,14 @@ POINT_FIELDS = ("record_id", "partition", "text", "x", "y", "topic_id", "topic_l
 # changes, it is placed and given a topic again.
 PIPELINE_FIELDS = ("content_hash", "layout_version", "vector_hash", "xy_hash", "topic_hash")
 _LEVEL_FIELD = re.compile(r"^topic_(\d+)_(id|label)$")
+# A classifier's fields: class_<name> and class_<name>_score are shown (hover, colour-by, export) like
+# metadata; class_<name>_version (the classifier that tagged the point) is bookkeeping.
+_CLASS_VERSION_FIELD = re.compile(r"^class_[a-z][a-z0-9_]*_version$")
+
+
+def class_fields(name: str) -> tuple[str, str, str]:
+    """The payload fields classifier ``name`` writes: its class, its score, its version."""
+    return f"class_{name}", f"class_{name}_score", f"class_{name}_version"
 
 
 def level_field(level: int, kind: str) -> str:
@@ -50,8 +58,10 @@ def placement_fields(levels: int) -> tuple[str, ...]:
 
 
 def is_pipeline_field(name: str) -> bool:
-    """True for the fields the pipeline writes (place, topics at every level, bookkeeping)."""
-    return name in POINT_FIELDS or name in PIPELINE_FIELDS or _LEVEL_FIELD.match(name) is not None
+    """True for the fields the pipeline writes (place, topics at every level, bookkeeping), not shown as
+    the record's metadata (a classifier's class and score are shown)."""
+    return (name in POINT_FIELDS or name in PIPELINE_FIELDS or _LEVEL_FIELD.match(name) is not None
+            or _CLASS_VERSION_FIELD.match(name) is not None)
 
 
 def metadata_columns(columns: Iterable[str]) -> list[str]:
