@@ -26,7 +26,8 @@ _WHERE = {
     "EmbedMapComponent": ".components", "k8s_gpu_tags": ".k8s", "FileSource": ".core.records.sources",
     "EmbedderResource": ".resources", "QdrantResource": ".resources",
     "ProjectionSettings": ".core.layout.project", "ClusterSettings": ".core.topics.cluster",
-    "LabelSettings": ".core.topics.labels",
+    "LabelSettings": ".core.topics.labels", "ClassifierSpec": ".core.classify",
+    "ClassifierSettings": ".core.classify",
 }
 """Where each public name lives (loaded on first use, see :func:`__getattr__`)."""
 
@@ -57,6 +58,8 @@ __all__ = [
     "ProjectionSettings",
     "ClusterSettings",
     "LabelSettings",
+    "ClassifierSpec",
+    "ClassifierSettings",
     "default_home",
 ]
 

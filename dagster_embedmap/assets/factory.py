@@ -13,6 +13,7 @@ from typing import Literal, Mapping, Sequence, Union
 
 import dagster as dg
 
+from ..core.classify import ClassifierSpec
 from ..core.topics.cluster import ClusterSettings
 from ..core.records.documents import RecordSchema
 from ..core.topics.labels import LabelSettings
@@ -24,6 +25,7 @@ from ..steps.ingest import SNIPPET_CHARS
 from . import bodies
 from .automation import MapJobs, map_schedules, map_sensors
 from .bodies import MapContext, TopicsConfig, each_partition
+from .classifiers import classifier_assets
 from .keys import MAP_TAG, STEP_TAG, MapKeys
 from .specs import DEPS, PARTITIONED, check_specs, default_props
 from .translator import EmbedMapTranslator
@@ -85,6 +87,7 @@ def build_embedmap_defs(
     partitions_per_run: int = 1,
     embeddings_tags: Mapping[str, object] | None = None,
     duplicate_threshold: float = 0.95,
+    classifiers: Sequence[ClassifierSpec] = (),
     translator: EmbedMapTranslator | None = None,
 ) -> dg.Definitions:
     """Assets, checks and jobs for one data map named ``name``.
@@ -118,45 +121,51 @@ def build_embedmap_defs(
             reads to give it a GPU (``{"dagster-k8s/config": {"container_config": {"resources":
             {"limits": {"nvidia.com/gpu": 1}}}}}``; see :func:`dagster_embedmap.k8s_gpu_tags`).
         duplicate_threshold: cosine similarity from which two records count as near-duplicates.
+        classifiers: :class:`ClassifierSpec`\ s (labels file, label column and/or descriptions); each adds
+            ``<prefix>/classifier_<name>`` (trains when asked) and the per-partition ``<prefix>/classes_<name>``
+            (``class_<name>`` and ``class_<name>_score`` in the payload, the map's hover and colour-by, the export).
         translator: an :class:`EmbedMapTranslator` (subclass) that gives the assets other keys, groups,
             descriptions, owners, tags, kinds or automation conditions; read the keys back with
             ``MapKeys.of(defs, name)``.
 
-    New partitions cost only themselves: their points are placed with the current layout model and
-    join their neighbours' topics. Declarative automation refreshes placement, topics and the map when
-    partitions land (the layout model itself is refitted only when missing, on the schedule, by the
-    drift sensor, or by hand).
+    New partitions cost only themselves: their points are placed with the current layout model and join their
+    neighbours' topics. Declarative automation refreshes placement, topics and the map when partitions land
+    (the layout model itself is refitted only when missing, on the schedule, by the drift sensor, or by hand).
 
-    The resources themselves are not included: add them with ``embedmap_resources()`` or your own.
+    The resources are not included: add them with ``embedmap_resources()`` or your own.
     """
     group = group_name or _checked(name).replace("-", "_")
     pdef = partitions_def or _default_partitions(source)
     source_key = _source_key(source)
-    props = default_props(
+    specs, keys = _translate(translator or EmbedMapTranslator(), default_props(
         name, MapKeys.for_map(name, key_prefix), group, collection=collection_name or name,
         source=f"from {source.path}" if source_key is None else f"of {source_key.to_user_string()}",
-        sample_size=projection.sample_size, duplicate_threshold=duplicate_threshold)
-    specs, keys = _translate(translator or EmbedMapTranslator(), props)
+        sample_size=projection.sample_size, duplicate_threshold=duplicate_threshold))
     schema = RecordSchema(id_column=id_column, text_column=text_column, vector_column=vector_column,
                           metadata_columns=tuple(metadata_columns) if metadata_columns is not None else None,
                           empty_text=empty_text)
     ctx = MapContext(name=name, layout=MapLayout(home or default_home(), name), collection=collection_name or name,
                      schema=schema, keys=keys, pdef=pdef, projection=projection, clustering=clustering, labels=labels,
                      embedder_key=embedder_key, qdrant_key=qdrant_key, duplicate_threshold=duplicate_threshold)
-    # the map's own model names topics and lets the page search by meaning; given vectors never load it
-    own_model = {qdrant_key} if vector_column else {qdrant_key, embedder_key}
-    resources = {"documents": set(), "embeddings": {embedder_key}, "topics": own_model, "map": own_model}
+    resources = _step_resources(vector_column, embedder_key, qdrant_key)
     wired = _wiring(specs, keys, name, pdef, source_key, resources=resources, default_resources={qdrant_key},
                     partitions_per_run=partitions_per_run, embeddings=dict(pool=pool, op_tags=dict(embeddings_tags or {})))
     jobs = MapJobs(name, group, keys, pdef)
     return dg.Definitions(
-        assets=_assets(ctx, wired, source, source_key),
+        assets=_assets(ctx, wired, source, source_key) + classifier_assets(ctx, classifiers, group),
         jobs=jobs.all(),
         schedules=map_schedules(name, group, jobs, refit_cron, automations_running),
         sensors=map_sensors(group, ctx.layout, source, pdef, jobs, running=automations_running,
                             refit_drift_share=refit_drift_share, max_runs_per_tick=max_runs_per_tick,
                             sensor_interval_s=sensor_interval_s),
     )
+
+
+def _step_resources(vector_column: str | None, embedder_key: str, qdrant_key: str) -> dict[str, set[str]]:
+    """The resources of the steps that do not use only Qdrant: the map's own model names topics and lets
+    the page search by meaning; a map of given vectors never loads it."""
+    own_model = {qdrant_key} if vector_column else {qdrant_key, embedder_key}
+    return {"documents": set(), "embeddings": {embedder_key}, "topics": own_model, "map": own_model}
 
 
 def _checked(name: str) -> str:

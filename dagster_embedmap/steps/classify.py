@@ -31,7 +31,8 @@ from ..core.store.location import point_id
 from ..core.store.payload import class_fields
 from .common import StoreOpener
 
-__all__ = ["ClassifierTrained", "PartitionClassified", "read_examples", "train_classifier", "classify_partition",
+__all__ = ["ClassifierTrained", "PartitionClassified", "read_examples", "examples_from_column", "train_classifier",
+           "classify_partition",
            "load_classifier", "uncertain_records", "class_fields"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
@@ -67,6 +68,25 @@ def read_examples(path: str | Path) -> pl.DataFrame:
         raise EmbedMapInputError(f"labels file {path}: {len(clash)} record(s) have two different labels "
                                  f"(ids {sorted(clash)[:5]}): keep one label per record")
     return frame
+
+
+def examples_from_column(layout: MapLayout, partitions: list[str], column: str) -> pl.DataFrame:
+    """``id`` and ``label`` from a metadata column of the records (their non-empty values), read from the
+    partitions' documents files; a column no partition has is named with the columns there are."""
+    frames, seen = [], set()
+    for partition in partitions:
+        path = layout.documents(partition)
+        if not path.exists():
+            continue
+        names = pl.read_parquet_schema(path)
+        seen.update(names)
+        if column in names:
+            frames.append(pl.read_parquet(path, columns=["id", column]))
+    if not frames:
+        raise EmbedMapInputError(f"label column {column!r} is in no partition's records (their columns: "
+                                 f"{sorted(seen - {'content_hash'})}): name a metadata column that holds the labels")
+    frame = pl.concat(frames).select(pl.col("id").cast(pl.String), pl.col(column).cast(pl.String).alias("label"))
+    return frame.drop_nulls().filter(pl.col("label").str.strip_chars() != "")
 
 
 @dataclass

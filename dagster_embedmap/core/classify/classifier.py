@@ -21,7 +21,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["ClassifierSettings", "CrossValidation", "SemanticClassifier"]
+__all__ = ["ClassifierSettings", "ClassifierSpec", "CrossValidation", "SemanticClassifier"]
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,38 @@ class ClassifierSettings:
             raise ValueError(f"ClassifierSettings: prior_weight must be 0 or more, not {self.prior_weight}")
         if self.folds < 2:
             raise ValueError(f"ClassifierSettings: folds must be 2 or more, not {self.folds}")
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """One classifier of a map: its name and its training signal, any of labelled examples (a labels
+    file of ``id, label``, or a metadata column of the records themselves) and class descriptions in
+    words (zero-shot; with examples, priors). ``min_macro_f1``: a check fails when the cross-validated
+    macro-F1 falls under it."""
+
+    name: str
+    examples: str | None = None
+    """A parquet, CSV or JSONL file with columns ``id`` (record ids of the map) and ``label``."""
+    label_column: str | None = None
+    """A metadata column of the records whose non-empty values are labels (instead of ``examples``)."""
+    descriptions: Mapping[str, str] = field(default_factory=dict)
+    """``{class: a description in words}``, embedded by the map's model."""
+    settings: ClassifierSettings = field(default_factory=ClassifierSettings)
+    min_macro_f1: float | None = None
+
+    def __post_init__(self) -> None:
+        import re
+
+        if not re.match(r"^[a-z][a-z0-9_]{0,39}$", self.name or ""):
+            raise ValueError(f"classifier name {self.name!r}: use 1-40 lower-case letters, digits and '_', starting "
+                             f"with a letter (it names the assets and the payload fields class_<name>)")
+        if self.examples and self.label_column:
+            raise ValueError(f"classifier {self.name!r}: give examples (a labels file) or label_column, not both")
+        if not (self.examples or self.label_column or self.descriptions):
+            raise ValueError(f"classifier {self.name!r}: give examples (a labels file of id, label), a label_column "
+                             f"of the records, descriptions {{class: words}}, or descriptions with either")
+        if self.min_macro_f1 is not None and not 0 <= self.min_macro_f1 <= 1:
+            raise ValueError(f"classifier {self.name!r}: min_macro_f1 must be within [0, 1], not {self.min_macro_f1}")
 
 
 @dataclass

@@ -1,0 +1,103 @@
+"""Custom classifiers through real Dagster materializations (given vectors, a real embedded Qdrant): a
+labels file -> classifier -> every point tagged in Qdrant; a new partition tagged without training
+again; a changed labels file trains again and marks every partition's classes stale."""
+
+from __future__ import annotations
+
+import dagster as dg
+import polars as pl
+import pytest
+from support.classified import KINDS, partition_frame
+
+from dagster_embedmap import (
+    ClassifierSpec, EmbedderResource, FileSource, MapKeys, QdrantResource, build_embedmap_defs, materialize_map,
+)
+from dagster_embedmap.core.store import StoreLocation, open_store
+
+NAME = "tickets"
+
+
+def _defs(root, labels, **spec):
+    home = root / "home"
+    return dg.Definitions.merge(
+        build_embedmap_defs(NAME, FileSource(str(root / "landing" / "*.parquet")), vector_column="emb", home=home,
+                            classifiers=[ClassifierSpec("kind", examples=str(labels), **spec)]),
+        dg.Definitions(resources={"embedder": EmbedderResource(model=str(root / "no-such-model")),  # never loaded
+                                  "qdrant": QdrantResource(path=str(home / "qdrant"))}),
+    )
+
+
+def _payloads(root, partition=None):
+    with open_store(StoreLocation(path=str(root / "home" / "qdrant")), NAME, read_only=True) as store:
+        return [r.payload for r in store.scroll(partition=partition)]
+
+
+@pytest.fixture()
+def landed(tmp_path):
+    (tmp_path / "landing").mkdir()
+    for part in (1, 2):
+        partition_frame(part).write_parquet(tmp_path / "landing" / f"p{part}.parquet")
+    labels = tmp_path / "labels.csv"
+    pl.DataFrame({"id": [f"p1-{i}" for i in range(12)], "label": [KINDS[i % 3] for i in range(12)]}).write_csv(labels)
+    return tmp_path, labels
+
+
+def test_a_labels_file_trains_a_classifier_whose_classes_reach_every_point_and_new_partitions(landed):
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    root, labels = landed
+    defs = _defs(root, labels, min_macro_f1=0.8)
+    keys = MapKeys.for_map(NAME)
+    train, classes = dg.AssetKey([NAME, "classifier_kind"]), dg.AssetKey([NAME, "classes_kind"])
+    with dg.instance_for_test() as instance:
+        assert materialize_map(defs, keys, instance=instance).success
+        run = dg.materialize(list(defs.assets), selection=[train], instance=instance, resources=defs.resources)
+        assert run.success
+        meta = run.asset_materializations_for_node(train.to_python_identifier())[0].metadata
+        assert meta["examples"].value == 12 and meta["cv_macro_f1"].value > 0.9 and meta["mode"].text == "examples"
+        assert "| id | partition | best guess |" in meta["label_next"].value
+        checks = run.get_asset_check_evaluations()
+        assert [(c.check_name, c.passed) for c in checks] == [("cross_validated_macro_f1", True)]
+        version = meta["version"].text
+        for part in ("p1", "p2"):
+            tagged = dg.materialize(list(defs.assets), selection=[classes], partition_key=part, instance=instance,
+                                    resources=defs.resources)
+            assert tagged.success
+        rows = _payloads(root)
+        assert len(rows) == 90 and all(r["class_kind_version"] == version for r in rows)
+        assert sum(r["class_kind"] == r["text"].split()[0] for r in rows) >= 86
+
+        # a new partition lands: it is placed and tagged; the classifier is not trained again
+        partition_frame(3).write_parquet(root / "landing" / "p3.parquet")
+        defs = _defs(root, labels, min_macro_f1=0.8)
+        assert materialize_map(defs, keys, instance=instance, partition_keys=["p3"]).success
+        assert dg.materialize(list(defs.assets), selection=[classes], partition_key="p3", instance=instance,
+                              resources=defs.resources).success
+        trainings = instance.fetch_materializations(train, limit=10).records
+        assert len(trainings) == 1
+        rows = _payloads(root, "p3")
+        assert len(rows) == 45 and all(r["class_kind_version"] == version for r in rows)
+
+        # the labels change: the classifier trains again and every partition's classes are stale
+        pl.DataFrame({"id": [f"p2-{i}" for i in range(15)], "label": [KINDS[i % 3] for i in range(15)]}).write_csv(labels)
+        assert dg.materialize(list(defs.assets), selection=[train], instance=instance, resources=defs.resources).success
+        status = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
+        assert all(status.get_status(classes, p) == StaleStatus.STALE for p in ("p1", "p2", "p3"))
+
+
+def test_a_classifier_under_its_floor_fails_its_check_and_unknown_ids_are_counted(landed):
+    root, labels = landed
+    pl.DataFrame({"id": ["p1-0", "p1-1", "p1-3", "p1-4", "nope"], "label": ["a", "b", "b", "a", "a"]}).write_csv(labels)
+    defs = _defs(root, labels, min_macro_f1=0.99)  # labels at random: no classifier reaches it
+    keys = MapKeys.for_map(NAME)
+    train = dg.AssetKey([NAME, "classifier_kind"])
+    with dg.instance_for_test() as instance:
+        assert materialize_map(defs, keys, instance=instance).success
+        run = dg.materialize(list(defs.assets), selection=[train], instance=instance, resources=defs.resources,
+                             raise_on_error=False)
+        assert run.success  # the materialization is kept; its check says what is wrong
+        meta = run.asset_materializations_for_node(train.to_python_identifier())[0].metadata
+        assert meta["unknown_ids"].value == 1 and meta["examples"].value == 4
+        (check,) = run.get_asset_check_evaluations()
+        assert not check.passed and "under the floor 0.99" in check.description
