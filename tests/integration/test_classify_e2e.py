@@ -101,3 +101,38 @@ def test_a_classifier_under_its_floor_fails_its_check_and_unknown_ids_are_counte
         assert meta["unknown_ids"].value == 1 and meta["examples"].value == 4
         (check,) = run.get_asset_check_evaluations()
         assert not check.passed and "under the floor 0.99" in check.description
+
+
+def test_zero_shot_class_names_and_a_label_column_through_the_bundled_model(tmp_path, wiki_small):
+    from dagster_embedmap import embedmap_resources
+
+    wiki_small.write_parquet(tmp_path / "wiki.parquet")
+    categories = sorted(set(wiki_small["category"]))
+    home = tmp_path / "home"
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("wiki", FileSource(str(tmp_path / "wiki.parquet"), partition_column="batch"), home=home,
+                            metadata_columns=["category"],
+                            classifiers=[ClassifierSpec("named", descriptions={c: c for c in categories}),
+                                         ClassifierSpec("labelled", label_column="category")]),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+    keys = MapKeys.for_map("wiki")
+    named, labelled = dg.AssetKey(["wiki", "classifier_named"]), dg.AssetKey(["wiki", "classifier_labelled"])
+    with dg.instance_for_test() as instance:
+        assert materialize_map(defs, keys, instance=instance).success
+        run = dg.materialize(list(defs.assets), selection=[named, labelled], instance=instance, resources=defs.resources)
+        assert run.success
+        zero = run.asset_materializations_for_node(named.to_python_identifier())[0].metadata
+        assert zero["mode"].text == "descriptions" and zero["examples"].value == 0
+        learnt = run.asset_materializations_for_node(labelled.to_python_identifier())[0].metadata
+        assert learnt["examples"].value == 120 and learnt["cv_accuracy"].value > 0.5
+        for part in ("batch-000", "batch-001"):
+            assert dg.materialize(list(defs.assets), selection=[dg.AssetKey(["wiki", "classes_named"])],
+                                  partition_key=part, instance=instance, resources=defs.resources).success
+    with open_store(StoreLocation(path=str(home / "qdrant")), "wiki", read_only=True) as store:
+        rows = [r.payload for r in store.scroll()]
+    assert len(rows) == 120 and all("class_named_version" in r for r in rows)
+    tagged = [r for r in rows if r.get("class_named") is not None]  # the rest scored under the threshold
+    right = sum(r["class_named"] == r["category"] for r in tagged) / max(len(tagged), 1)
+    print(f"zero-shot: {len(tagged)} of {len(rows)} tagged, {right:.3f} of them right")
+    assert len(tagged) >= 20 and right > 3 / len(categories), (len(tagged), right)  # chance: 1/11
