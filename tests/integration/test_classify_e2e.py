@@ -136,3 +136,19 @@ def test_zero_shot_class_names_and_a_label_column_through_the_bundled_model(tmp_
     right = sum(r["class_named"] == r["category"] for r in tagged) / max(len(tagged), 1)
     print(f"zero-shot: {len(tagged)} of {len(rows)} tagged, {right:.3f} of them right")
     assert len(tagged) >= 20 and right > 3 / len(categories), (len(tagged), right)  # chance: 1/11
+
+
+def test_the_readme_classifier_example_builds_as_written(landed, monkeypatch):
+    from pathlib import Path
+
+    root, _ = landed
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = text.split("### Custom classifiers", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(root)
+    for part in (1, 2):  # its landing folder, with the text column it names
+        partition_frame(part).rename({"text": "body"}).write_parquet(root / "landing" / f"p{part}.parquet")
+    scope: dict = {}
+    exec(block, scope)
+    keys = {k.to_user_string() for a in scope["defs"].assets for k in a.keys}
+    for name in ("kind", "topic_guess", "team"):
+        assert {f"tickets/classifier_{name}", f"tickets/classes_{name}"} <= keys
