@@ -113,6 +113,20 @@ class PartitionClassified:
     mean_score: float
 
 
+def _models(layout: MapLayout, partitions: list[str] | None = None) -> set[str]:
+    """The model fingerprints the map's vectors come from (the embeddings files' ``model`` column), of
+    ``partitions`` or of all; files that cannot be read are the embeddings step's to report."""
+    files = ([layout.embeddings(p) for p in partitions] if partitions is not None
+             else sorted((layout.root / "embeddings").glob("*.parquet")))
+    found: set[str] = set()
+    for path in files:
+        try:
+            found.update(str(v) for v in pl.read_parquet(path, columns=["model"])["model"].unique().to_list())
+        except Exception:  # missing or unreadable
+            continue
+    return found
+
+
 def _version(parts: list[bytes]) -> str:
     h = hashlib.sha256()
     for part in parts:
@@ -170,17 +184,18 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
         else:
             validation = model.cross_validate(vectors, labels, descriptions)
     state = model.to_state()
+    models = sorted(_models(layout))
     version = _version([np.ascontiguousarray(state[k]).tobytes() for k in ("classes", "coef", "intercept")]
-                       + [str(state["meta"]).encode()])
+                       + [str(state["meta"]).encode(), "\n".join(models).encode()])
     info = {"name": name, "version": version, "classes": model.classes_, "mode": model.mode_,
             "examples": 0 if labels is None else len(labels), "unknown_ids": unknown[:100],
-            "descriptions": sorted(descriptions or {}), "dimension": model.dimension_,
+            "descriptions": sorted(descriptions or {}), "dimension": model.dimension_, "models": models,
             "validation": None if validation is None else {**validation.to_metadata(), "per_class": validation.per_class},
             "trained_at": time.time()}
     target = layout.classifier(name)
     with atomic_path(target) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez(fh, **state, version=np.array(version))
+            np.savez(fh, **state, version=np.array(version), models=np.array(models, dtype=str))
     write_json(layout.classifier_info(name), info)
     for w in warnings:
         log.warning(w)
@@ -190,7 +205,8 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
 
 
 def load_classifier(layout: MapLayout, name: str, *, train_step: str) -> tuple[SemanticClassifier, str]:
-    """The saved classifier ``name`` and its version; a clear error when it was never trained."""
+    """The saved classifier ``name`` and its version; a clear error when it was never trained. The
+    model fingerprints of the vectors it was trained on are ``classifier.models_``."""
     _check_name(name)
     path = layout.classifier(name)
     if not path.exists():
@@ -198,7 +214,9 @@ def load_classifier(layout: MapLayout, name: str, *, train_step: str) -> tuple[S
                                  f"{train_step} first")
     with np.load(path, allow_pickle=False) as data:
         state = {k: data[k] for k in data.files}
-    return SemanticClassifier.from_state(state), str(state["version"])
+    model = SemanticClassifier.from_state(state)
+    model.models_ = {str(m) for m in state["models"]} if "models" in state else set()
+    return model, str(state["version"])
 
 
 def classify_partition(open_store: StoreOpener, layout: MapLayout, name: str, partition: str, *,
@@ -213,6 +231,11 @@ def classify_partition(open_store: StoreOpener, layout: MapLayout, name: str, pa
             raise EmbedMapInputError(
                 f"classifier {name!r} was trained on {model.dimension_}-d vectors and the map's are {dimension}-d: "
                 f"the map's model changed since; materialize {train_step} again")
+        changed = _models(layout, [partition]) - model.models_ if model.models_ else set()
+        if changed:
+            raise EmbedMapInputError(
+                f"partition {partition!r}: its vectors come from {sorted(changed)}, and classifier {name!r} was trained "
+                f"on vectors of {sorted(model.models_)}: the map's model changed since; materialize {train_step} again")
         ids, vectors, _ = store.read_vectors(partition)
         if not ids:
             return PartitionClassified(partition, 0, {}, 0.0)

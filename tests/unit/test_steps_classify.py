@@ -175,3 +175,16 @@ def test_the_map_shows_a_classifier_in_hover_and_colour_by_and_not_its_version(m
     options = [c["name"] for c in data["colorby"]]
     assert "class_kind" in options and "class_kind_score" in options and "class_kind_version" not in options
     assert is_pipeline_field("class_kind_version") and not is_pipeline_field("class_kind")
+
+
+def test_a_partition_embedded_by_another_model_than_the_classifier_saw_is_refused(mapped):
+    layout, store = mapped["layout"], mapped["store"]
+    train_classifier(store, layout, NAME, "kind", examples=read_examples(mapped["labels"]), log=NullLog())
+    assert json.loads(layout.classifier_info("kind").read_text())["models"] == ["column:emb"]
+    path = layout.embeddings("p2")
+    pl.read_parquet(path).with_columns(model=pl.lit("another-model|384")).write_parquet(path)  # same dimension
+    with pytest.raises(EmbedMapInputError, match=r"partition 'p2': its vectors come from \['another-model\|384'\].*"
+                                                 r"materialize tickets/classifier_kind again"):
+        classify_partition(store, layout, "kind", "p2", train_step="tickets/classifier_kind")
+    assert all("class_kind" not in r for r in _payloads(mapped, "p2"))
+    assert classify_partition(store, layout, "kind", "p1", train_step="t").points == 45  # p1 is as it was
