@@ -6,6 +6,7 @@ The commands run the very same assets in-process, recording runs in a Dagster in
     embedmap build data.jsonl --text-column body --id-column id --home maps/
     embedmap export --home maps/ --out points.parquet
     embedmap search --home maps/ "rockets and orbits" [--topic 3] [-k 10]
+    embedmap classify --home maps/ --classifier kind --examples labels.csv [--uncertain 20]
     embedmap demo --home .embedmap
 """
 
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from .build import cmd_build, cmd_demo
+from .classify import cmd_classify
 from .query import cmd_export, cmd_search
 
 __all__ = ["main", "run"]
@@ -98,6 +100,26 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--with-text", action="store_true", help="include each record's text (needed by "
                         "viewers such as Embedding Atlas: --text text --x x --y y)")
     export.set_defaults(func=cmd_export)
+
+    classify = sub.add_parser("classify", parents=[common], help="train a classifier from a few labelled records or "
+                              "class descriptions and tag every record; or list the records to label next")
+    classify.add_argument("--home", required=True, help="the folder the map was built in (build's --home)")
+    classify.add_argument("--name", help="which map, when the home holds several")
+    classify.add_argument("--classifier", required=True, help="its name (lower-case letters, digits, '_'): the "
+                          "records get class_NAME and class_NAME_score")
+    classify.add_argument("--examples", help="labels file: parquet, CSV or JSONL with columns id and label")
+    classify.add_argument("--label-column", help="a metadata column of the records that holds labels (instead of "
+                          "--examples)")
+    classify.add_argument("--describe", action="append", default=[], metavar="LABEL=TEXT",
+                          help="a class described in words (repeatable): zero-shot alone, a prior with examples")
+    classify.add_argument("--threshold", type=float, default=0.5, help="a record whose best class scores under "
+                          "this gets no class (default 0.5)")
+    classify.add_argument("--min-macro-f1", type=float, help="a check fails when the cross-validated macro-F1 is "
+                          "under this")
+    classify.add_argument("--uncertain", type=int, metavar="K", help="list the K records the classifier is least "
+                          "sure about, spread over the map (alone: of the classifier already trained)")
+    classify.add_argument("--json", action="store_true", help="with --uncertain: one JSON object per record")
+    classify.set_defaults(func=cmd_classify)
     return parser
 
 

@@ -44,15 +44,23 @@ def wiki_articles(context: dg.AssetExecutionContext) -> pl.DataFrame:
     return part
 
 
-defs = dg.Definitions.merge(
-    dg.Definitions(assets=[wiki_articles]),
-    build_embedmap_defs(
-        MAP_NAME,
-        source=wiki_articles,
-        id_column="id",
-        text_column="text",
-        metadata_columns=["category", "description"],
-        home=default_home(),
-    ),
-    dg.Definitions(resources=embedmap_resources(default_home())),
-)
+def map_defs(home=None, classifiers=()) -> dg.Definitions:
+    """The demo map's definitions in ``home`` (default: ``$EMBEDMAP_HOME`` or ``./.embedmap``), with
+    these :class:`~dagster_embedmap.ClassifierSpec`\ s (``embedmap classify`` adds them)."""
+    home = home or default_home()
+    return dg.Definitions.merge(
+        dg.Definitions(assets=[wiki_articles]),
+        build_embedmap_defs(
+            MAP_NAME,
+            source=wiki_articles,
+            id_column="id",
+            text_column="text",
+            metadata_columns=["category", "description"],
+            home=home,
+            classifiers=classifiers,
+        ),
+        dg.Definitions(resources=embedmap_resources(home)),
+    )
+
+
+defs = map_defs()
