@@ -29,6 +29,7 @@ from dagster.components import Scaffolder, ScaffoldRequest, scaffold_with
 from pydantic import BaseModel, Field, create_model, model_validator
 
 from ..assets.factory import build_embedmap_defs
+from ..core.classify import ClassifierSettings, ClassifierSpec
 from ..core.topics.cluster import ClusterSettings
 from ..core.topics.labels import LabelSettings
 from ..core.layout.project import ProjectionSettings
@@ -154,6 +155,28 @@ class GpuFields(dg.Resolvable, dg.Model):
         return tags
 
 
+class ClassifierFields(dg.Resolvable, dg.Model):
+    """A custom classifier of the map (:class:`dagster_embedmap.ClassifierSpec`): labelled examples (a labels
+    file or a label column) and/or class descriptions in words."""
+
+    name: str = Field(description="Lower-case letters, digits and '_': the assets classifier_<name> and "
+                      "classes_<name>, the payload fields class_<name> and class_<name>_score.")
+    examples: Optional[str] = Field(default=None, description="A parquet / CSV / JSON lines file with columns id "
+                                    "and label (relative to the project root).")
+    label_column: Optional[str] = Field(default=None, description="A metadata column of the records holding "
+                                        "labels (instead of examples).")
+    descriptions: dict[str, str] = Field(default_factory=dict, description="{class: a description in words}: "
+                                         "zero-shot classes alone, priors with examples.")
+    threshold: float = Field(default=0.5, description="A record whose best class scores under this gets no class.")
+    min_macro_f1: Optional[float] = Field(default=None, description="A check fails when the cross-validated "
+                                          "macro-F1 is under this.")
+
+    def spec(self, root: Path) -> ClassifierSpec:
+        return ClassifierSpec(self.name, examples=str(_under(root, self.examples)) if self.examples else None,
+                              label_column=self.label_column, descriptions=dict(self.descriptions),
+                              settings=ClassifierSettings(threshold=self.threshold), min_macro_f1=self.min_macro_f1)
+
+
 # -- the component -------------------------------------------------------------------------------
 
 
@@ -186,6 +209,7 @@ attributes:
   # topics: {{levels: 2}}
   # schedule: {{refit_cron: "{cron}", running: false}}
   # gpu: {{pool: gpu, kubernetes_gpus: 1}}
+  # classifiers: [{{name: kind, examples: data/labels.csv, descriptions: {{billing: "invoices and refunds"}}}}]
 """
 
 
@@ -222,6 +246,9 @@ class EmbedMapComponent(dg.Component, dg.Resolvable, dg.Model):
     gpu: GpuFields = Field(default_factory=GpuFields, description="GPU sharing and requests.")
     duplicate_threshold: float = Field(default=0.95, description="Cosine similarity from which two records count "
                                        "as near-duplicates.")
+    classifiers: list[ClassifierFields] = Field(default_factory=list, description="Custom semantic classifiers: "
+                                                "each trains on a few labelled records or class descriptions and "
+                                                "tags every record.")
 
     @property
     def resource_prefix(self) -> str:
@@ -253,6 +280,7 @@ class EmbedMapComponent(dg.Component, dg.Resolvable, dg.Model):
             max_runs_per_tick=self.schedule.max_runs_per_tick, sensor_interval_s=self.schedule.sensor_interval_s,
             automations_running=self.schedule.running, embeddings_tags=self.gpu.op_tags(),
             duplicate_threshold=self.duplicate_threshold,
+            classifiers=[c.spec(root) for c in self.classifiers],
         )
         return dg.Definitions.merge(map_defs, dg.Definitions(resources={
             embedder_key: EmbedderResource(**self.embedding.model_dump()),

@@ -119,6 +119,31 @@ def test_an_asset_source_with_time_windows_and_a_server_from_the_environment(mon
             assert location.collection_options() == {"shard_number": 3, "replication_factor": 2}
 
 
+def test_classifiers_declared_in_yaml_become_their_assets(monkeypatch):
+    with create_defs_folder_sandbox() as sandbox:
+        defs_path = _component(sandbox, "tickets_map", {
+            "name": "tickets", "source": {"asset_key": "raw/tickets"}, "text_column": "body",
+            "classifiers": [
+                {"name": "kind", "examples": "labels/kind.csv", "min_macro_f1": 0.7},
+                {"name": "guess", "descriptions": {"billing": "invoices and refunds", "login": "passwords"},
+                 "threshold": 0.6},
+            ],
+        })
+        with sandbox.load_component_and_build_defs(defs_path=defs_path) as (component, defs):
+            train = defs.get_assets_def(dg.AssetKey(["tickets", "classifier_kind"]))
+            classes = defs.get_assets_def(dg.AssetKey(["tickets", "classes_guess"]))
+            assert [c.name for c in train.check_specs] == ["cross_validated_macro_f1"]
+            assert classes.partitions_def is not None and "tickets_qdrant" in classes.required_resource_keys
+            guess = defs.get_assets_def(dg.AssetKey(["tickets", "classifier_guess"]))
+            assert {"tickets_qdrant", "tickets_embedder"} <= guess.required_resource_keys  # descriptions: the model
+            spec = component.classifiers[0].spec(Path(sandbox.project_root))
+            assert spec.examples == str(Path(sandbox.project_root) / "labels" / "kind.csv")
+            assert component.classifiers[1].spec(Path("/")).settings.threshold == 0.6
+        bad = _component(sandbox, "bad_classifier", {"name": "m", "source": {"path": "x/*.jsonl"},
+                                                     "classifiers": [{"name": "Kind"}]})
+        assert "classifier name 'Kind'" in _load_error(sandbox, bad)
+
+
 @pytest.mark.parametrize("attributes, fragments", [
     ({"name": "m", "source": {"path": "x/*.jsonl"}, "text_colum": "body"}, ["attributes.text_colum", "defs.yaml:"]),
     ({"name": "m", "source": {"path": "x/*.jsonl"}, "topics": {"level": 2}}, ["attributes.topics.", ".level",
@@ -208,3 +233,6 @@ def test_the_readme_yaml_builds_as_written(monkeypatch):
             assert qdrant.url == "https://qdrant.example:6333" and isinstance(qdrant.api_key, dg.EnvVar)
             assert (qdrant.shard_number, qdrant.replication_factor) == (4, 2)
             assert component.projection.sample_size == 20000 and component.labels.label_words == 3
+            kind = component.classifiers[0]
+            assert kind.name == "kind" and kind.min_macro_f1 == 0.7 and "billing" in kind.descriptions
+            assert defs.get_assets_def(dg.AssetKey(["support_tickets", "classes_kind"])).partitions_def is not None
