@@ -33,11 +33,27 @@ def test_a_few_examples_classify_the_rest():
 
 def test_below_the_threshold_a_record_gets_no_class():
     x, y, centres = planted()
-    clf = SemanticClassifier(ClassifierSettings(threshold=0.9)).fit(x, y)
+    clf = SemanticClassifier(ClassifierSettings(threshold=0.9, calibrate=False)).fit(x, y)
     between = (centres["billing"] + centres["login"]) / 2  # as near one class as the other
     labels, score = clf.predict(np.stack([between, centres["shipping"]]))
     assert labels[0] is None and score[0] < 0.9
     assert labels[1] == "shipping" and score[1] >= 0.9
+
+
+def test_calibrated_scores_are_as_sure_as_they_are_right():
+    x, y, _ = planted(n_per=300, spread=2.0)  # classes that overlap: about 1 in 4 wrong
+    train = np.arange(len(y)) % 60 == 0  # 5 labelled per class
+    rest = ~train
+    calibrated = SemanticClassifier().fit(x[train], [y[i] for i in np.flatnonzero(train)])
+    raw = SemanticClassifier(ClassifierSettings(calibrate=False)).fit(x[train], [y[i] for i in np.flatnonzero(train)])
+    truth = np.array(y)[rest]
+    for clf in (calibrated, raw):
+        p = clf.predict_proba(x[rest])
+        clf.accuracy = float((np.array(clf.classes_)[p.argmax(axis=1)] == truth).mean())
+        clf.confidence = float(p.max(axis=1).mean())
+    assert 0.5 < calibrated.accuracy < 0.95 and abs(calibrated.confidence - calibrated.accuracy) < 0.12
+    assert raw.confidence < raw.accuracy - 0.15  # a few examples alone: far less sure than right
+    assert calibrated.accuracy == raw.accuracy and calibrated.temperature_ < 1  # one temperature: same ranking
 
 
 def test_descriptions_alone_classify_zero_shot():
@@ -141,7 +157,7 @@ def test_the_least_certain_records_come_first_and_spread_over_the_map():
 @pytest.mark.parametrize("mode", ["examples", "descriptions", "both", "multi-label", "two classes"])
 def test_a_saved_classifier_predicts_as_the_fitted_one(tmp_path, mode):
     x, y, centres = planted()
-    settings = ClassifierSettings(multi_label=mode == "multi-label", threshold=0.6)
+    settings = ClassifierSettings(multi_label=mode == "multi-label", threshold=0.6, calibrate=mode != "two classes")
     if mode == "examples":
         clf = SemanticClassifier(settings).fit(x, y)
     elif mode == "descriptions":

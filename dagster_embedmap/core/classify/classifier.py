@@ -42,6 +42,11 @@ class ClassifierSettings:
     """One-vs-rest: a record takes every class scoring at least ``threshold`` (examples are label sets)."""
     folds: int = 5
     """Cross-validation folds (fewer when the rarest class has fewer examples)."""
+    calibrate: bool = True
+    """Scale the scores (one temperature, fitted on held-out folds of the examples) so a score of 0.8 is
+    right about 80% of the time; logistic regression on a few examples is far less sure than it is
+    right (mean best score 0.18 at 62% accuracy, 5 labelled per class, demo corpus), which would leave
+    every record under the threshold. Single-label, every class with two examples or more."""
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -181,8 +186,40 @@ class SemanticClassifier:
         if len(model.classes_) == 2:  # sklearn's binary form, sigmoid(z), is the softmax of (0, z)
             coef, intercept = np.vstack([np.zeros_like(coef), coef]), np.concatenate([[0.0], intercept])
         order = [list(model.classes_).index(c) for c in classes]
-        self.coef_, self.intercept_ = coef[order].astype(np.float32), intercept[order].astype(np.float32)
+        self.temperature_ = self._temperature(x, [t[0] for t in sets], descriptions) if s.calibrate else 1.0
+        self.coef_ = (coef[order] / self.temperature_).astype(np.float32)
+        self.intercept_ = (intercept[order] / self.temperature_).astype(np.float32)
         return self
+
+    def _temperature(self, x: np.ndarray, labels: list[str], descriptions: Mapping[str, np.ndarray]) -> float:
+        """The temperature that makes held-out scores honest: the scalar ``T`` minimising the log loss of
+        ``softmax(z / T)`` over out-of-fold logits ``z``; 1 when a class has fewer than two examples."""
+        from collections import Counter
+        from dataclasses import replace
+
+        from sklearn.model_selection import StratifiedKFold
+
+        counts = Counter(labels)
+        if len(counts) < 2 or min(counts.values()) < 2:
+            return 1.0
+        y = np.array(labels)
+        plain = replace(self.settings, calibrate=False)
+        logits, truth = [], []
+        split = StratifiedKFold(n_splits=int(min(self.settings.folds, min(counts.values()))), shuffle=True,
+                                random_state=self.settings.seed)
+        for train, test in split.split(x, y):
+            fold = SemanticClassifier(plain).fit(x[train], list(y[train]), descriptions)
+            logits.append(x[test].astype(np.float64) @ fold.coef_.T.astype(np.float64) + fold.intercept_)
+            truth.append([fold.classes_.index(c) for c in y[test]])
+        z, t = np.concatenate(logits), np.concatenate(truth)
+
+        def loss(temperature: float) -> float:
+            a = z / temperature
+            a = a - a.max(axis=1, keepdims=True)
+            return float((np.log(np.exp(a).sum(axis=1)) - a[np.arange(len(t)), t]).mean())
+
+        grid = np.geomspace(0.02, 50.0, 241)
+        return float(grid[int(np.argmin([loss(g) for g in grid]))])
 
     def _label_set(self, value) -> tuple[str, ...]:
         if self.settings.multi_label:
