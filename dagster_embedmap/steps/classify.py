@@ -255,22 +255,29 @@ def classify_partition(open_store: StoreOpener, layout: MapLayout, name: str, pa
 
 
 def uncertain_records(open_store: StoreOpener, layout: MapLayout, map_name: str, name: str, k: int, *,
-                      train_step: str, labelled: set[str] | None = None) -> pl.DataFrame:
+                      train_step: str, labelled: set[str] | None = None, sample: int = 50_000) -> pl.DataFrame:
     """The ``k`` records classifier ``name`` is least sure about, spread over the map, least sure first
     (records already ``labelled`` left out): ``id``, ``partition``, ``class`` (its best guess), ``score``,
-    ``margin``, ``x``, ``y``, ``text``. Points not yet placed are left out."""
+    ``margin``, ``x``, ``y``, ``text``. Points not yet placed are left out; on a map of more than
+    ``sample`` placed points, a seeded sample of that many is scored (the vectors read are bounded)."""
     model, _ = load_classifier(layout, name, train_step=train_step)
+    schema = {"id": pl.String, "partition": pl.String, "class": pl.String, "score": pl.Float64,
+              "margin": pl.Float64, "x": pl.Float64, "y": pl.Float64, "text": pl.String}
     with open_store() as store:
-        _, vectors, payloads = store.read_vectors()
-    placed = [i for i, p in enumerate(payloads) if p.get("x") is not None and p.get("y") is not None]
-    if not placed:
-        return pl.DataFrame(schema={"id": pl.String, "partition": pl.String, "class": pl.String, "score": pl.Float64,
-                                    "margin": pl.Float64, "x": pl.Float64, "y": pl.Float64, "text": pl.String})
-    vectors, payloads = vectors[placed], [payloads[i] for i in placed]
-    proba = model.predict_proba(vectors)
+        points = [(r.id, r.payload) for r in store.scroll(with_payload=["record_id", "partition", "x", "y", "text"])]
+        points = [(pid, p) for pid, p in points if p.get("x") is not None and p.get("y") is not None
+                  and str(p.get("record_id")) not in (labelled or set())]
+        if len(points) > sample:
+            keep = np.sort(np.random.default_rng(0).choice(len(points), sample, replace=False))
+            points = [points[i] for i in keep]
+        found = store.vectors_of([pid for pid, _ in points])
+    points = [(pid, p) for pid, p in points if pid in found]
+    if not points:
+        return pl.DataFrame(schema=schema)
+    proba = model.predict_proba(np.stack([found[pid] for pid, _ in points]))
+    payloads = [p for _, p in points]
     xy = np.array([[p["x"], p["y"]] for p in payloads], dtype=np.float64)
-    exclude = np.array([str(p.get("record_id")) in (labelled or set()) for p in payloads])
-    picked = least_certain(proba, xy, k, exclude=exclude, multi_label=model.settings.multi_label)
+    picked = least_certain(proba, xy, k, multi_label=model.settings.multi_label)
     m = margins(proba, model.settings.multi_label)
     best = proba.argmax(axis=1)
     return pl.DataFrame({
@@ -281,5 +288,4 @@ def uncertain_records(open_store: StoreOpener, layout: MapLayout, map_name: str,
         "margin": [float(m[i]) for i in picked],
         "x": [float(xy[i, 0]) for i in picked], "y": [float(xy[i, 1]) for i in picked],
         "text": [str(payloads[i].get("text") or "") for i in picked],
-    }, schema={"id": pl.String, "partition": pl.String, "class": pl.String, "score": pl.Float64,
-               "margin": pl.Float64, "x": pl.Float64, "y": pl.Float64, "text": pl.String})
+    }, schema=schema)

@@ -56,6 +56,8 @@ def test_a_labels_file_trains_a_classifier_that_tags_every_partition(mapped):
     nxt = uncertain_records(store, layout, NAME, "kind", 5, train_step="t", labelled=set(read_examples(mapped["labels"])["id"]))
     assert nxt.height == 5 and not set(nxt["id"]) & {f"p1-{i}" for i in range(12)}
     assert nxt["margin"][0] == min(nxt["margin"]) and nxt["x"].is_not_null().all()
+    few = uncertain_records(store, layout, NAME, "kind", 5, train_step="t", sample=20)  # a bounded sample scored
+    assert few.height == 5 and set(few["id"]) <= {r["record_id"] for r in rows}
 
 
 def test_a_new_partition_is_tagged_without_training_again(mapped):
