@@ -176,7 +176,7 @@ def _print_uncertain(home: Path, name: str, entry: dict, classifier: str, k: int
         else None
     location = _store_location(home, entry)
     frame = uncertain_records(lambda: open_store(location, entry["collection"], read_only=True), layout, name,
-                              classifier, k, train_step=f"embedmap classify --classifier {classifier}", labelled=labelled)
+                              classifier, k, train_step=f"{name}/classifier_{classifier}", labelled=labelled)
     if as_json:
         for row in frame.iter_rows(named=True):
             print(json.dumps(row, ensure_ascii=True))

@@ -210,8 +210,10 @@ def load_classifier(layout: MapLayout, name: str, *, train_step: str) -> tuple[S
     _check_name(name)
     path = layout.classifier(name)
     if not path.exists():
-        raise EmbedMapInputError(f"classifier {name!r} is not trained yet ({path} does not exist): materialize "
-                                 f"{train_step} first")
+        raise EmbedMapInputError(f"classifier {name!r} is not trained yet ({path} does not exist)",
+                                 fix=f"materialize {train_step} first",
+                                 cli_fix=f"train it first: `embedmap classify --classifier {name} --examples FILE` "
+                                         f"(or --label-column COLUMN, or --describe LABEL=TEXT)")
     with np.load(path, allow_pickle=False) as data:
         state = {k: data[k] for k in data.files}
     model = SemanticClassifier.from_state(state)
@@ -235,7 +237,9 @@ def classify_partition(open_store: StoreOpener, layout: MapLayout, name: str, pa
         if changed:
             raise EmbedMapInputError(
                 f"partition {partition!r}: its vectors come from {sorted(changed)}, and classifier {name!r} was trained "
-                f"on vectors of {sorted(model.models_)}: the map's model changed since; materialize {train_step} again")
+                f"on vectors of {sorted(model.models_)}: the map's model changed since",
+                fix=f"materialize {train_step} again",
+                cli_fix=f"run `embedmap classify --classifier {name}` again with its labels, to train it on these vectors")
         ids, vectors, _ = store.read_vectors(partition)
         if not ids:
             return PartitionClassified(partition, 0, {}, 0.0)
