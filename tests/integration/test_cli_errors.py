@@ -224,7 +224,7 @@ def test_every_option_has_help_and_the_description_has_no_markup():
                for name, sub in [("embedmap", parser), *commands.items()] for action in sub._actions
                if not isinstance(action, argparse._SubParsersAction) and not (action.help or "").strip()]
     assert missing == []
-    assert sorted(commands) == ["build", "demo", "export", "search"]
+    assert sorted(commands) == ["build", "classify", "demo", "export", "search"]
 
 
 def test_an_unexpected_error_is_one_paragraph_naming_its_type(capsys):
