@@ -14,7 +14,6 @@ each partition's points with it, and list the records worth labelling next.
 from __future__ import annotations
 
 import hashlib
-import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,7 +23,9 @@ from typing import Mapping
 import numpy as np
 import polars as pl
 
-from ..core.classify import ClassifierSettings, CrossValidation, SemanticClassifier, least_certain, margins
+from ..core.classify import (
+    ClassifierSettings, CrossValidation, SemanticClassifier, check_classifier_name, least_certain, margins,
+)
 from ..core.errors import EmbedMapInputError
 from ..core.paths import Log, MapLayout, atomic_path, write_json
 from ..core.store.location import point_id
@@ -34,15 +35,6 @@ from .common import StoreOpener
 __all__ = ["ClassifierTrained", "PartitionClassified", "read_examples", "examples_from_column", "train_classifier",
            "classify_partition",
            "load_classifier", "uncertain_records", "class_fields"]
-
-_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
-
-
-def _check_name(name: str) -> None:
-    if not _NAME.match(name):
-        raise EmbedMapInputError(f"classifier name {name!r}: use 1-40 lower-case letters, digits and '_', starting "
-                                 f"with a letter (it names the payload fields class_<name> and class_<name>_score)")
-
 
 def read_examples(path: str | Path) -> pl.DataFrame:
     """``id`` and ``label`` (both strings) from a parquet, CSV or JSONL file; one row per id."""
@@ -141,7 +133,7 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
     the map) and/or ``descriptions`` ({class: its description's vector, embedded by the map's model}),
     cross-validate it on its examples, and save it. Ids without a point are named in a warning (an
     error when none match); nothing is written unless training succeeds."""
-    _check_name(name)
+    check_classifier_name(name)
     settings = settings or ClassifierSettings()
     started = time.perf_counter()
     warnings: list[str] = []
@@ -150,9 +142,10 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
         dimension = store.dimension()
         if examples is not None and examples.height:
             ids = examples["id"].to_list()
-            found = store.vectors_of([point_id(map_name, i) for i in ids])
-            keep = [k for k, i in enumerate(ids) if point_id(map_name, i) in found]
-            unknown = [ids[k] for k in range(len(ids)) if point_id(map_name, ids[k]) not in found]
+            pids = [point_id(map_name, i) for i in ids]
+            found = store.vectors_of(pids)
+            keep = [k for k, pid in enumerate(pids) if pid in found]
+            unknown = [i for i, pid in zip(ids, pids) if pid not in found]
             if not keep:
                 raise EmbedMapInputError(
                     f"classifier {name!r} of map {map_name!r}: none of the {len(ids)} labelled ids is a record of the "
@@ -160,7 +153,7 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
             if unknown:
                 warnings.append(f"classifier {name!r}: {len(unknown)} of {len(ids)} labelled ids are not records of "
                                 f"map {map_name!r} (ids {unknown[:5]}): left out; {len(keep)} matched")
-            vectors = np.stack([found[point_id(map_name, ids[k])] for k in keep])
+            vectors = np.stack([found[pids[k]] for k in keep])
             labels = [examples["label"][k] for k in keep]
     if vectors is None and not descriptions:
         raise EmbedMapInputError(f"classifier {name!r} of map {map_name!r}: give labelled examples, class "
@@ -207,7 +200,7 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
 def load_classifier(layout: MapLayout, name: str, *, train_step: str) -> tuple[SemanticClassifier, str]:
     """The saved classifier ``name`` and its version; a clear error when it was never trained. The
     model fingerprints of the vectors it was trained on are ``classifier.models_``."""
-    _check_name(name)
+    check_classifier_name(name)
     path = layout.classifier(name)
     if not path.exists():
         raise EmbedMapInputError(f"classifier {name!r} is not trained yet ({path} does not exist)",

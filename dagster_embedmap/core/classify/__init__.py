@@ -7,7 +7,8 @@ words (zero-shot), or both; cross-validated scores; the records worth labelling 
 scikit-learn is imported inside the functions that train, so importing this package stays cheap.
 """
 
-from .classifier import ClassifierSettings, ClassifierSpec, CrossValidation, SemanticClassifier
+from .classifier import ClassifierSettings, ClassifierSpec, CrossValidation, SemanticClassifier, check_classifier_name
 from .uncertain import least_certain, margins
 
-__all__ = ["ClassifierSettings", "ClassifierSpec", "CrossValidation", "SemanticClassifier", "least_certain", "margins"]
+__all__ = ["ClassifierSettings", "ClassifierSpec", "CrossValidation", "SemanticClassifier", "check_classifier_name", "least_certain",
+           "margins"]

@@ -16,12 +16,15 @@ numpy in and out; the vectors are whatever the map's model made (any dimension, 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["ClassifierSettings", "ClassifierSpec", "CrossValidation", "SemanticClassifier"]
+from ..errors import EmbedMapInputError
+
+__all__ = ["ClassifierSettings", "ClassifierSpec", "CrossValidation", "SemanticClassifier", "check_classifier_name"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,18 @@ class ClassifierSettings:
             raise ValueError(f"ClassifierSettings: folds must be 2 or more, not {self.folds}")
 
 
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,39}$")
+
+
+def check_classifier_name(name: str) -> None:
+    """A classifier's name names its assets and payload fields: refuse any other than 1-40 lower-case
+    letters, digits and '_', starting with a letter."""
+    if not _NAME.match(name or ""):
+        raise EmbedMapInputError(f"classifier name {name!r}: use 1-40 lower-case letters, digits and '_', starting "
+                                 f"with a letter (it names the assets classifier_<name> and classes_<name> and the "
+                                 f"payload fields class_<name> and class_<name>_score)")
+
+
 @dataclass(frozen=True)
 class ClassifierSpec:
     """One classifier of a map: its name and its training signal, any of labelled examples (a labels
@@ -79,11 +94,7 @@ class ClassifierSpec:
     min_macro_f1: float | None = None
 
     def __post_init__(self) -> None:
-        import re
-
-        if not re.match(r"^[a-z][a-z0-9_]{0,39}$", self.name or ""):
-            raise ValueError(f"classifier name {self.name!r}: use 1-40 lower-case letters, digits and '_', starting "
-                             f"with a letter (it names the assets and the payload fields class_<name>)")
+        check_classifier_name(self.name)
         if self.examples and self.label_column:
             raise ValueError(f"classifier {self.name!r}: give examples (a labels file) or label_column, not both")
         if not (self.examples or self.label_column or self.descriptions):
