@@ -63,6 +63,16 @@ class _Progress:
             self.on_placed(partition, self.points.get(partition))
 
 
+def run_selection(assets, resources, selection, *, instance: dg.DagsterInstance, partition: str | None = None,
+                  run_config: dict | None = None, loggers: dict | None = None) -> dg.ExecuteInProcessResult:
+    """One in-process run of the assets ``selection`` picks (of ``assets``, with ``resources``), recorded
+    in ``instance``; ``loggers`` replace Dagster's console logger."""
+    job_defs = dg.Definitions(jobs=[dg.define_asset_job(_JOB, selection=selection)], assets=assets,
+                              resources=resources, loggers=loggers)
+    return job_defs.resolve_job_def(_JOB).execute_in_process(run_config=run_config, instance=instance,
+                                                             partition_key=partition)
+
+
 def materialize_map(
     defs: dg.Definitions,
     keys: MapKeys,
@@ -108,10 +118,8 @@ def materialize_map(
 
     def run(selection: dg.AssetSelection, partition: str | None = None) -> dg.ExecuteInProcessResult:
         stop_if_asked()
-        job_defs = dg.Definitions(jobs=[dg.define_asset_job(_JOB, selection=selection)], assets=assets,
-                                  resources=resources, loggers=loggers)
-        result = job_defs.resolve_job_def(_JOB).execute_in_process(
-            run_config=run_config, instance=instance, partition_key=partition)
+        result = run_selection(assets, resources, selection, instance=instance, partition=partition,
+                               run_config=run_config, loggers=loggers)
         stop_if_asked()  # Dagster may swallow a Ctrl-C that arrives between two steps
         return result
 

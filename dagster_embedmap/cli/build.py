@@ -102,12 +102,10 @@ def _summary(home: Path, name: str, result, started: float, top: int = 10) -> No
 
 def cmd_build(args: argparse.Namespace) -> int:
     from ..core.records.rebuild import settings_digest
-    from ..core.records.sources import FileSource
 
     started = time.perf_counter()
     home = Path(args.home).expanduser().resolve()
-    source = FileSource(str(Path(args.input).expanduser().resolve()) if not any(c in args.input for c in "*?[") else args.input,
-                        partition_column=args.partition_column)
+    source = file_source(args.input, args.partition_column)
     name = args.name or _map_name(args.input)
     entry = {
         "input": args.input,
@@ -149,6 +147,14 @@ def cmd_build(args: argparse.Namespace) -> int:
         dg.Definitions(resources=embedmap_resources(home, **_embedder_kwargs(args))),
     )
     return _build(home, name, defs, entry, started, inputs=inputs, classifiers=classifiers)
+
+
+def file_source(text: str, partition_column: str | None):
+    """The FileSource of ``build``'s input: a file by its absolute path, a glob as given."""
+    from ..core.records.sources import FileSource
+
+    path = str(Path(text).expanduser().resolve()) if not any(c in text for c in "*?[") else text
+    return FileSource(path, partition_column=partition_column)
 
 
 def _nothing_to_do(home: Path, name: str, inputs: tuple[dict[str, str], str], started: float) -> bool:

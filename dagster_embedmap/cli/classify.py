@@ -42,7 +42,7 @@ def map_definitions(home: Path, name: str, entry: dict, classifiers):
     import dagster as dg
 
     from .. import build_embedmap_defs, embedmap_resources
-    from ..core.records.sources import FileSource
+    from .build import file_source
 
     if entry.get("input") == "wiki demo corpus":
         from ..examples import wiki
@@ -51,9 +51,7 @@ def map_definitions(home: Path, name: str, entry: dict, classifiers):
     if not entry.get("input") or entry.get("recovered"):
         raise SystemExit(f"embedmap: map {name!r} in {home} has no recorded input; build it again with "
                          "`embedmap build` first")
-    text = entry["input"]
-    source = FileSource(str(Path(text).expanduser().resolve()) if not any(c in text for c in "*?[") else text,
-                        partition_column=entry.get("partition_column"))
+    source = file_source(entry["input"], entry.get("partition_column"))
     return dg.Definitions.merge(
         build_embedmap_defs(name, source, id_column=entry.get("id_column") or "id",
                             text_column=entry.get("text_column") or "text", vector_column=entry.get("vector_column"),
@@ -64,15 +62,12 @@ def map_definitions(home: Path, name: str, entry: dict, classifiers):
 
 def _run(defs, instance, keys, partition: str | None = None):
     """One in-process run of ``keys`` recorded in ``instance``, its console the CLI's (one line a message)."""
-    import dagster as dg
-
+    from ..assets.run import run_selection
     from .output import _cli_logger
 
-    job = dg.Definitions(jobs=[dg.define_asset_job("embedmap_classify", selection=list(keys))],
-                         assets=list(defs.assets), resources=defs.resources, loggers={"console": _cli_logger()})
-    return job.resolve_job_def("embedmap_classify").execute_in_process(
-        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}}, instance=instance,
-        partition_key=partition)
+    return run_selection(list(defs.assets), defs.resources, list(keys), instance=instance, partition=partition,
+                         run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+                         loggers={"console": _cli_logger()})
 
 
 def tag_partitions(defs, instance, name: str, classifiers, partitions: list[str], log=_log) -> None:
