@@ -239,7 +239,8 @@ def write_points(open_store: StoreOpener, layout: MapLayout, map_name: str, part
 
     A point whose vector is unchanged keeps its place, topics (``levels`` topic levels) and classes (of
     the map's trained classifiers); a point whose vector changed loses them, so the placement, topics and
-    classifier steps compute them again from the new vector. From the first write to the last the partition is marked pending (the global steps leave it
+    classifier steps compute them again from the new vector. From the first write to the last the
+    partition is marked pending (the global steps leave it
     out; a rerun completes it).
     """
     docs = read_documents(layout, partition, documents_step).drop("vector", strict=False)
