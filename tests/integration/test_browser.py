@@ -547,6 +547,41 @@ def test_the_map_colours_by_a_classifier_and_shows_its_class_in_the_hover(browse
     assert_nothing_ran(browser)
 
 
+def test_a_search_ranks_only_within_the_classes_picked_in_the_legend(browser, tmp_path):
+    from support.classified import KINDS, NAME, build, render
+
+    mapped = build(tmp_path)
+    html = render(mapped)
+    with mapped["store"](read_only=True) as store:
+        _, _, payloads = store.read_vectors()
+    login = {pl["record_id"] for pl in payloads if pl.get("class_kind") == "login"}
+    assert 20 <= len(login) < len(payloads)
+    load(browser, html.as_uri())
+    everywhere = _page_search(browser, "ticket", mode="words")
+    assert everywhere["count"] == len(payloads) and browser.evaluate("embedmap.searchScope()") == -1
+    browser.evaluate("""(() => { const s = document.getElementById('colorby');
+        s.value = [...s.options].find(o => o.textContent === 'class_kind').value;
+        s.dispatchEvent(new Event('change')); })()""")
+    browser.wait_for("embedmap.colorBy() === 'class_kind'")
+    item = browser.evaluate("[...document.querySelectorAll('#legend-list .item')].findIndex("
+                            "el => el.querySelector('.lab').textContent === 'login')")
+    assert item >= 0, browser.evaluate("embedmap.legend()")
+    browser.evaluate(f"document.querySelectorAll('#legend-list .item')[{item}].click()")
+    # picking the class reruns the search that was typed, over that class's records only
+    browser.wait_for("embedmap.searchScope() > 0")
+    within = browser.evaluate("({ids: embedmap.results(), count: embedmap.matchCount(), scope: embedmap.searchScope(),"
+                              " info: document.getElementById('search-info').textContent})")
+    assert within["scope"] == len(login) and within["count"] == len(login), within
+    assert within["ids"] and set(within["ids"]) <= login, within
+    assert "within the selection" in within["info"], within["info"]
+    narrowed = _page_search(browser, "ticket 4", mode="words")  # a new query keeps the scope
+    assert narrowed["ids"] and set(narrowed["ids"]) <= login and narrowed["count"] < everywhere["count"]
+    browser.evaluate("document.getElementById('clear').click()")  # clearing the legend widens the search again
+    browser.wait_for("embedmap.searchScope() === -1")
+    assert browser.evaluate("embedmap.matchCount()") > narrowed["count"]
+    assert_nothing_ran(browser)
+
+
 # --------------------------------------------------------------------------------------------
 # search by meaning in the page, on the real demo map (built by `embedmap demo`, the bundled model)
 
@@ -602,6 +637,27 @@ def test_search_by_meaning_in_the_page_agrees_with_embedmap_search(browser, demo
     print(f"top-10 overlap with embedmap search: {np.mean(overlaps):.3f} (short {short:.3f}, sentences {long:.3f})")
     assert np.mean(overlaps) >= 0.5, overlaps
     assert min(overlaps) >= 0.1, overlaps  # no query comes back unrelated
+    assert_nothing_ran(browser)
+
+
+def test_search_by_meaning_within_a_topic_picked_in_the_legend_lists_only_its_records(browser, demo_map):
+    load(browser, demo_map["html"].as_uri())
+    everywhere = _page_search(browser, "a famous scientist who studied physics")
+    # the broad topic that holds the fewest of the query's nearest records, picked in the legend
+    paths = browser.evaluate("[...document.querySelectorAll('#results .rpath')].map(e => e.textContent)")
+    broad = browser.evaluate("[...document.querySelectorAll('#legend-list .item')].filter(el => "
+                             "el.style.paddingLeft === '4px').map(el => el.querySelector('.lab').textContent)")
+    fewest = min((b for b in broad if b != "no topic"), key=lambda b: sum(p.split(" \u203a ")[0] == b for p in paths))
+    item = broad.index(fewest)
+    browser.evaluate(f"[...document.querySelectorAll('#legend-list .item')].filter(el => "
+                     f"el.style.paddingLeft === '4px')[{item}].click()")
+    browser.wait_for("embedmap.searchScope() > 0")
+    within = browser.evaluate("({ids: embedmap.results(), count: embedmap.matchCount(), scope: embedmap.searchScope(),"
+                              " by: embedmap.searchMode().mode})")
+    paths = browser.evaluate("[...document.querySelectorAll('#results .rpath')].map(e => e.textContent)")
+    assert within["by"] == "meaning" and within["count"] == min(50, within["scope"]), within
+    assert 0 < within["scope"] < 2000 and all(p.split(" \u203a ")[0] == fewest for p in paths), (fewest, paths)
+    assert set(within["ids"]) != set(everywhere["ids"])
     assert_nothing_ran(browser)
 
 

@@ -163,30 +163,38 @@ function setMode(index) {
     front.sort(function (a, b) { return GROUPS[b].count - GROUPS[a].count; });
   drawSeq = front.filter(function (g) { return GROUPS[g].back; })
     .concat(front.filter(function (g) { return !GROUPS[g].back; }));
-  sel.clear(); recompute(); buildLegend(); hover = -1; hideTip(); request();
+  sel.clear(); if (lastQuery && !lassoed) runSearch(lastQuery);
+  recompute(); buildLegend(); hover = -1; hideTip(); request();
 }
 
 // ---- highlight: legend selection and search matches; hl marks the points drawn in colour
 var sel = new Set();           // "L:g" for a topic of level L, "c:g" for a colour group
 var matches = null, matchCount = 0, hl = null;
 var hits = LV.map(function (l) { return new Int32Array(l.topics.length); });
-function recompute() {
-  if (!sel.size && !matches) { hl = null; return; }
-  var byL = LV.map(function () { return null; }), byC = null;
+// the points of the legend's selection (any selected topic or colour group), or null when none is selected
+function selMask() {
+  if (!sel.size) return null;
+  var byL = LV.map(function () { return null; }), byC = null, m = new Uint8Array(N);
   sel.forEach(function (key) {
     var a = key.split(":"), g = +a[1];
     if (a[0] === "c") { byC = byC || new Uint8Array(GROUPS.length); byC[g] = 1; }
     else { var l = +a[0]; byL[l] = byL[l] || new Uint8Array(LV[l].topics.length); byL[l][g] = 1; }
   });
+  for (i = 0; i < N; i++) {
+    var ok = byC !== null && byC[GI[i]] === 1;
+    for (L = 0; L < NL && !ok; L++) if (byL[L] && byL[L][LV[L].t[i]]) ok = true;
+    if (ok) m[i] = 1;
+  }
+  return m;
+}
+function recompute() {
+  if (!sel.size && !matches) { hl = null; return; }
+  var inSel = selMask();
   hl = new Uint8Array(N);
   hits.forEach(function (h) { h.fill(0); });
   for (i = 0; i < N; i++) {
     if (matches && !matches[i]) continue;
-    if (sel.size) {
-      var ok = byC !== null && byC[GI[i]] === 1;
-      for (L = 0; L < NL && !ok; L++) if (byL[L] && byL[L][LV[L].t[i]]) ok = true;
-      if (!ok) continue;
-    }
+    if (inSel && !inSel[i]) continue;
     hl[i] = 1;
     for (L = 0; L < NL; L++) hits[L][LV[L].t[i]]++;
   }
@@ -594,6 +602,7 @@ function syncLegend() {
 function toggleSel(key) {
   var adding = !sel.has(key);
   if (adding) sel.add(key); else sel.delete(key);
+  if (lastQuery && !lassoed) runSearch(lastQuery);  // a search ranks within the selection
   recompute(); hover = -1; hideTip(); syncLegend();
   if (adding && key.charAt(0) !== "c") focusHighlight();  // a topic: zoom to what is highlighted
   request();
@@ -704,7 +713,8 @@ var densityEl = document.getElementById("density");
 densityEl.checked = densityOn;
 densityEl.addEventListener("change", function () { densityOn = !!densityEl.checked; request(); });
 document.getElementById("clear").addEventListener("click", function () {
-  sel.clear(); recompute(); syncLegend(); request();
+  sel.clear(); if (lastQuery && !lassoed) runSearch(lastQuery);
+  recompute(); syncLegend(); request();
 });
 filterEl.addEventListener("input", refreshTree);
 
@@ -713,7 +723,7 @@ filterEl.addEventListener("input", refreshTree);
 // or one of its topic labels; haystacks are built once, on the first search
 var searchEl = document.getElementById("search"), resultsEl = document.getElementById("results");
 var infoEl = document.getElementById("search-info"), byEl = document.getElementById("search-mode");
-var MAX_RESULTS = 50, HAY = null, results = [], timer = 0, lastQuery = null;
+var MAX_RESULTS = 50, HAY = null, results = [], timer = 0, lastQuery = null, scoped = -1;
 var SEM = typeof EmbedmapSemantic !== "undefined" && EmbedmapSemantic.present();
 var lastBy = { mode: "", known: 0, tokens: 0, note: "" };
 if (SEM && byEl) {
@@ -744,7 +754,10 @@ function runSearch(q) {
   lassoed = null; copyEl.hidden = true;
   q = String(q); lastQuery = q;
   var words = q.toLowerCase().split(/\s+/).filter(function (w) { return w.length > 0; });
-  var near = words.length && byMeaning() ? EmbedmapSemantic.rank(q, MAX_RESULTS) : null;
+  // with topics or classes selected in the legend, only their records are searched and listed
+  var inSel = selMask();
+  scoped = inSel ? inSel.reduce(function (s, v) { return s + v; }, 0) : -1;
+  var near = words.length && byMeaning() ? EmbedmapSemantic.rank(q, MAX_RESULTS, inSel) : null;
   results = [];
   lastBy = { mode: words.length ? (near && near.known ? "meaning" : "words") : "", known: near ? near.known : 0,
              tokens: near ? near.tokens : 0,
@@ -758,6 +771,7 @@ function runSearch(q) {
     if (!HAY) buildHay();
     var lab = words.map(labelHits), m = new Uint8Array(N), count = 0, nw = words.length;
     for (var p = 0; p < N; p++) {
+      if (inSel && !inSel[p]) continue;
       var h = HAY[p], ok = true;
       for (var w = 0; w < nw && ok; w++) {
         if (h.indexOf(words[w]) >= 0) continue;
@@ -790,10 +804,11 @@ function markActive(q) {
 }
 function showResults(active) {
   resultsEl.textContent = ""; activeRow = -1;
+  var within = scoped >= 0 && !lassoed ? " within the selection (" + scoped.toLocaleString() + ")" : "";
   infoEl.textContent = !active ? "" : lastBy.mode === "meaning" && !lassoed
-    ? "the " + matchCount.toLocaleString() + " records nearest in meaning, nearest first"
-    : (lastBy.note ? lastBy.note + " · " : "") + (matchCount === 0 ? "no matching records"
-      : matchCount.toLocaleString() + " matching record" + (matchCount === 1 ? "" : "s") +
+    ? "the " + matchCount.toLocaleString() + " records nearest in meaning" + within + ", nearest first"
+    : (lastBy.note ? lastBy.note + " · " : "") + (matchCount === 0 ? "no matching records" + within
+      : matchCount.toLocaleString() + " matching record" + (matchCount === 1 ? "" : "s") + within +
         (matchCount > results.length ? " · first " + results.length + " listed" : ""));
   results.forEach(function (p) {
     var r = document.createElement("div"); r.className = "res";
@@ -907,6 +922,8 @@ window.embedmap = Object.freeze({
   },
   results: function () { return results.map(function (p) { return D.id[p]; }); },
   matchCount: function () { return matchCount; },
+  // how many records the last search looked at: those of the legend's selection, or -1 for all
+  searchScope: function () { return scoped; },
   // how the last search ranked: mode "meaning" or "words" ("" before any), the query's tokens and how
   // many of them the page's table knows, and whether the page can search by meaning at all
   searchMode: function () {

@@ -80,9 +80,9 @@ function tokenize(text) {
   words(text, S.spec).forEach(function (w) { out.push.apply(out, wordPiece(w, S.spec, has)); });
   return out;
 }
-// the k records nearest to the query by meaning, best first, and how many of its tokens the table knows;
-// null when the page carries no vectors
-function rank(text, k) {
+// the k records nearest to the query by meaning, best first (only those with mask[p] set, when a mask is
+// given), and how many of its tokens the table knows; null when the page carries no vectors
+function rank(text, k, mask) {
   if (!load()) return null;
   var toks = tokenize(text), q = new Float32Array(dims), known = 0, d, p;
   toks.forEach(function (t) {
@@ -95,6 +95,7 @@ function rank(text, k) {
   for (d = 0; d < dims; d++) q[d] *= S.scale[d];
   var n = points.length / dims, best = [], bestS = [], floor = -Infinity;
   for (p = 0; p < n; p++) {
+    if (mask && !mask[p]) continue;
     var s = 0, o = p * dims;
     for (d = 0; d < dims; d++) s += q[d] * points[o + d];
     if (best.length >= k && s <= floor) continue;
