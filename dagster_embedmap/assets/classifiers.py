@@ -5,7 +5,8 @@ model), and a per-partition ``<prefix>/classes_<name>`` that tags the partition'
 The classifier's data version is its version (a hash of what it learned), so a changed labels file
 that changes the classifier marks every partition's classes stale, while a new partition is tagged by
 the classifier as it is. The classifier trains when asked (materialize it after changing the labels);
-the classes follow their partition's collection step and the classifier by declarative automation.
+the classes follow their partition's collection step and the classifier by declarative automation,
+and the map (which depends on them) is drawn again once they change.
 """
 
 
@@ -18,10 +19,10 @@ from ..steps.classify import (
     classify_partition, examples_from_column, read_examples, train_classifier, uncertain_records,
 )
 from .bodies import MapContext, each_partition
-from .keys import MAP_TAG
+from .keys import MAP_TAG, STEP_TAG, TRAINED_BY_TAG
 from .metadata import md_table
 
-__all__ = ["classifier_keys", "classifier_assets"]
+__all__ = ["classifier_keys", "classifier_assets", "classes_keys", "classes_of"]
 
 #: how many of the least sure records the classifier's metadata lists for the next labelling round
 LABEL_NEXT = 20
@@ -33,6 +34,11 @@ def classifier_keys(ctx: MapContext, name: str) -> tuple[dg.AssetKey, dg.AssetKe
     return dg.AssetKey([*prefix, f"classifier_{name}"]), dg.AssetKey([*prefix, f"classes_{name}"])
 
 
+def classes_of(ctx: MapContext, specs: Sequence[ClassifierSpec]) -> list[dg.AssetKey]:
+    """The per-partition classes keys of the classifiers ``specs`` (what the map depends on)."""
+    return [classifier_keys(ctx, spec.name)[1] for spec in specs]
+
+
 def classifier_assets(ctx: MapContext, specs: Sequence[ClassifierSpec], group: str) -> list[dg.AssetsDefinition]:
     names = [s.name for s in specs]
     twice = sorted({n for n in names if names.count(n) > 1})
@@ -42,6 +48,24 @@ def classifier_assets(ctx: MapContext, specs: Sequence[ClassifierSpec], group: s
     for spec in specs:
         out += _assets_of(ctx, spec, group)
     return out
+
+
+def classes_keys(assets, map_key: dg.AssetKey) -> dict[dg.AssetKey, dg.AssetKey]:
+    """Of ``assets``, the classes assets of the map whose map asset is ``map_key``: {classes key: the key
+    of the classifier asset that trains it}."""
+    name = None
+    for asset in assets:
+        if isinstance(asset, dg.AssetsDefinition) and map_key in asset.keys:
+            name = (asset.specs_by_key[map_key].metadata or {}).get(MAP_TAG)
+    found: dict[dg.AssetKey, dg.AssetKey] = {}
+    for asset in assets:
+        if not isinstance(asset, dg.AssetsDefinition):
+            continue
+        for key, spec in asset.specs_by_key.items():
+            meta = spec.metadata or {}
+            if name is not None and meta.get(MAP_TAG) == name and meta.get(STEP_TAG) == "classes":
+                found[key] = dg.AssetKey.from_user_string(meta[TRAINED_BY_TAG])
+    return found
 
 
 def _assets_of(ctx: MapContext, spec: ClassifierSpec, group: str) -> list[dg.AssetsDefinition]:
@@ -57,7 +81,7 @@ def _assets_of(ctx: MapContext, spec: ClassifierSpec, group: str) -> list[dg.Ass
     tags = {MAP_TAG: ctx.name}
 
     @dg.asset(key=train_key, group_name=group, deps=[ctx.keys.collection], kinds={"scikit-learn"},
-              required_resource_keys=resources, check_specs=checks, metadata=tags,
+              required_resource_keys=resources, check_specs=checks, metadata={**tags, STEP_TAG: "classifier"},
               description=f"Classifier {spec.name!r} of map {ctx.name!r}, trained on {signal}: logistic "
                           "regression on the records' stored vectors, cross-validated. Materialize it again after "
                           "the labels change; its classes then follow.")
@@ -65,7 +89,8 @@ def _assets_of(ctx: MapContext, spec: ClassifierSpec, group: str) -> list[dg.Ass
         return _train(ctx, context, spec)
 
     @dg.asset(key=classes_key, group_name=group, deps=[train_key, ctx.keys.collection], kinds={"qdrant"},
-              partitions_def=ctx.pdef, required_resource_keys={ctx.qdrant_key}, metadata=tags,
+              partitions_def=ctx.pdef, required_resource_keys={ctx.qdrant_key},
+              metadata={**tags, STEP_TAG: "classes", TRAINED_BY_TAG: train_key.to_user_string()},
               automation_condition=dg.AutomationCondition.eager(),
               description=f"The partition's points tagged by classifier {spec.name!r}: payload class_{spec.name} "
                           f"(none when unsure), class_{spec.name}_score. Cost in proportion to the partition.")
@@ -77,10 +102,11 @@ def _assets_of(ctx: MapContext, spec: ClassifierSpec, group: str) -> list[dg.Ass
 
 def _train(ctx: MapContext, context: dg.AssetExecutionContext, spec: ClassifierSpec) -> dg.MaterializeResult:
     examples = None
+    multi = spec.settings.multi_label
     if spec.examples:
-        examples = read_examples(spec.examples)
+        examples = read_examples(spec.examples, multi_label=multi)
     elif spec.label_column:
-        examples = examples_from_column(ctx.layout, ctx.partition_keys(context), spec.label_column)
+        examples = examples_from_column(ctx.layout, ctx.partition_keys(context), spec.label_column, multi_label=multi)
     descriptions = None
     if spec.descriptions:
         classes = sorted(spec.descriptions)

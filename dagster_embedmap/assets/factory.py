@@ -25,7 +25,7 @@ from ..steps.ingest import SNIPPET_CHARS
 from . import bodies
 from .automation import MapJobs, map_schedules, map_sensors
 from .bodies import MapContext, TopicsConfig, each_partition
-from .classifiers import classifier_assets
+from .classifiers import classes_of, classifier_assets
 from .keys import MAP_TAG, STEP_TAG, MapKeys
 from .specs import DEPS, PARTITIONED, check_specs, default_props
 from .translator import EmbedMapTranslator
@@ -147,9 +147,9 @@ def build_embedmap_defs(
     ctx = MapContext(name=name, layout=MapLayout(home or default_home(), name), collection=collection_name or name,
                      schema=schema, keys=keys, pdef=pdef, projection=projection, clustering=clustering, labels=labels,
                      embedder_key=embedder_key, qdrant_key=qdrant_key, duplicate_threshold=duplicate_threshold)
-    resources = _step_resources(vector_column, embedder_key, qdrant_key)
-    wired = _wiring(specs, keys, name, pdef, source_key, resources=resources, default_resources={qdrant_key},
-                    partitions_per_run=partitions_per_run, embeddings=dict(pool=pool, op_tags=dict(embeddings_tags or {})))
+    wired = _wiring(specs, keys, name, pdef, source_key, resources=_step_resources(vector_column, embedder_key, qdrant_key),
+                    default_resources={qdrant_key}, partitions_per_run=partitions_per_run, classes=classes_of(ctx, classifiers),
+                    embeddings=dict(pool=pool, op_tags=dict(embeddings_tags or {})))
     jobs = MapJobs(name, group, keys, pdef)
     return dg.Definitions(
         assets=_assets(ctx, wired, source, source_key) + classifier_assets(ctx, classifiers, group),
@@ -182,18 +182,25 @@ def _translate(translator: EmbedMapTranslator, props: list) -> tuple[dict[str, d
 
 def _wiring(specs: dict[str, dg.AssetSpec], keys: MapKeys, name: str, pdef: dg.PartitionsDefinition,
             source_key: dg.AssetKey | None, *, resources: dict[str, set[str]], default_resources: set[str],
-            partitions_per_run: int, embeddings: dict) -> dict[str, dict]:
+            partitions_per_run: int, embeddings: dict, classes: Sequence[dg.AssetKey] = ()) -> dict[str, dict]:
     """Per step, the ``multi_asset`` arguments that make the translated specs run together: dependencies on
     the translated keys, partitions, checks, resources, the op's name and the backfill policy (and
-    ``embeddings``: the embeddings step's pool and op tags)."""
+    ``embeddings``: the embeddings step's pool and op tags). The map also depends on the classifiers'
+    ``classes`` (its page colours by them), without waiting for a classifier nobody trained yet."""
     backfill = (dg.BackfillPolicy.multi_run(max_partitions_per_run=partitions_per_run)
                 if partitions_per_run > 1 else None)  # several partitions per run: one model load, one process
     wired = {}
     for step, spec in specs.items():
         deps = [keys.key(d) for d in DEPS[step]] + ([source_key] if step == "documents" and source_key else [])
+        condition = spec.automation_condition
+        if step == "map" and classes:
+            deps += list(classes)
+            if condition is not None:  # a classes asset still missing (untrained) does not hold the map back
+                condition = condition.replace("any_deps_missing", dg.AutomationCondition.any_deps_missing().ignore(
+                    dg.AssetSelection.assets(*classes)))
         wired[step] = dict(
             specs=[spec.replace_attributes(
-                deps=deps, partitions_def=pdef if step in PARTITIONED else None,
+                deps=deps, partitions_def=pdef if step in PARTITIONED else None, automation_condition=condition,
                 metadata={**(spec.metadata or {}), MAP_TAG: name, STEP_TAG: step})],
             name=spec.key.to_python_identifier(), check_specs=check_specs(step, spec.key),
             required_resource_keys=resources.get(step, default_resources),

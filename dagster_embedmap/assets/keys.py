@@ -7,7 +7,7 @@ from typing import Mapping, Sequence
 
 import dagster as dg
 
-__all__ = ["MapKeys", "STEPS", "STEP_TAG", "MAP_TAG"]
+__all__ = ["MapKeys", "STEPS", "STEP_TAG", "MAP_TAG", "TRAINED_BY_TAG"]
 
 STEPS = ("documents", "embeddings", "collection", "projection_model", "projection", "topics", "map", "duplicates")
 """The map's steps, upstream first: one asset each."""
@@ -17,6 +17,10 @@ STEP_TAG = "embedmap/step"
 
 MAP_TAG = "embedmap/map"
 """Metadata entry naming the map each asset belongs to."""
+
+TRAINED_BY_TAG = "embedmap/trained_by"
+"""Metadata entry of a classifier's per-partition classes asset: the key of the asset that trains it
+(what :func:`~dagster_embedmap.materialize_map` asks the instance about before tagging partitions)."""
 
 
 @dataclass(frozen=True)

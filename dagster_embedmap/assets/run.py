@@ -9,6 +9,7 @@ import dagster as dg
 
 from ..core.errors import MapBuildInterrupted
 from ..core.store import keep_open
+from .classifiers import classes_keys
 from .factory import MapKeys
 
 __all__ = ["materialize_map", "MapBuildResult", "MapBuildInterrupted"]
@@ -73,6 +74,13 @@ def run_selection(assets, resources, selection, *, instance: dg.DagsterInstance,
                                                              partition_key=partition)
 
 
+def _trained_classes(assets, map_key: dg.AssetKey, instance: dg.DagsterInstance) -> list[dg.AssetKey]:
+    """The classes assets of the map's classifiers that have been trained (their classifier asset
+    materialized in ``instance``): what tags each partition a build runs."""
+    return [classes for classes, trained_by in classes_keys(assets, map_key).items()
+            if instance.get_latest_materialization_event(trained_by) is not None]
+
+
 def materialize_map(
     defs: dg.Definitions,
     keys: MapKeys,
@@ -89,8 +97,9 @@ def materialize_map(
 ) -> MapBuildResult:
     """Bring the map up to date in-process, the way a backfill plus automation would.
 
-    1. each of ``partition_keys`` (default: all): documents, embeddings, collection, and, when a layout
-       model exists and no refit is asked, its 2-D placement;
+    1. each of ``partition_keys`` (default: all): documents, embeddings, collection, the classes of
+       every classifier of the map that has been trained (its asset materialized in ``instance``), and,
+       when a layout model exists and no refit is asked, its 2-D placement;
     2. with ``refit`` (default: only when no layout model has been materialized yet): the layout model,
        then the placement of every partition;
     3. topics and the map: in the last partition's run when there is no refit, else in a run of their own.
@@ -131,10 +140,12 @@ def materialize_map(
         if refit is None:
             refit = instance.get_latest_materialization_event(keys.projection_model) is None
         result = MapBuildResult(partitions=keys_to_run)
-        ingest = dg.AssetSelection.assets(*(keys.ingest if refit else keys.per_partition))
+        tagged = _trained_classes(assets, keys.map, instance)  # in each partition's run: the map is drawn once
+        ingest = dg.AssetSelection.assets(*(keys.ingest if refit else keys.per_partition), *tagged)
         if include_upstream:
             ingest = ingest | dg.AssetSelection.assets(keys.documents).upstream(depth=1)
-        steps = "documents -> embeddings -> collection" + ("" if refit else " -> projection")
+        steps = ("documents -> embeddings -> collection" + ("" if refit else " -> projection")
+                 + "".join(f" -> {c.path[-1]}" for c in tagged))
         summary = dg.AssetSelection.assets(*keys.summary)
         for i, partition in enumerate(keys_to_run, 1):
             # without a refit the last partition's run also brings topics and the map up to date (a run's

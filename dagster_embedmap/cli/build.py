@@ -128,11 +128,11 @@ def cmd_build(args: argparse.Namespace) -> int:
     from .. import build_embedmap_defs, embedmap_resources
     from .classify import saved_classifiers
 
-    # the classifiers `embedmap classify` trained stay with the map: they tag the partitions this build runs
+    # the classifiers `embedmap classify` trained stay with the map: each partition this build runs is
+    # tagged in its own run (materialize_map), and the map is drawn once, with the classes
     kept = (_read_manifest(home)["maps"].get(name) or {}).get("classifiers") if (home / MANIFEST).exists() else None
     if kept:
         entry["classifiers"] = kept
-    classifiers = saved_classifiers(entry)
     defs = dg.Definitions.merge(
         build_embedmap_defs(
             name,
@@ -142,11 +142,11 @@ def cmd_build(args: argparse.Namespace) -> int:
             vector_column=args.vector_column,
             empty_text=args.empty_text,
             home=home,
-            classifiers=classifiers,
+            classifiers=saved_classifiers(entry),
         ),
         dg.Definitions(resources=embedmap_resources(home, **_embedder_kwargs(args))),
     )
-    return _build(home, name, defs, entry, started, inputs=inputs, classifiers=classifiers)
+    return _build(home, name, defs, entry, started, inputs=inputs)
 
 
 def file_source(text: str, partition_column: str | None):
@@ -177,7 +177,7 @@ def _nothing_to_do(home: Path, name: str, inputs: tuple[dict[str, str], str], st
 
 
 def _build(home: Path, name: str, defs, entry: dict, started: float, include_upstream: bool = False,
-           inputs: tuple[dict[str, str], str] | None = None, classifiers=()) -> int:
+           inputs: tuple[dict[str, str], str] | None = None) -> int:
     """Materialize the map under its build lock; the manifest says which input the store holds, and
     whether that build completed. With ``inputs`` (each partition's input fingerprint, and the digest
     of the build settings) only new or changed partitions run, and nothing at all when the map is up
@@ -214,11 +214,6 @@ def _build(home: Path, name: str, defs, entry: dict, started: float, include_ups
                                      partition_keys=plan.changed if plan is not None else None,
                                      log=_log, log_level="INFO", logger=_cli_logger(), should_stop=interrupted,
                                      refit=refit, on_placed=placed_hook)
-            ran = result.partitions if plan is None else plan.changed
-            if result.success and classifiers and ran:
-                from .classify import tag_partitions
-
-                tag_partitions(defs, instance, name, classifiers, list(ran), log=_log)
         finally:
             instance.dispose()
         _write_manifest(home, name, {**entry, "complete": result.success, "built": built})

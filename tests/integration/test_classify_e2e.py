@@ -7,6 +7,7 @@ from __future__ import annotations
 import dagster as dg
 import polars as pl
 import pytest
+from support.automation import drive_automation
 from support.classified import KINDS, partition_frame
 
 from dagster_embedmap import (
@@ -84,6 +85,41 @@ def test_a_labels_file_trains_a_classifier_whose_classes_reach_every_point_and_n
         assert dg.materialize(list(defs.assets), selection=[train], instance=instance, resources=defs.resources).success
         status = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
         assert all(status.get_status(classes, p) == StaleStatus.STALE for p in ("p1", "p2", "p3"))
+
+
+def _page_classes(root) -> dict[str, str | None]:
+    import json
+
+    page = (root / "home" / NAME / "map.html").read_text("utf-8")
+    data = json.loads(page.split('id="embedmap-data">', 1)[1].split("</script>", 1)[0])
+    kind = next((c for c in data["meta"] if c["name"] == "class_kind"), None)
+    return {} if kind is None else {i: kind["values"][c] for i, c in zip(data["id"], kind["codes"])}
+
+
+def test_automation_tags_partitions_after_training_and_draws_the_map_again_with_the_classes(landed):
+    root, labels = landed
+    defs = _defs(root, labels)
+    keys = MapKeys.for_map(NAME)
+    train, classes = dg.AssetKey([NAME, "classifier_kind"]), dg.AssetKey([NAME, "classes_kind"])
+    assert classes in defs.resolve_asset_graph().get(keys.map).parent_keys
+    daemon: dict = {}
+    with dg.instance_for_test() as instance:
+        assert materialize_map(defs, keys, instance=instance).success
+        assert _page_classes(root) == {}
+        assert drive_automation(defs, instance, daemon) == []
+        # a classifier nobody trained yet holds nothing back: new topics are drawn, the classes stay missing
+        instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=keys.topics))
+        assert drive_automation(defs, instance, daemon) == [{keys.map.to_user_string()}]
+
+        # trained by hand: automation tags every partition, then draws the map again with their classes
+        assert dg.materialize(list(defs.assets), selection=[train], instance=instance, resources=defs.resources).success
+        rounds = drive_automation(defs, instance, daemon)
+        requested = set().union(*rounds)
+        assert {f"{classes.to_user_string()}[p1]", f"{classes.to_user_string()}[p2]", keys.map.to_user_string()} \
+            <= requested, rounds
+        assert train.to_user_string() not in requested
+        shown = _page_classes(root)
+        assert len(shown) == 90 and sum(shown[i] == KINDS[int(i.split("-")[1]) % 3] for i in shown) >= 86
 
 
 def test_a_classifier_under_its_floor_fails_its_check_and_unknown_ids_are_counted(landed):

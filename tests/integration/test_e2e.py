@@ -7,6 +7,7 @@ import numpy as np
 import polars as pl
 import pytest
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+from support.automation import drive_automation
 
 from dagster_embedmap import (
     EmbedderResource,
@@ -359,31 +360,6 @@ def test_only_changed_texts_are_re_embedded_and_a_model_change_marks_downstream_
         assert status.get_status(keys.embeddings, "day1") == StaleStatus.FRESH
 
 
-def _drive_automation(defs, instance, state: dict, rounds: int = 8) -> list[set[str]]:
-    """Do what the automation daemon does: evaluate the conditions and run what they request, until
-    nothing more is requested (``state`` carries the daemon's cursor between calls). Returns what each
-    round requested ("key" or "key[partition]")."""
-    history = []
-    for _ in range(rounds):
-        result = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=state.get("cursor"))
-        state["cursor"] = result.cursor
-        if not result.total_requested:
-            return history
-        requested, by_partition = set(), {}
-        for key in defs.resolve_asset_graph().get_all_asset_keys():
-            if not result.get_num_requested(key):
-                continue
-            partitions = result.get_requested_partitions(key)
-            for partition in partitions:
-                requested.add(key.to_user_string() + (f"[{partition}]" if partition else ""))
-                by_partition.setdefault(partition, []).append(key)
-        history.append(requested)
-        for partition, keys in sorted(by_partition.items(), key=lambda kv: kv[0] or ""):
-            assert dg.materialize(list(defs.assets), selection=dg.AssetSelection.assets(*keys), partition_key=partition,
-                                  instance=instance, resources=defs.resources).success
-    raise AssertionError(f"automation did not settle: {history}")
-
-
 def test_landing_folder_sensor_and_automation_keep_the_map_fresh(tmp_path, wiki_small):
     landing = tmp_path / "landing"
     landing.mkdir()
@@ -421,7 +397,7 @@ def test_landing_folder_sensor_and_automation_keep_the_map_fresh(tmp_path, wiki_
             return data.run_requests
 
         assert sorted(r.partition_key for r in tick()) == ["mon", "tue"]
-        rounds = _drive_automation(defs, instance, daemon)
+        rounds = drive_automation(defs, instance, daemon)
         assert rounds[0] == {"live/projection_model"}  # fitted once, when missing
         assert rounds[1] == {"live/projection[mon]", "live/projection[tue]"}
         assert {"live/topics", "live/map"} <= set().union(*rounds[2:])
@@ -432,7 +408,7 @@ def test_landing_folder_sensor_and_automation_keep_the_map_fresh(tmp_path, wiki_
         # a new file: only its partition is ingested and placed; the layout is not refitted
         articles.slice(80, 20).write_ndjson(landing / "wed.jsonl")
         assert [r.partition_key for r in tick()] == ["wed"]
-        rounds = _drive_automation(defs, instance, daemon)
+        rounds = drive_automation(defs, instance, daemon)
         requested = set().union(*rounds)
         assert "live/projection[wed]" in requested and "live/projection_model" not in requested
         assert not {"live/projection[mon]", "live/projection[tue]"} & requested
