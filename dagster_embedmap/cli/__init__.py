@@ -114,6 +114,9 @@ def _parser() -> argparse.ArgumentParser:
                           help="a class described in words (repeatable): zero-shot alone, a prior with examples")
     classify.add_argument("--threshold", type=float, default=0.5, help="a record whose best class scores under "
                           "this gets no class (default 0.5)")
+    classify.add_argument("--multi-label", action="store_true", help="one-vs-rest: a record takes every class "
+                          "scoring at least --threshold; the labels file may give a record several rows, one per "
+                          "class (a list column with --label-column)")
     classify.add_argument("--min-macro-f1", type=float, help="a check fails when the cross-validated macro-F1 is "
                           "under this")
     classify.add_argument("--uncertain", type=int, metavar="K", help="list the K records the classifier is least "

@@ -33,7 +33,8 @@ def saved_classifiers(entry: dict) -> list:
 
     return [ClassifierSpec(name, examples=c.get("examples"), label_column=c.get("label_column"),
                            descriptions=c.get("descriptions") or {}, min_macro_f1=c.get("min_macro_f1"),
-                           settings=ClassifierSettings(threshold=c.get("threshold", ClassifierSettings().threshold)))
+                           settings=ClassifierSettings(threshold=c.get("threshold", ClassifierSettings().threshold),
+                                                       multi_label=bool(c.get("multi_label", False))))
             for name, c in sorted((entry.get("classifiers") or {}).items())]
 
 
@@ -103,13 +104,13 @@ def cmd_classify(args: argparse.Namespace) -> int:
     try:
         spec = ClassifierSpec(args.classifier, examples=examples, label_column=args.label_column,
                               descriptions=descriptions, min_macro_f1=args.min_macro_f1,
-                              settings=ClassifierSettings(threshold=args.threshold))
+                              settings=ClassifierSettings(threshold=args.threshold, multi_label=args.multi_label))
     except ValueError as exc:
         raise SystemExit(f"embedmap: {exc}") from None
     if examples:
         from ..steps.classify import read_examples
 
-        read_examples(examples)  # a bad labels file is named before anything loads
+        read_examples(examples, multi_label=args.multi_label)  # a bad labels file is named before anything loads
     others = [s for s in saved_classifiers(entry) if s.name != spec.name]
     defs = map_definitions(home, name, entry, [*others, spec])
     partitions = _partitions(defs, name)
@@ -129,7 +130,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
     entry = _read_manifest(home)["maps"][name]
     entry.setdefault("classifiers", {})[spec.name] = {
         "examples": examples, "label_column": args.label_column, "descriptions": descriptions,
-        "threshold": args.threshold, "min_macro_f1": args.min_macro_f1}
+        "threshold": args.threshold, "multi_label": args.multi_label, "min_macro_f1": args.min_macro_f1}
     _write_manifest(home, name, entry)
     info = json.loads(MapLayout(home, name).classifier_info(spec.name).read_text(encoding="utf-8"))
     _summary(spec.name, info, run.get_asset_check_evaluations())
@@ -147,7 +148,8 @@ def _partitions(defs, name: str) -> list[str]:
 
 
 def _summary(name: str, info: dict, checks) -> None:
-    _log(f"classifier {name!r}: {info['mode']}, {len(info['classes'])} classes, {info['examples']} labelled records"
+    _log(f"classifier {name!r}: {info['mode']}{', multi-label' if info.get('multi_label') else ''}, "
+         f"{len(info['classes'])} classes, {info['examples']} labelled records"
          + (f" ({len(info['unknown_ids'])} ids not in the map, left out)" if info.get("unknown_ids") else ""))
     v = info.get("validation")
     if v:
@@ -167,8 +169,8 @@ def _print_uncertain(home: Path, name: str, entry: dict, classifier: str, k: int
 
     layout = MapLayout(home, name)
     saved = (entry.get("classifiers") or {}).get(classifier) or {}
-    labelled = set(read_examples(saved["examples"])["id"]) if saved.get("examples") and Path(saved["examples"]).exists() \
-        else None
+    labelled = set(read_examples(saved["examples"], multi_label=bool(saved.get("multi_label")))["id"]) \
+        if saved.get("examples") and Path(saved["examples"]).exists() else None
     location = _store_location(home, entry)
     frame = uncertain_records(lambda: open_store(location, entry["collection"], read_only=True), layout, name,
                               classifier, k, train_step=f"{name}/classifier_{classifier}", labelled=labelled)

@@ -168,13 +168,16 @@ class ClassifierFields(dg.Resolvable, dg.Model):
     descriptions: dict[str, str] = Field(default_factory=dict, description="{class: a description in words}: "
                                          "zero-shot classes alone, priors with examples.")
     threshold: float = Field(default=0.5, description="A record whose best class scores under this gets no class.")
+    multi_label: bool = Field(default=False, description="One-vs-rest: a record takes every class scoring at least "
+                              "threshold; the labels file gives a record one row per class it belongs to.")
     min_macro_f1: Optional[float] = Field(default=None, description="A check fails when the cross-validated "
                                           "macro-F1 is under this.")
 
     def spec(self, root: Path) -> ClassifierSpec:
         return ClassifierSpec(self.name, examples=str(_under(root, self.examples)) if self.examples else None,
                               label_column=self.label_column, descriptions=dict(self.descriptions),
-                              settings=ClassifierSettings(threshold=self.threshold), min_macro_f1=self.min_macro_f1)
+                              settings=ClassifierSettings(threshold=self.threshold, multi_label=self.multi_label),
+                              min_macro_f1=self.min_macro_f1)
 
 
 # -- the component -------------------------------------------------------------------------------

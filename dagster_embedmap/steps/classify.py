@@ -36,8 +36,10 @@ __all__ = ["ClassifierTrained", "PartitionClassified", "read_examples", "example
            "classify_partition",
            "load_classifier", "uncertain_records", "class_fields"]
 
-def read_examples(path: str | Path) -> pl.DataFrame:
-    """``id`` and ``label`` (both strings) from a parquet, CSV or JSONL file; one row per id."""
+def read_examples(path: str | Path, *, multi_label: bool = False) -> pl.DataFrame:
+    """``id`` and ``label`` (both strings) from a parquet, CSV or JSONL file; one row per id. With
+    ``multi_label`` a record may have several rows, one per class it belongs to: ``label`` is then the
+    sorted list of its classes."""
     path = Path(path)
     readers = {".parquet": pl.read_parquet, ".csv": pl.read_csv, ".jsonl": pl.read_ndjson, ".ndjson": pl.read_ndjson}
     read = readers.get(path.suffix.lower())
@@ -55,16 +57,21 @@ def read_examples(path: str | Path) -> pl.DataFrame:
                                  f"per labelled record with columns 'id' (the record id) and 'label' (its class)")
     frame = frame.select(pl.col("id").cast(pl.String), pl.col("label").cast(pl.String)).drop_nulls()
     frame = frame.filter(pl.col("label").str.strip_chars() != "").unique(maintain_order=True)
+    if multi_label:
+        return frame.group_by("id", maintain_order=True).agg(pl.col("label").unique().sort())
     clash = frame.group_by("id").agg(pl.col("label").n_unique().alias("n")).filter(pl.col("n") > 1)["id"].to_list()
     if clash:
         raise EmbedMapInputError(f"labels file {path}: {len(clash)} record(s) have two different labels "
-                                 f"(ids {sorted(clash)[:5]}): keep one label per record")
+                                 f"(ids {sorted(clash)[:5]}): keep one label per record, or make the classifier "
+                                 f"multi-label (one row per record and class)")
     return frame
 
 
-def examples_from_column(layout: MapLayout, partitions: list[str], column: str) -> pl.DataFrame:
+def examples_from_column(layout: MapLayout, partitions: list[str], column: str, *,
+                         multi_label: bool = False) -> pl.DataFrame:
     """``id`` and ``label`` from a metadata column of the records (their non-empty values), read from the
-    partitions' documents files; a column no partition has is named with the columns there are."""
+    partitions' documents files; a column no partition has is named with the columns there are. With
+    ``multi_label`` a list column gives each record its classes (a plain column, one class each)."""
     frames, seen = [], set()
     for partition in partitions:
         path = layout.documents(partition)
@@ -77,8 +84,17 @@ def examples_from_column(layout: MapLayout, partitions: list[str], column: str) 
     if not frames:
         raise EmbedMapInputError(f"label column {column!r} is in no partition's records (their columns: "
                                  f"{sorted(seen - {'content_hash'})}): name a metadata column that holds the labels")
-    frame = pl.concat(frames).select(pl.col("id").cast(pl.String), pl.col(column).cast(pl.String).alias("label"))
-    return frame.drop_nulls().filter(pl.col("label").str.strip_chars() != "")
+    frame = pl.concat(frames, how="vertical_relaxed")
+    if isinstance(frame.schema[column], pl.List):
+        if not multi_label:
+            raise EmbedMapInputError(f"label column {column!r} holds lists: one class per record, or make the "
+                                     f"classifier multi-label")
+        frame = frame.explode(column)
+    frame = frame.select(pl.col("id").cast(pl.String), pl.col(column).cast(pl.String).alias("label"))
+    frame = frame.drop_nulls().filter(pl.col("label").str.strip_chars() != "")
+    if multi_label:
+        return frame.group_by("id", maintain_order=True).agg(pl.col("label").unique().sort())
+    return frame
 
 
 @dataclass
@@ -154,7 +170,8 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
                 warnings.append(f"classifier {name!r}: {len(unknown)} of {len(ids)} labelled ids are not records of "
                                 f"map {map_name!r} (ids {unknown[:5]}): left out; {len(keep)} matched")
             vectors = np.stack([found[pids[k]] for k in keep])
-            labels = [examples["label"][k] for k in keep]
+            given = examples["label"].to_list()  # a class, or with multi_label a list of them
+            labels = [given[k] for k in keep]
     if vectors is None and not descriptions:
         raise EmbedMapInputError(f"classifier {name!r} of map {map_name!r}: give labelled examples, class "
                                  f"descriptions, or both")
@@ -169,7 +186,7 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
         raise EmbedMapInputError(f"classifier {name!r} of map {map_name!r}: {exc}") from None
     validation = None
     if labels is not None:
-        thin = sorted(c for c, n in Counter(labels).items() if n < 2)
+        thin = [] if settings.multi_label else sorted(c for c, n in Counter(labels).items() if n < 2)
         if thin or settings.multi_label:
             why = ("a multi-label classifier is not cross-validated" if settings.multi_label else
                    f"class(es) {thin} have one example: not cross-validated; label more records of them")
@@ -181,6 +198,7 @@ def train_classifier(open_store: StoreOpener, layout: MapLayout, map_name: str, 
     version = _version([np.ascontiguousarray(state[k]).tobytes() for k in ("classes", "coef", "intercept")]
                        + [str(state["meta"]).encode(), "\n".join(models).encode()])
     info = {"name": name, "version": version, "classes": model.classes_, "mode": model.mode_,
+            "multi_label": settings.multi_label,
             "examples": 0 if labels is None else len(labels), "unknown_ids": unknown[:100],
             "descriptions": sorted(descriptions or {}), "dimension": model.dimension_, "models": models,
             "validation": None if validation is None else {**validation.to_metadata(), "per_class": validation.per_class},

@@ -4,6 +4,7 @@ and bad input told in one paragraph."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -55,10 +56,17 @@ def test_classify_tags_every_record_lists_the_next_ones_and_the_next_build_tags_
     partition_frame(3).write_parquet(tmp_path / "landing" / "p3.parquet")
     done = _build(tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "classifier 'kind': tagged 1 partition(s)" in done.stdout + done.stderr
+    # tagged in its own partition's run, before topics and the map: one run, the map drawn once
+    assert "[1/1] partition p3: documents -> embeddings -> collection -> projection -> classes_kind -> topics -> map" \
+        in done.stdout + done.stderr
     points = _export(tmp_path)
     p3 = points.filter(pl.col("partition") == "p3")
     assert p3.height == 45 and (p3["class_kind"] == p3["text"].str.split(" ").list.first()).sum() >= 43
+    page = (tmp_path / "home" / "tickets" / "map.html").read_text("utf-8")
+    data = json.loads(page.split('id="embedmap-data">', 1)[1].split("</script>", 1)[0])
+    kind = next(c for c in data["meta"] if c["name"] == "class_kind")
+    shown = [kind["values"][code] for pid, code in zip(data["id"], kind["codes"]) if pid.startswith("p3-")]
+    assert len(shown) == 45 and sum(v in KINDS for v in shown) >= 43  # the page shows the new partition's classes
     assert (tmp_path / "home" / "tickets" / "classifiers" / "kind.npz").read_bytes() == model
 
     # the next records to label, of the classifier already trained, as JSON lines
@@ -68,6 +76,19 @@ def test_classify_tags_every_record_lists_the_next_ones_and_the_next_build_tags_
     rows = [line for line in done.stdout.splitlines() if line.startswith("{")]
     assert len(rows) == 3 and all('"margin"' in r for r in rows)
     assert not any(f'"id": "p1-{i}"' in done.stdout for i in range(12))  # the labelled ones are not listed
+
+    # a second classifier, multi-label: a record may have several rows; both classifiers stay with the map
+    multi = tmp_path / "tags.csv"
+    rows = [(f"p1-{i}", KINDS[i % 3]) for i in range(18)] + [(f"p1-{i}", "account") for i in range(18) if i % 3 < 2]
+    pl.DataFrame({"id": [r[0] for r in rows], "label": [r[1] for r in rows]}).write_csv(multi)
+    done = run("classify", "--home", str(tmp_path / "home"), "--classifier", "tags", "--examples", str(multi),
+               "--multi-label", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "classifier 'tags': examples, multi-label, 4 classes, 18 labelled records" in done.stdout + done.stderr
+    points = _export(tmp_path)
+    want = {0: ["account", "billing"], 1: ["account", "login"], 2: ["shipping"]}
+    right = sum(sorted(t) == want[int(i.split("-")[1]) % 3] for i, t in zip(points["id"], points["class_tags"]))
+    assert points.height == 135 and right >= 128 and points["class_kind"].null_count() < 8
 
 
 def test_bad_classify_input_is_one_paragraph(tmp_path):

@@ -190,3 +190,35 @@ def test_a_partition_embedded_by_another_model_than_the_classifier_saw_is_refuse
         classify_partition(store, layout, "kind", "p2", train_step="tickets/classifier_kind")
     assert all("class_kind" not in r for r in _payloads(mapped, "p2"))
     assert classify_partition(store, layout, "kind", "p1", train_step="t").points == 45  # p1 is as it was
+
+
+def test_a_multi_label_classifier_learns_label_sets_from_repeated_rows_and_tags_every_class(mapped):
+    from dagster_embedmap.steps import render_map
+
+    layout, store, tmp = mapped["layout"], mapped["store"], mapped["tmp"]
+    # every record has its kind; billing and login tickets are also "account" (a class over two blobs)
+    rows = [(f"p1-{i}", KINDS[i % 3]) for i in range(18)] + [(f"p1-{i}", "account") for i in range(18) if i % 3 < 2]
+    labels = tmp / "multi.csv"
+    pl.DataFrame({"id": [r[0] for r in rows], "label": [r[1] for r in rows]}).write_csv(labels)
+    with pytest.raises(EmbedMapInputError, match="two different labels.*multi-label"):
+        read_examples(labels)
+    examples = read_examples(labels, multi_label=True)
+    assert examples.height == 18 and examples.filter(pl.col("id") == "p1-0")["label"].to_list() == [["account", "billing"]]
+    settings = ClassifierSettings(multi_label=True)
+    said = Said()
+    trained = train_classifier(store, layout, NAME, "tags", examples=examples, settings=settings, log=said)
+    assert trained.classes == ["account", "billing", "login", "shipping"] and trained.examples == 18
+    assert any("multi-label classifier is not cross-validated" in w for w in said.warnings)
+    for part in ("p1", "p2"):
+        classify_partition(store, layout, "tags", part, train_step="t")
+    rows = _payloads(mapped, "p2")
+    want = {0: ["account", "billing"], 1: ["account", "login"], 2: ["shipping"]}
+    right = sum(sorted(r["class_tags"]) == want[int(r["record_id"].split("-")[1]) % 3] for r in rows)
+    assert len(rows) == 45 and right >= 42, right
+    # the page shows each record's classes as one value ("account, billing") to colour by and hover
+    render_map(lambda: store(read_only=True), layout, NAME, ["p1", "p2"], log=NullLog(), collection_step="c",
+               topics_step="t")
+    page = layout.html.read_text("utf-8")
+    data = json.loads(page.split('id="embedmap-data">', 1)[1].split("</script>", 1)[0])
+    tags = next(c for c in data["meta"] if c["name"] == "class_tags")
+    assert {"account, billing", "account, login", "shipping"} <= set(tags["values"]), tags["values"]

@@ -76,10 +76,13 @@ def _base_points(points: pl.DataFrame) -> pl.DataFrame:
 
 
 def _stringify(points: pl.DataFrame, column: str) -> pl.Expr:
-    """An expression giving ``column`` as strings, null -> ``""`` (nested types via ``str()``)."""
+    """An expression giving ``column`` as strings, null -> ``""`` (a list's items joined by ", ", other
+    nested types via ``str()``)."""
     dtype = points.schema[column]
     if dtype == pl.String:
         expr = pl.col(column)
+    elif isinstance(dtype, pl.List) and not dtype.inner.is_nested():
+        expr = pl.col(column).list.eval(pl.element().cast(pl.String)).list.join(", ")
     elif dtype.is_nested() or dtype == pl.Object or dtype == pl.Binary:
         expr = pl.col(column).map_elements(
             lambda v: "" if v is None else str(v), return_dtype=pl.String
