@@ -16,7 +16,7 @@ import dagster as dg
 
 from ..core.classify import ClassifierSpec
 from ..steps.classify import (
-    classify_partition, examples_from_column, read_examples, train_classifier, uncertain_records,
+    classify_partition, examples_frame, examples_from_column, read_examples, train_classifier, uncertain_records,
 )
 from .bodies import MapContext, each_partition
 from .keys import MAP_TAG, STEP_TAG, TRAINED_BY_TAG
@@ -75,18 +75,28 @@ def _assets_of(ctx: MapContext, spec: ClassifierSpec, group: str) -> list[dg.Ass
                                  description=f"The cross-validated macro-F1 is at least {spec.min_macro_f1}.")]
               if spec.min_macro_f1 is not None else [])
     signal = (f"the labels in {spec.examples}" if spec.examples else
-              f"the labels of the records' {spec.label_column!r} column" if spec.label_column else "")
+              f"the labels of the records' {spec.label_column!r} column" if spec.label_column else
+              f"the labels of asset {spec.examples_asset}" if spec.examples_asset else "")
     if spec.descriptions:
         signal += (" and " if signal else "") + f"descriptions of {len(spec.descriptions)} classes"
     tags = {MAP_TAG: ctx.name}
 
-    @dg.asset(key=train_key, group_name=group, deps=[ctx.keys.collection], kinds={"scikit-learn"},
-              required_resource_keys=resources, check_specs=checks, metadata={**tags, STEP_TAG: "classifier"},
-              description=f"Classifier {spec.name!r} of map {ctx.name!r}, trained on {signal}: logistic "
-                          "regression on the records' stored vectors, cross-validated. Materialize it again after "
-                          "the labels change; its classes then follow.")
-    def train(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-        return _train(ctx, context, spec)
+    trains = dict(key=train_key, group_name=group, deps=[ctx.keys.collection], kinds={"scikit-learn"},
+                  required_resource_keys=resources, check_specs=checks, metadata={**tags, STEP_TAG: "classifier"},
+                  description=f"Classifier {spec.name!r} of map {ctx.name!r}, trained on {signal}: logistic "
+                              "regression on the records' stored vectors, cross-validated. Materialize it again after "
+                              "the labels change; its classes then follow.")
+    if spec.examples_asset:  # the labels are a user asset: loaded through its IO manager, upstream in the lineage
+
+        @dg.asset(ins={"labels": dg.AssetIn(key=dg.AssetKey.from_user_string(spec.examples_asset))}, **trains)
+        def train(context: dg.AssetExecutionContext, labels) -> dg.MaterializeResult:
+            return _train(ctx, context, spec, labels)
+
+    else:
+
+        @dg.asset(**trains)
+        def train(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+            return _train(ctx, context, spec)
 
     @dg.asset(key=classes_key, group_name=group, deps=[train_key, ctx.keys.collection], kinds={"qdrant"},
               partitions_def=ctx.pdef, required_resource_keys={ctx.qdrant_key},
@@ -100,10 +110,13 @@ def _assets_of(ctx: MapContext, spec: ClassifierSpec, group: str) -> list[dg.Ass
     return [train, classes]
 
 
-def _train(ctx: MapContext, context: dg.AssetExecutionContext, spec: ClassifierSpec) -> dg.MaterializeResult:
+def _train(ctx: MapContext, context: dg.AssetExecutionContext, spec: ClassifierSpec,
+           labels=None) -> dg.MaterializeResult:
     examples = None
     multi = spec.settings.multi_label
-    if spec.examples:
+    if spec.examples_asset:
+        examples = examples_frame(labels, f"asset {spec.examples_asset}", multi_label=multi)
+    elif spec.examples:
         examples = read_examples(spec.examples, multi_label=multi)
     elif spec.label_column:
         examples = examples_from_column(ctx.layout, ctx.partition_keys(context), spec.label_column, multi_label=multi)

@@ -121,9 +121,10 @@ def build_embedmap_defs(
             reads to give it a GPU (``{"dagster-k8s/config": {"container_config": {"resources":
             {"limits": {"nvidia.com/gpu": 1}}}}}``; see :func:`dagster_embedmap.k8s_gpu_tags`).
         duplicate_threshold: cosine similarity from which two records count as near-duplicates.
-        classifiers: :class:`ClassifierSpec`\ s (labels file, label column and/or descriptions); each adds
-            ``<prefix>/classifier_<name>`` (trains when asked) and the per-partition ``<prefix>/classes_<name>``
-            (``class_<name>`` and ``class_<name>_score`` in the payload, the map's hover and colour-by, the export).
+        classifiers: :class:`ClassifierSpec`\ s (a labels file, a label column or a labels asset, and/or
+            descriptions); each adds ``<prefix>/classifier_<name>`` (trains when asked) and the per-partition
+            ``<prefix>/classes_<name>`` (``class_<name>`` and ``class_<name>_score`` in the payload, the map's
+            hover and colour-by, the export); the map depends on the classes.
         translator: an :class:`EmbedMapTranslator` (subclass) that gives the assets other keys, groups,
             descriptions, owners, tags, kinds or automation conditions; read the keys back with
             ``MapKeys.of(defs, name)``.

@@ -165,6 +165,8 @@ class ClassifierFields(dg.Resolvable, dg.Model):
                                     "and label (relative to the project root).")
     label_column: Optional[str] = Field(default=None, description="A metadata column of the records holding "
                                         "labels (instead of examples).")
+    examples_asset: Optional[str] = Field(default=None, description="The key (a/b) of an asset whose value is a "
+                                          "table of id and label (instead of examples).")
     descriptions: dict[str, str] = Field(default_factory=dict, description="{class: a description in words}: "
                                          "zero-shot classes alone, priors with examples.")
     threshold: float = Field(default=0.5, description="A record whose best class scores under this gets no class.")
@@ -175,7 +177,8 @@ class ClassifierFields(dg.Resolvable, dg.Model):
 
     def spec(self, root: Path) -> ClassifierSpec:
         return ClassifierSpec(self.name, examples=str(_under(root, self.examples)) if self.examples else None,
-                              label_column=self.label_column, descriptions=dict(self.descriptions),
+                              label_column=self.label_column, examples_asset=self.examples_asset,
+                              descriptions=dict(self.descriptions),
                               settings=ClassifierSettings(threshold=self.threshold, multi_label=self.multi_label),
                               min_macro_f1=self.min_macro_f1)
 

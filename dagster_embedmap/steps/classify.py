@@ -32,9 +32,9 @@ from ..core.store.location import point_id
 from ..core.store.payload import class_fields
 from .common import StoreOpener
 
-__all__ = ["ClassifierTrained", "PartitionClassified", "read_examples", "examples_from_column", "train_classifier",
-           "classify_partition",
-           "load_classifier", "uncertain_records", "class_fields"]
+__all__ = ["ClassifierTrained", "PartitionClassified", "read_examples", "examples_frame", "examples_from_column",
+           "train_classifier", "classify_partition", "load_classifier", "uncertain_records", "class_fields"]
+
 
 def read_examples(path: str | Path, *, multi_label: bool = False) -> pl.DataFrame:
     """``id`` and ``label`` (both strings) from a parquet, CSV or JSONL file; one row per id. With
@@ -51,9 +51,31 @@ def read_examples(path: str | Path, *, multi_label: bool = False) -> pl.DataFram
         frame = read(path)
     except Exception as exc:  # polars' many read errors: say which file, and why
         raise EmbedMapInputError(f"labels file {path} cannot be read: {exc}") from None
+    return examples_frame(frame, f"labels file {path}", multi_label=multi_label)
+
+
+def _as_polars(table, where: str) -> pl.DataFrame:
+    if isinstance(table, pl.DataFrame):
+        return table
+    if isinstance(table, dict) and table and all(not isinstance(v, (list, tuple)) for v in table.values()):
+        return pl.concat([_as_polars(t, where) for t in table.values()], how="diagonal_relaxed")  # {partition: table}
+    module = type(table).__module__.split(".")[0]
+    try:
+        return pl.from_pandas(table) if module == "pandas" else pl.from_arrow(table) if module == "pyarrow" \
+            else pl.DataFrame(table)  # a dict of columns, or a list of rows
+    except (TypeError, ValueError) as exc:
+        raise EmbedMapInputError(f"{where}: a table with columns 'id' and 'label' is needed, got "
+                                 f"{type(table).__name__} ({exc})") from None
+
+
+def examples_frame(table, where: str, *, multi_label: bool = False) -> pl.DataFrame:
+    """``id`` and ``label`` of a labels table (a polars or pandas DataFrame, an Arrow table, or a
+    ``{partition: table}`` dict of them, as a partitioned asset loads), checked as :func:`read_examples`
+    checks a file; ``where`` names the table in errors."""
+    frame = _as_polars(table, where)
     missing = [c for c in ("id", "label") if c not in frame.columns]
     if missing:
-        raise EmbedMapInputError(f"labels file {path} has no column {missing} (it has {frame.columns}): give one row "
+        raise EmbedMapInputError(f"{where} has no column {missing} (it has {frame.columns}): give one row "
                                  f"per labelled record with columns 'id' (the record id) and 'label' (its class)")
     frame = frame.select(pl.col("id").cast(pl.String), pl.col("label").cast(pl.String)).drop_nulls()
     frame = frame.filter(pl.col("label").str.strip_chars() != "").unique(maintain_order=True)
@@ -61,7 +83,7 @@ def read_examples(path: str | Path, *, multi_label: bool = False) -> pl.DataFram
         return frame.group_by("id", maintain_order=True).agg(pl.col("label").unique().sort())
     clash = frame.group_by("id").agg(pl.col("label").n_unique().alias("n")).filter(pl.col("n") > 1)["id"].to_list()
     if clash:
-        raise EmbedMapInputError(f"labels file {path}: {len(clash)} record(s) have two different labels "
+        raise EmbedMapInputError(f"{where}: {len(clash)} record(s) have two different labels "
                                  f"(ids {sorted(clash)[:5]}): keep one label per record, or make the classifier "
                                  f"multi-label (one row per record and class)")
     return frame

@@ -122,6 +122,52 @@ def test_automation_tags_partitions_after_training_and_draws_the_map_again_with_
         assert len(shown) == 90 and sum(shown[i] == KINDS[int(i.split("-")[1]) % 3] for i in shown) >= 86
 
 
+def test_labels_from_a_user_asset_train_the_classifier_below_it_in_the_lineage(landed):
+    from dagster._core.definitions.data_version import CachingStaleStatusResolver, StaleStatus
+    from dagster._core.loader import LoadingContextForTest
+
+    root, labels = landed
+
+    @dg.asset(key=["support", "ticket_labels"])
+    def ticket_labels() -> pl.DataFrame:  # what a user's own labelling tool might land
+        return pl.read_csv(labels)
+
+    home = root / "home"
+    defs = dg.Definitions.merge(
+        build_embedmap_defs(NAME, FileSource(str(root / "landing" / "*.parquet")), vector_column="emb", home=home,
+                            classifiers=[ClassifierSpec("kind", examples_asset="support/ticket_labels")]),
+        dg.Definitions(assets=[ticket_labels], resources={"qdrant": QdrantResource(path=str(home / "qdrant")),
+                                                          "embedder": EmbedderResource(model=str(root / "no-model"))}),
+    )
+    keys = MapKeys.for_map(NAME)
+    train = dg.AssetKey([NAME, "classifier_kind"])
+    assert ticket_labels.key in defs.resolve_asset_graph().get(train).parent_keys
+    with dg.instance_for_test() as instance:
+        assert materialize_map(defs, keys, instance=instance).success
+        run = dg.materialize(list(defs.assets), selection=[ticket_labels.key, train], instance=instance,
+                             resources=defs.resources)
+        meta = run.asset_materializations_for_node(train.to_python_identifier())[0].metadata
+        assert meta["examples"].value == 12 and meta["cv_accuracy"].value > 0.9
+        assert "the labels of asset support/ticket_labels" in defs.resolve_asset_graph().get(train).description
+
+        # new labels land: the classifier is stale until it trains again on them
+        pl.DataFrame({"id": [f"p2-{i}" for i in range(15)], "label": [KINDS[i % 3] for i in range(15)]}).write_csv(labels)
+        assert dg.materialize([ticket_labels], instance=instance).success
+        status = CachingStaleStatusResolver(instance, defs.resolve_asset_graph(), LoadingContextForTest(instance))
+        assert status.get_status(train) == StaleStatus.STALE
+        model = (home / NAME / "classifiers" / "kind.npz").read_bytes()
+
+        # a labels table without its label column: named, and the saved classifier is left as it was
+        pl.DataFrame({"id": ["p2-0"], "kind": ["login"]}).write_csv(labels)
+        run = dg.materialize(list(defs.assets), selection=[ticket_labels.key, train], instance=instance,
+                             resources=defs.resources, raise_on_error=False)
+        assert not run.success
+        failure = next(e for e in run.all_events if e.event_type_value == "STEP_FAILURE")
+        text = failure.step_failure_data.error.to_string()
+        assert "asset support/ticket_labels has no column ['label']" in text, text
+        assert (home / NAME / "classifiers" / "kind.npz").read_bytes() == model
+
+
 def test_a_classifier_under_its_floor_fails_its_check_and_unknown_ids_are_counted(landed):
     root, labels = landed
     pl.DataFrame({"id": ["p1-0", "p1-1", "p1-3", "p1-4", "nope"], "label": ["a", "b", "b", "a", "a"]}).write_csv(labels)

@@ -127,6 +127,7 @@ def test_classifiers_declared_in_yaml_become_their_assets(monkeypatch):
                 {"name": "kind", "examples": "labels/kind.csv", "min_macro_f1": 0.7},
                 {"name": "guess", "descriptions": {"billing": "invoices and refunds", "login": "passwords"},
                  "threshold": 0.6},
+                {"name": "tags", "examples_asset": "raw/ticket_tags", "multi_label": True},
             ],
         })
         with sandbox.load_component_and_build_defs(defs_path=defs_path) as (component, defs):
@@ -139,6 +140,11 @@ def test_classifiers_declared_in_yaml_become_their_assets(monkeypatch):
             spec = component.classifiers[0].spec(Path(sandbox.project_root))
             assert spec.examples == str(Path(sandbox.project_root) / "labels" / "kind.csv")
             assert component.classifiers[1].spec(Path("/")).settings.threshold == 0.6
+            tags = defs.get_assets_def(dg.AssetKey(["tickets", "classifier_tags"]))  # below the labels asset
+            assert dg.AssetKey(["raw", "ticket_tags"]) in tags.dependency_keys
+            assert component.classifiers[2].spec(Path("/")).settings.multi_label is True
+            assert dg.AssetKey(["tickets", "classes_tags"]) in defs.get_assets_def(dg.AssetKey(["tickets", "map"])) \
+                .asset_deps[dg.AssetKey(["tickets", "map"])]
         bad = _component(sandbox, "bad_classifier", {"name": "m", "source": {"path": "x/*.jsonl"},
                                                      "classifiers": [{"name": "Kind"}]})
         assert "classifier name 'Kind'" in _load_error(sandbox, bad)

@@ -88,6 +88,9 @@ class ClassifierSpec:
     """A parquet, CSV or JSONL file with columns ``id`` (record ids of the map) and ``label``."""
     label_column: str | None = None
     """A metadata column of the records whose non-empty values are labels (instead of ``examples``)."""
+    examples_asset: str | None = None
+    """The key (``"a/b"``) of a user asset whose value is a table of ``id`` and ``label`` (instead of
+    ``examples``): the classifier loads it through the asset's IO manager and sits below it in the lineage."""
     descriptions: Mapping[str, str] = field(default_factory=dict)
     """``{class: a description in words}``, embedded by the map's model."""
     settings: ClassifierSettings = field(default_factory=ClassifierSettings)
@@ -95,9 +98,11 @@ class ClassifierSpec:
 
     def __post_init__(self) -> None:
         check_classifier_name(self.name)
-        if self.examples and self.label_column:
-            raise ValueError(f"classifier {self.name!r}: give examples (a labels file) or label_column, not both")
-        if not (self.examples or self.label_column or self.descriptions):
+        given = [n for n in ("examples", "label_column", "examples_asset") if getattr(self, n)]
+        if len(given) > 1:
+            raise ValueError(f"classifier {self.name!r}: give one of examples (a labels file), label_column and "
+                             f"examples_asset, not {' and '.join(given)}")
+        if not (given or self.descriptions):
             raise ValueError(f"classifier {self.name!r}: give examples (a labels file of id, label), a label_column "
                              f"of the records, descriptions {{class: words}}, or descriptions with either")
         if self.min_macro_f1 is not None and not 0 <= self.min_macro_f1 <= 1:
