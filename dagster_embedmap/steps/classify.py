@@ -273,7 +273,7 @@ def classify_partition(open_store: StoreOpener, layout: MapLayout, name: str, pa
                 f"on vectors of {sorted(model.models_)}: the map's model changed since",
                 fix=f"materialize {train_step} again",
                 cli_fix=f"run `embedmap classify --classifier {name}` again with its labels, to train it on these vectors")
-        ids, vectors, _ = store.read_vectors(partition)
+        ids, vectors, _ = store.read_vectors(partition, with_payload=False)
         if not ids:
             return PartitionClassified(partition, 0, {}, 0.0)
         proba = model.predict_proba(vectors)
@@ -301,20 +301,23 @@ def uncertain_records(open_store: StoreOpener, layout: MapLayout, map_name: str,
     schema = {"id": pl.String, "partition": pl.String, "class": pl.String, "score": pl.Float64,
               "margin": pl.Float64, "x": pl.Float64, "y": pl.Float64, "text": pl.String}
     with open_store() as store:
-        points = [(r.id, r.payload) for r in store.scroll(with_payload=["record_id", "partition", "x", "y", "text"])]
+        points = [(r.id, r.payload) for r in store.scroll(with_payload=["record_id", "x", "y"])]
         points = [(pid, p) for pid, p in points if p.get("x") is not None and p.get("y") is not None
                   and str(p.get("record_id")) not in (labelled or set())]
         if len(points) > sample:
             keep = np.sort(np.random.default_rng(0).choice(len(points), sample, replace=False))
             points = [points[i] for i in keep]
         found = store.vectors_of([pid for pid, _ in points])
-    points = [(pid, p) for pid, p in points if pid in found]
-    if not points:
-        return pl.DataFrame(schema=schema)
-    proba = model.predict_proba(np.stack([found[pid] for pid, _ in points]))
-    payloads = [p for _, p in points]
-    xy = np.array([[p["x"], p["y"]] for p in payloads], dtype=np.float64)
-    picked = least_certain(proba, xy, k, multi_label=model.settings.multi_label)
+        points = [(pid, p) for pid, p in points if pid in found]
+        if not points:
+            return pl.DataFrame(schema=schema)
+        proba = model.predict_proba(np.stack([found[pid] for pid, _ in points]))
+        payloads = [p for _, p in points]
+        xy = np.array([[p["x"], p["y"]] for p in payloads], dtype=np.float64)
+        picked = least_certain(proba, xy, k, multi_label=model.settings.multi_label)
+        shown = store.payloads_of([points[i][0] for i in picked], ["partition", "text"])  # only the k listed
+    for i in picked:
+        payloads[i] = {**payloads[i], **shown.get(points[i][0], {})}
     m = margins(proba, model.settings.multi_label)
     best = proba.argmax(axis=1)
     return pl.DataFrame({

@@ -130,11 +130,15 @@ class VectorStore:
 
     def owners(self, ids: Sequence[str], batch_size: int = 1024) -> dict[str, dict[str, Any]]:
         """``{point id: {"partition", "record_id"}}`` for those of ``ids`` already stored."""
+        return self.payloads_of(ids, ["partition", "record_id"], batch_size)
+
+    def payloads_of(self, ids: Sequence[str], fields: Sequence[str], batch_size: int = 1024) -> dict[str, dict[str, Any]]:
+        """``{point id: {field: value}}`` (the payload ``fields`` it has) for those of ``ids`` stored."""
         out: dict[str, dict[str, Any]] = {}
         if not self.exists():
             return out
         for lo in range(0, len(ids), batch_size):
-            for point in self._retrieve(list(ids[lo : lo + batch_size]), ["partition", "record_id"]):
+            for point in self._retrieve(list(ids[lo : lo + batch_size]), list(fields)):
                 out[point.id] = point.payload
         return out
 
@@ -200,9 +204,12 @@ class VectorStore:
                 out[r.id] = np.asarray(r.vector, dtype=np.float32)
         return out
 
-    def read_vectors(self, partition: str | None = None) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
-        """(point ids, vectors as float32 (n, d), payloads) of every point, sorted by point id."""
-        records = sorted(self.scroll(partition=partition, with_vectors=True), key=lambda r: r.id)
+    def read_vectors(self, partition: str | None = None, with_payload: bool | Sequence[str] = True,
+                     ) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
+        """(point ids, vectors as float32 (n, d), payloads: all, the ``with_payload`` fields, or none
+        with False) of every point, sorted by point id."""
+        records = sorted(self.scroll(partition=partition, with_payload=with_payload, with_vectors=True),
+                         key=lambda r: r.id)
         ids = [r.id for r in records]
         dim = self.dimension() or 0
         vectors = np.asarray([r.vector for r in records], dtype=np.float32).reshape(len(records), dim)
