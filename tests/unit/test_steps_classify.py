@@ -222,3 +222,22 @@ def test_a_multi_label_classifier_learns_label_sets_from_repeated_rows_and_tags_
     data = json.loads(page.split('id="embedmap-data">', 1)[1].split("</script>", 1)[0])
     tags = next(c for c in data["meta"] if c["name"] == "class_tags")
     assert {"account, billing", "account, login", "shipping"} <= set(tags["values"]), tags["values"]
+
+
+def test_labels_on_records_of_a_removed_partition_are_named_and_left_out(mapped):
+    layout, store, tmp = mapped["layout"], mapped["store"], mapped["tmp"]
+    labels = tmp / "both.csv"
+    ids = [f"p1-{i}" for i in range(9)] + [f"p2-{i}" for i in range(6)]
+    pl.DataFrame({"id": ids, "label": [KINDS[int(i.split("-")[1]) % 3] for i in ids]}).write_csv(labels)
+    with store() as s:
+        assert s.delete_partition("p2") == 45  # what the topics step does once p2 leaves the source
+    said = Said()
+    trained = train_classifier(store, layout, NAME, "kind", examples=read_examples(labels), log=said)
+    assert trained.examples == 9 and sorted(trained.unknown_ids) == sorted(ids[9:])
+    assert any("6 of 15 labelled ids are not records of map 'tickets'" in w and "9 matched" in w for w in said.warnings)
+    only_removed = tmp / "removed.csv"
+    pl.DataFrame({"id": ids[9:], "label": ["billing"] * 6}).write_csv(only_removed)
+    before = layout.classifier("kind").read_bytes()
+    with pytest.raises(EmbedMapInputError, match=r"none of the 6 labelled ids is a record of the map"):
+        train_classifier(store, layout, NAME, "kind", examples=read_examples(only_removed), log=NullLog())
+    assert layout.classifier("kind").read_bytes() == before  # the saved classifier is left as it was
