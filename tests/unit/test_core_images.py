@@ -1,0 +1,63 @@
+"""Reading image records: paths (relative to the source, or absolute) or bytes, checked, hashed, resized
+for the model and thumbnailed; every bad image named with its reason. Images drawn here with Pillow."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image, ImageDraw
+
+from dagster_embedmap.core.records.images import ImageSettings, decode_image, image_root_of, load_images
+
+
+def drawn(path, size=(320, 240), colour=(200, 30, 30), mode="RGB", fmt=None):
+    img = Image.new(mode, size, (255, 255, 255, 0) if mode == "RGBA" else (255, 255, 255))
+    ImageDraw.Draw(img).ellipse([size[0] // 4, size[1] // 4, 3 * size[0] // 4, 3 * size[1] // 4], fill=colour)
+    img.save(path, format=fmt)
+    return path
+
+
+def test_images_are_hashed_resized_for_the_model_and_thumbnailed(tmp_path):
+    (tmp_path / "pics").mkdir()
+    drawn(tmp_path / "pics" / "big.jpg", size=(1200, 800))
+    drawn(tmp_path / "pics" / "clear.png", size=(100, 80), mode="RGBA", colour=(0, 0, 255, 255))
+    raw = io.BytesIO()
+    Image.new("RGB", (40, 30), (0, 200, 0)).save(raw, format="PNG")
+    loaded = load_images(["pics/big.jpg", str(tmp_path / "pics" / "clear.png"), raw.getvalue(), None, ""],
+                         ["a", "b", "c", "d", "e"], root=tmp_path)
+    assert loaded.bad == [] and loaded.hashes[3] is None and loaded.images[4] is None
+    big = decode_image(loaded.images[0])
+    assert min(big.size) == 256 and big.size == (384, 256)  # shortest side at most model_px, the shape kept
+    assert Image.open(io.BytesIO(loaded.thumbnails[0])).size == (64, 43)
+    assert all(len(t) < 4000 for t in loaded.thumbnails[:3])
+    clear = decode_image(loaded.images[1])
+    assert clear.size == (100, 80) and clear.getpixel((2, 2))[0] > 240  # transparent: on white, not black
+    assert decode_image(loaded.images[2]).getpixel((5, 5))[1] > 150
+    again = load_images(["pics/big.jpg"], ["a"], root=tmp_path)
+    assert again.hashes == loaded.hashes[:1]  # the hash is the file's: the same file, the same hash
+    drawn(tmp_path / "pics" / "big.jpg", size=(1200, 800), colour=(10, 10, 10))
+    assert load_images(["pics/big.jpg"], ["a"], root=tmp_path).hashes != loaded.hashes[:1]
+
+
+def test_each_bad_image_is_named_with_its_reason(tmp_path):
+    (tmp_path / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg at all")
+    (tmp_path / "notes.png").write_text("plain text", encoding="utf-8")
+    drawn(tmp_path / "ok.png", size=(50, 50))
+    drawn(tmp_path / "huge.png", size=(400, 400))
+    loaded = load_images(["broken.jpg", "missing.png", "notes.png", "ok.png", "huge.png"], ["r1", "r2", "r3", "r4", "r5"],
+                         root=tmp_path, settings=ImageSettings(max_pixels=100_000))
+    reasons = dict(loaded.bad)
+    assert sorted(reasons) == ["r1", "r2", "r3", "r5"] and loaded.hashes[3] is not None
+    assert "broken.jpg is not an image Pillow can read" in reasons["r1"]
+    assert reasons["r2"] == f"no file at {tmp_path / 'missing.png'}"
+    assert "notes.png is not an image Pillow can read" in reasons["r3"]
+    assert "is 400 x 400, over max_pixels (100,000)" in reasons["r5"]
+
+
+def test_relative_paths_are_read_from_the_sources_folder():
+    assert str(image_root_of("/data/landing/*.csv")) == "/data/landing"
+    assert str(image_root_of("/data/landing/images.csv")) == "/data/landing"
+    assert str(image_root_of("/data/*/part-*.parquet")) == "/data"
+    with pytest.raises(ValueError, match="thumbnail_px must be at least 8"):
+        ImageSettings(thumbnail_px=4)
