@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import polars as pl
 
-from ..core.records.documents import PreparedDocuments, RecordSchema, prepare_documents
+from ..core.records.documents import PreparedDocuments, RecordSchema, attach_images, prepare_documents
 from ..core.embedding import Encoder, split_cached, stack_vectors, vector_health
 from ..core.errors import EmbedMapInputError
 from ..core.paths import Log, MapLayout, atomic_path, read_or_set_aside
@@ -46,8 +46,9 @@ class DocumentsResult:
 
 def write_documents(layout: MapLayout, partition: str, records: pl.DataFrame, schema: RecordSchema,
                     log: Log) -> DocumentsResult:
-    """Validate one partition's records (:func:`prepare_documents`) and write ``documents/<partition>.parquet``."""
-    prepared = prepare_documents(records, schema, partition)
+    """Validate one partition's records (:func:`prepare_documents`), read their images, if any
+    (:func:`attach_images`), and write ``documents/<partition>.parquet``."""
+    prepared = attach_images(prepare_documents(records, schema, partition), schema, partition)
     path = layout.documents(partition)
     with atomic_path(path) as tmp:
         prepared.frame.write_parquet(tmp)
@@ -60,6 +61,13 @@ def write_documents(layout: MapLayout, partition: str, records: pl.DataFrame, sc
         log.warning(
             f"partition {partition!r}: skipped {prepared.skipped_empty_text} record(s) with empty text "
             f"in column {schema.text_column!r} (ids: {prepared.skipped_ids[:5]})"
+        )
+    if prepared.skipped_bad_images:
+        bad = prepared.skipped_bad_images
+        log.warning(
+            f"partition {partition!r}: skipped {len(bad)} record(s) whose image in column {schema.image_column!r} "
+            f"cannot be read: " + "; ".join(f"id {rid!r}: {why}" for rid, why in bad[:5])
+            + (f" (and {len(bad) - 5} more)" if len(bad) > 5 else "")
         )
     if prepared.renamed_columns:
         pairs = ", ".join(f"{old!r} -> {new!r}" for old, new in prepared.renamed_columns.items())
@@ -152,11 +160,10 @@ def embed_partition(layout: MapLayout, partition: str, get_encoder: Callable[[],
             expected_dim = encoder.dimension  # loads the model outside the timed part: docs/s is encoding alone
             started = time.perf_counter()
             load_s = started - loading
-            texts = todo.get_column("text").to_list()
-            fresh = encoder.encode(texts, progress=Progress(log, f"partition {partition!r}"))
+            fresh, texts, text_rows = _encode(encoder, todo, Progress(log, f"partition {partition!r}"))
             encoded = time.perf_counter()
             info = {k: v for k, v in encoder.identity().items() if k != "dimension"}
-            cut = set(todo["id"].gather(encoder.over_window(texts)).to_list())
+            cut = set(todo["id"].gather([text_rows[i] for i in encoder.over_window(texts)]).to_list())
             started += time.perf_counter() - encoded  # the window check is not encoding time
         else:  # every text unchanged under the same model: the model is not even loaded
             started = time.perf_counter()
@@ -199,6 +206,23 @@ def embed_partition(layout: MapLayout, partition: str, get_encoder: Callable[[],
     log.info(f"partition {partition!r}: {embedded} records embedded at {result.docs_per_s:.1f} docs/s, "
              f"{reused} unchanged reused")
     return result
+
+
+def _encode(encoder: Encoder, todo: pl.DataFrame, progress: Progress) -> tuple[np.ndarray, list[str], list[int]]:
+    """The vectors of the records ``todo``: an image record's from its image, the others' from their text;
+    with the texts embedded and their rows (what :meth:`Encoder.over_window` checks)."""
+    images = todo.get_column("image") if "image" in todo.columns else None
+    if images is None or images.null_count() == todo.height:
+        texts = todo.get_column("text").to_list()
+        return encoder.encode(texts, progress=progress), texts, list(range(todo.height))
+    has = images.is_not_null().to_numpy()
+    text_rows = np.flatnonzero(~has).tolist()
+    texts = todo.get_column("text").gather(text_rows).to_list()
+    out = np.empty((todo.height, encoder.dimension), dtype=np.float32)
+    out[has] = encoder.encode_images(images.filter(pl.Series(has)).to_list(), progress=progress)
+    if text_rows:
+        out[~has] = encoder.encode(texts, progress=progress)
+    return out, texts, text_rows
 
 
 def _in_order(ids: pl.Series, cached: pl.DataFrame, todo_ids: pl.Series, fresh: np.ndarray, dim: int) -> np.ndarray:

@@ -219,6 +219,54 @@ class Encoder:
                     progress(min(lo + chunk, total), total, time.perf_counter() - start)
         return out
 
+    @property
+    def embeds_images(self) -> bool:
+        """Whether the model has an image tower (a CLIP-family sentence-transformers model)."""
+        return self.settings.backend == "torch" and "image" in (getattr(self.model, "modalities", None) or ())
+
+    def encode_images(self, images: Sequence[bytes], progress: ProgressFn | None = None) -> np.ndarray:
+        """Embed images (JPEG / PNG bytes, e.g. the copies :func:`~dagster_embedmap.core.records.images.load_images`
+        keeps) with the model's image tower into a float32 ``(n, dimension)`` array, in input order, in the
+        same space as :meth:`encode` puts texts. Decoding runs on a thread pool, a chunk ahead of the model."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        from ..records.images import decode_image
+
+        total = len(images)
+        if total == 0:
+            return np.empty((0, self.dimension), dtype=np.float32)
+        if not self.embeds_images:
+            from ..errors import EmbedMapInputError
+
+            raise EmbedMapInputError(
+                f"model {self.settings.model!r} embeds no images" + (
+                    f" through backend {self.settings.backend!r} (images need the torch backend)"
+                    if self.settings.backend != "torch" else ""),
+                fix="give the embedder a CLIP-family sentence-transformers model (clip-ViT-B-32, or a folder "
+                    "saved by SentenceTransformer.save)",
+                cli_fix="pass --model with a CLIP-family sentence-transformers model (clip-ViT-B-32, or a folder "
+                        "saved by SentenceTransformer.save)")
+        import torch
+
+        model = self.model
+        kwargs = dict(batch_size=self.settings.batch_size, normalize_embeddings=self.settings.normalize,
+                      convert_to_numpy=True, show_progress_bar=False)
+        renormalize = self.settings.normalize and self.precision in ("fp16", "bf16")
+        out = np.empty((total, self.dimension), dtype=np.float32)
+        chunk = self.settings.batch_size * 4
+        start = time.perf_counter()
+        with ThreadPoolExecutor() as pool, torch.inference_mode():
+            ahead = pool.map(decode_image, images[:chunk])
+            for lo in range(0, total, chunk):
+                decoded = list(ahead)
+                if lo + chunk < total:
+                    ahead = pool.map(decode_image, images[lo + chunk: lo + 2 * chunk])
+                vecs = np.asarray(model.encode(decoded, **kwargs), dtype=np.float32)
+                out[lo: lo + len(decoded)] = _unit_rows(vecs) if renormalize else vecs
+                if progress is not None:
+                    progress(min(lo + chunk, total), total, time.perf_counter() - start)
+        return out
+
     def over_window(self, texts: Sequence[str]) -> list[int]:
         """Positions of the texts longer than the model's window (``max_seq_length`` tokens, special
         tokens included): the model sees only their beginning. Only texts with more characters than

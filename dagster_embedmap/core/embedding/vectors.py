@@ -26,24 +26,25 @@ def split_cached(
     embeddings (``id``, ``content_hash``, ``model``, ``vector``) or None. A record keeps its vector when
     its id, its text's hash and the model fingerprint are all unchanged; ``earlier`` is an earlier
     fingerprint of the same model and a test of which texts it embedded alike (their vectors are kept
-    too). Returns ``(cached: id, vector, truncated; todo: id, text)``; ``truncated`` (the text was
+    too). Returns ``(cached: id, vector, truncated; todo: id, text, and image for image records)``; ``truncated`` (the text was
     longer than the model's window) is null for vectors written before it was recorded.
     """
+    keep = ["id", "text"] + (["image"] if "image" in documents.columns else [])  # what the model is given
     if previous is None or "model" not in previous.columns or previous.is_empty():
         empty = pl.DataFrame(schema={"id": pl.String, "vector": pl.List(pl.Float32), "truncated": pl.Boolean})
-        return empty, documents.select("id", "text")
+        return empty, documents.select(keep)
     truncated = pl.col("truncated") if "truncated" in previous.columns else pl.lit(None, dtype=pl.Boolean)
     fingerprints = [fingerprint] + ([earlier[0]] if earlier is not None else [])
     usable = previous.filter(pl.col("model").is_in(fingerprints)).select(
         "id", "content_hash", "model", pl.col("vector").cast(pl.List(pl.Float32)), truncated.alias("truncated")
     )
-    matched = documents.select("id", "text", "content_hash").join(usable, on=["id", "content_hash"], how="left")
+    matched = documents.select(*keep, "content_hash").join(usable, on=["id", "content_hash"], how="left")
     if earlier is not None:  # an earlier fingerprint's vector is kept only for the texts it embedded alike
         alike = earlier[1]
         redo = (pl.col("model") == earlier[0]) & ~pl.col("text").map_elements(alike, return_dtype=pl.Boolean)
         matched = matched.with_columns(pl.when(redo).then(None).otherwise(pl.col("vector")).alias("vector"))
     cached = matched.filter(pl.col("vector").is_not_null()).select("id", "vector", "truncated")
-    todo = matched.filter(pl.col("vector").is_null()).select("id", "text")
+    todo = matched.filter(pl.col("vector").is_null()).select(keep)
     return cached, todo
 
 

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Sequence
 
 import polars as pl
 
 from ..errors import EmbedMapInputError
 
-__all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "content_hash", "RESERVED_COLUMNS",
-           "CONTROL_CHARACTERS"]
+__all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "attach_images", "content_hash",
+           "RESERVED_COLUMNS", "CONTROL_CHARACTERS"]
 
 # Names the pipeline uses itself; a metadata column with one of them is kept as ``meta_<name>``.
 # So are the topic levels' fields, ``topic_<level>_id`` and ``topic_<level>_label``.
 RESERVED_COLUMNS = ("id", "text", "content_hash", "vector", "record_id", "partition", "x", "y", "topic_id",
-                    "topic_label", "layout_version", "vector_hash", "xy_hash", "topic_hash")
+                    "topic_label", "layout_version", "vector_hash", "xy_hash", "topic_hash", "image_hash", "image",
+                    "thumbnail")
 _RESERVED_PATTERN = re.compile(r"^topic_\d+_(id|label)$")
 
 
@@ -49,7 +50,15 @@ class RecordSchema:
     metadata_columns: Sequence[str] | None = None
     """Columns copied to the payload; ``None`` keeps every column but id, text and vector."""
     empty_text: Literal["skip", "fail"] = "skip"
-    """What to do with a null, empty or whitespace-only text: drop it (counted) or fail."""
+    """What to do with a null, empty or whitespace-only text: drop it (counted) or fail. A record with
+    an image needs no text (its text, when there is one, is its caption)."""
+    image_column: str | None = None
+    """A column of images: file paths (relative to the source's folder, or absolute) or the images' bytes.
+    Those records are embedded from their image, by a CLIP-family model's image tower."""
+    bad_image: Literal["skip", "fail"] = "skip"
+    """What to do with a missing or unreadable image: drop the record (counted, named) or fail."""
+    image_root: str | None = None
+    """The folder relative image paths are read from (a file source's own folder by default)."""
 
 
 @dataclass
@@ -61,6 +70,8 @@ class PreparedDocuments:
     control_characters: int = 0
     """Texts in which control characters were replaced by spaces."""
     control_ids: list[str] = field(default_factory=list)
+    skipped_bad_images: list[tuple[str, str]] = field(default_factory=list)
+    """``(record id, why)`` of the records dropped for a missing or unreadable image."""
     renamed_columns: dict[str, str] = field(default_factory=dict)
     """Metadata columns whose names the map uses itself, and the names they are kept under
     (``{"x": "meta_x"}``)."""
@@ -83,7 +94,8 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
     where = f"partition {partition_key!r}"
     if not isinstance(df, pl.DataFrame):
         raise EmbedMapInputError(f"{where}: the source must produce a polars DataFrame, got {type(df).__name__}")
-    wanted = [schema.id_column, schema.text_column] + ([schema.vector_column] if schema.vector_column else [])
+    wanted = [schema.id_column, schema.text_column] + ([schema.vector_column] if schema.vector_column else []) \
+        + ([schema.image_column] if schema.image_column else [])
     if schema.metadata_columns is not None:
         wanted += list(schema.metadata_columns)
     missing = [c for c in wanted if c not in df.columns]
@@ -103,7 +115,9 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         )
 
     if schema.metadata_columns is None:
-        meta_cols = [c for c in df.columns if c not in (schema.id_column, schema.text_column, schema.vector_column)]
+        own = (schema.id_column, schema.text_column, schema.vector_column)
+        meta_cols = [c for c in df.columns if c not in own
+                     and (c != schema.image_column or df.schema[c] == pl.String)]  # paths travel, bytes do not
     else:
         meta_cols = list(schema.metadata_columns)
     meta_series, renamed, reserved_renames = _metadata_series(df, meta_cols, where)
@@ -111,12 +125,24 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
 
     if schema.vector_column:
         frame = frame.with_columns(_validated_vectors(df, schema, ids, where).alias("vector"))
+    has_image = pl.Series([False] * df.height)
+    if schema.image_column:
+        source = df.get_column(schema.image_column)
+        if source.dtype == pl.Null:
+            source = source.cast(pl.String)
+        if source.dtype not in (pl.String, pl.Binary):
+            raise EmbedMapInputError(f"{where}: image column {schema.image_column!r} must hold file paths (strings) "
+                                     f"or the images' bytes, found {source.dtype}")
+        has_image = source.is_not_null() & (source.str.strip_chars().str.len_chars() > 0
+                                            if source.dtype == pl.String else source.bin.size() > 0)
+        frame = frame.with_columns(source.alias(IMAGE_SOURCE), pl.col("text").fill_null(""))
 
     controlled = frame.get_column("text").str.contains(CONTROL_CHARACTERS).fill_null(False)
     control_ids = frame.filter(controlled).get_column("id").to_list()
     if control_ids:
         frame = frame.with_columns(pl.col("text").str.replace_all(CONTROL_CHARACTERS, " "))
     blank = frame.get_column("text").is_null() | (frame.get_column("text").str.strip_chars().str.len_chars() == 0)
+    blank = blank & ~has_image.fill_null(False)  # an image needs no caption
     blank_ids = frame.filter(blank).get_column("id").to_list()
     if blank_ids and schema.empty_text == "fail":
         raise EmbedMapInputError(
@@ -131,7 +157,8 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         matrix = vectors.list.to_array(vectors.list.len().max()).to_numpy()
         hashes = [content_hash(f"{h}\x1f{v}") for h, v in zip(hashes, vector_hashes(matrix))]
     frame = frame.with_columns(pl.Series("content_hash", hashes, dtype=pl.String))
-    order = ["id", "text", "content_hash"] + (["vector"] if schema.vector_column else []) + renamed
+    order = ["id", "text", "content_hash"] + (["vector"] if schema.vector_column else []) \
+        + ([IMAGE_SOURCE] if schema.image_column else []) + renamed
     return PreparedDocuments(
         frame=frame.select(order),
         metadata_columns=renamed,
@@ -141,6 +168,50 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
         control_ids=[str(i) for i in control_ids],
         renamed_columns=reserved_renames,
     )
+
+
+IMAGE_SOURCE = "_image_source"
+"""The prepared frame's column of each record's image as the source gave it (:func:`attach_images`
+replaces it with what the later steps keep)."""
+
+
+def attach_images(prepared: PreparedDocuments, schema: RecordSchema, partition_key: str,
+                  settings=None) -> PreparedDocuments:
+    """Read the images of ``prepared`` (:func:`~.images.load_images`, relative paths from the schema's
+    ``image_root``, else the working directory) and
+    give each image record ``image_hash``, ``image`` (the model's copy) and ``thumbnail``; its content
+    hash then covers the image's bytes too. A missing or unreadable image fails the partition naming
+    every such record and why (``bad_image="fail"``), or drops the records, kept in
+    ``skipped_bad_images``."""
+    from .images import ImageSettings, load_images
+
+    frame = prepared.frame
+    if IMAGE_SOURCE not in frame.columns:
+        return prepared
+    loaded = load_images(frame[IMAGE_SOURCE].to_list(), frame["id"].to_list(), schema.image_root,
+                         settings or ImageSettings())
+    if loaded.bad and schema.bad_image == "fail":
+        shown = "; ".join(f"id {rid!r}: {why}" for rid, why in loaded.bad[:5])
+        more = f" (and {len(loaded.bad) - 5} more)" if len(loaded.bad) > 5 else ""
+        raise EmbedMapInputError(
+            f"partition {partition_key!r}: {len(loaded.bad)} image(s) of column {schema.image_column!r} cannot be "
+            f"read: {shown}{more}",
+            fix="fix or remove those records' images (relative paths are read from the source's folder), or set "
+                "bad_image='skip' to leave those records out",
+            cli_fix="fix or remove those records' images (relative paths are read from the source's folder), or "
+                    "pass --bad-image skip to leave those records out")
+    hashes = [h if ih is None else content_hash(f"{h}\x1fimage:{ih}")
+              for h, ih in zip(frame["content_hash"].to_list(), loaded.hashes)]
+    frame = frame.with_columns(pl.Series("content_hash", hashes, dtype=pl.String),
+                               pl.Series("image_hash", loaded.hashes, dtype=pl.String),
+                               pl.Series("image", loaded.images, dtype=pl.Binary),
+                               pl.Series("thumbnail", loaded.thumbnails, dtype=pl.Binary))
+    bad_ids = {rid for rid, _ in loaded.bad}
+    if bad_ids:
+        frame = frame.filter(~pl.col("id").is_in(list(bad_ids)))
+    head = [c for c in ("id", "text", "content_hash", "vector") if c in frame.columns]
+    frame = frame.select(*head, "image_hash", "image", "thumbnail", *prepared.metadata_columns)
+    return replace(prepared, frame=frame, skipped_bad_images=list(loaded.bad))
 
 
 def _checked_ids(df: pl.DataFrame, column: str, where: str) -> pl.Series:
@@ -221,6 +292,8 @@ def _empty(schema: RecordSchema) -> PreparedDocuments:
     columns: dict[str, pl.DataType] = {"id": pl.String, "text": pl.String, "content_hash": pl.String}
     if schema.vector_column:
         columns["vector"] = pl.List(pl.Float32)
+    if schema.image_column:
+        columns.update(image_hash=pl.String, image=pl.Binary, thumbnail=pl.Binary)
     return PreparedDocuments(frame=pl.DataFrame(schema=columns), metadata_columns=[])
 
 

@@ -1,0 +1,101 @@
+"""Image records through the documents and embeddings steps, with a tiny CLIP model the test builds
+(its text and image towers, one space) and images drawn with Pillow: each image is read once, embedded
+from its image, re-embedded only when its file changes; bad images are named per record."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import polars as pl
+import pytest
+from support.tiny_clip import DIMENSION, build_tiny_clip, draw_shape
+
+from dagster_embedmap.core.embedding import Encoder, EncoderSettings
+from dagster_embedmap.core.errors import EmbedMapInputError
+from dagster_embedmap.core.paths import MapLayout
+from dagster_embedmap.core.records.documents import RecordSchema
+from dagster_embedmap.steps import NullLog, embed_partition, write_documents
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+class Said(NullLog):
+    def __init__(self):
+        self.warnings = []
+
+    def warning(self, msg):
+        self.warnings.append(msg)
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory) -> Encoder:
+    return Encoder(EncoderSettings(model=str(build_tiny_clip(tmp_path_factory.mktemp("model")))))
+
+
+def _records(root):
+    (root / "pics").mkdir(exist_ok=True)
+    rows = []
+    for i, (colour, shape) in enumerate([("red", "circle"), ("blue", "square"), ("green", "circle")]):
+        draw_shape(root / "pics" / f"{i}.png", colour, shape)
+        rows.append({"id": f"img{i}", "path": f"pics/{i}.png", "caption": f"a {colour} {shape}" if i else None})
+    rows.append({"id": "txt0", "path": None, "caption": "an article about bicycles"})
+    return pl.DataFrame(rows)
+
+
+def test_image_records_are_embedded_from_their_images_and_only_again_when_the_file_changes(tmp_path, clip):
+    layout = MapLayout(str(tmp_path / "home"), "pics")
+    schema = RecordSchema(id_column="id", text_column="caption", image_column="path", image_root=str(tmp_path))
+    docs = write_documents(layout, "p", _records(tmp_path), schema, NullLog()).frame
+    assert docs["id"].to_list() == ["img0", "img1", "img2", "txt0"]  # an image needs no caption
+    assert docs["image"].null_count() == 1 and docs["thumbnail"].null_count() == 1 and docs["text"][0] == ""
+    assert docs["path"].to_list()[:2] == ["pics/0.png", "pics/1.png"]  # the path travels as metadata
+    first = embed_partition(layout, "p", lambda: clip, NullLog())
+    assert (first.embedded, first.reused, first.dimension) == (4, 0, DIMENSION)
+    vectors = np.stack(first.frame["vector"].to_list())
+    from_image = clip.encode_images([docs["image"][1]])[0]
+    assert np.allclose(vectors[1], from_image, atol=1e-5)  # the image tower, not the caption's text
+    assert not np.allclose(vectors[1], clip.encode(["a blue square"])[0], atol=1e-3)
+    assert np.allclose(vectors[3], clip.encode(["an article about bicycles"])[0], atol=1e-5)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+    again = embed_partition(layout, "p", lambda: clip, NullLog())
+    assert (again.embedded, again.reused) == (0, 4)
+    # one image file changes, under the same path and caption: only that record is embedded again
+    records = _records(tmp_path)
+    draw_shape(tmp_path / "pics" / "2.png", "red", "square")
+    write_documents(layout, "p", records, schema, NullLog())
+    changed = embed_partition(layout, "p", lambda: clip, NullLog())
+    assert (changed.embedded, changed.reused) == (1, 3)
+
+
+def test_a_broken_image_and_a_missing_path_are_named_and_fail_or_skip_by_policy(tmp_path, clip):
+    layout = MapLayout(str(tmp_path / "home"), "pics")
+    records = _records(tmp_path)
+    (tmp_path / "pics" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    records = pl.concat([records, pl.DataFrame({"id": ["bad", "gone"], "path": ["pics/bad.png", "pics/nope.png"],
+                                                "caption": ["broken", "missing"]})])
+    strict = RecordSchema(text_column="caption", image_column="path", image_root=str(tmp_path), bad_image="fail")
+    write_documents(layout, "p", records.head(4), strict, NullLog())
+    before = layout.documents("p").read_bytes()
+    with pytest.raises(EmbedMapInputError) as err:
+        write_documents(layout, "p", records, strict, NullLog())
+    text = str(err.value)
+    assert "partition 'p': 2 image(s) of column 'path' cannot be read" in text
+    assert "id 'bad': " in text and "bad.png is not an image Pillow can read" in text
+    assert f"id 'gone': no file at {tmp_path / 'pics' / 'nope.png'}" in text and "bad_image='skip'" in text
+    assert layout.documents("p").read_bytes() == before  # nothing half-written
+    said = Said()
+    lenient = RecordSchema(text_column="caption", image_column="path", image_root=str(tmp_path))
+    kept = write_documents(layout, "p", records, lenient, said).frame
+    assert kept.height == 4 and not {"bad", "gone"} & set(kept["id"])
+    assert any("skipped 2 record(s) whose image in column 'path' cannot be read" in w and "id 'gone'" in w
+               for w in said.warnings)
+
+
+def test_a_text_model_refuses_images_with_a_clear_message(tmp_path):
+    layout = MapLayout(str(tmp_path / "home"), "pics")
+    schema = RecordSchema(text_column="caption", image_column="path", image_root=str(tmp_path))
+    write_documents(layout, "p", _records(tmp_path), schema, NullLog())
+    with pytest.raises(EmbedMapInputError, match="embeds no images.*CLIP-family"):
+        embed_partition(layout, "p", lambda: Encoder(), NullLog())
