@@ -28,6 +28,7 @@ _WHERE = {
     "ProjectionSettings": ".core.layout.project", "ClusterSettings": ".core.topics.cluster",
     "LabelSettings": ".core.topics.labels", "ClassifierSpec": ".core.classify",
     "ClassifierSettings": ".core.classify",
+    "ImageSettings": ".core.records.images",
 }
 """Where each public name lives (loaded on first use, see :func:`__getattr__`)."""
 
@@ -60,6 +61,7 @@ __all__ = [
     "LabelSettings",
     "ClassifierSpec",
     "ClassifierSettings",
+    "ImageSettings",
     "default_home",
 ]
 

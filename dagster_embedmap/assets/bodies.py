@@ -93,6 +93,14 @@ def documents(ctx: MapContext, context: dg.AssetExecutionContext, partition: str
     })
     if prepared.renamed_columns:
         meta["renamed_columns"] = dg.MetadataValue.json(prepared.renamed_columns)
+    if "image" in prepared.frame.columns:
+        thumbs = prepared.frame["thumbnail"]
+        meta.update({"images": prepared.frame.height - prepared.frame["image"].null_count(),
+                     "skipped_bad_images": len(prepared.skipped_bad_images),
+                     "thumbnail_bytes": int(thumbs.bin.size().sum() or 0)})
+        if prepared.skipped_bad_images:
+            meta["bad_images"] = dg.MetadataValue.md(md_table(["id", "why"], prepared.skipped_bad_images[:50],
+                                                              max_chars=160))
     return dg.MaterializeResult(metadata=meta)
 
 
@@ -212,7 +220,8 @@ def duplicates(ctx: MapContext, context: dg.AssetExecutionContext) -> dg.Materia
 
 
 # metadata that adds up over the partitions of a run
-_SUMMED = ("dagster/row_count", "skipped_empty_text", "control_characters_replaced", "embedded", "reused",
+_SUMMED = ("dagster/row_count", "skipped_empty_text", "control_characters_replaced", "images", "skipped_bad_images",
+           "thumbnail_bytes", "embedded", "reused",
            "truncated_texts", "seconds", "model_load_seconds", "points_upserted", "stale_points_deleted", "placed",
            "kept")
 

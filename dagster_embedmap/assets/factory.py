@@ -9,6 +9,7 @@ a translator (:mod:`.translator`); the defaults are in :mod:`.specs`, the asset 
 
 
 import os
+from dataclasses import replace
 from typing import Literal, Mapping, Sequence, Union
 
 import dagster as dg
@@ -16,6 +17,7 @@ import dagster as dg
 from ..core.classify import ClassifierSpec
 from ..core.topics.cluster import ClusterSettings
 from ..core.records.documents import RecordSchema
+from ..core.records.images import ImageSettings, image_root_of
 from ..core.topics.labels import LabelSettings
 from ..core.paths import MapLayout, default_home
 from ..core.settings import AutomationSettings
@@ -68,6 +70,8 @@ def build_embedmap_defs(
     vector_column: str | None = None,
     metadata_columns: Sequence[str] | None = None,
     empty_text: Literal["skip", "fail"] = "skip",
+    image_column: str | None = None,
+    images: ImageSettings = ImageSettings(),
     partitions_def: dg.PartitionsDefinition | None = None,
     home: str | os.PathLike | None = None,
     collection_name: str | None = None,
@@ -101,33 +105,30 @@ def build_embedmap_defs(
         vector_column: a column of precomputed vectors; when given, the model is never loaded.
         metadata_columns: columns copied to the payload and the map's hover; ``None`` keeps all others.
         empty_text: ``"skip"`` null / blank texts (counted in metadata) or ``"fail"`` on them.
+        image_column: a column of images (paths or bytes) embedded by the embedder's model, then CLIP-family
+            (texts and images in one space); their text, if any, is a caption. ``images``: an
+            :class:`ImageSettings` (bad images skipped or failing, the folder of relative paths, sizes).
         partitions_def: the per-partition assets' partitions; by default the source asset's, the
             file source's (one per file, or per value of its partition column), else one ``all``.
-        home: folder for the map's files (documents, embeddings, map.html, ...); default
-            ``$EMBEDMAP_HOME`` or ``./.embedmap``.
+        home: folder for the map's files (documents, map.html, ...); default ``$EMBEDMAP_HOME`` or ``./.embedmap``.
         embedder_key / qdrant_key: resource keys of :class:`EmbedderResource` / :class:`QdrantResource`.
         pool: Dagster concurrency pool of the embeddings step (limit it to the GPUs you have).
         refit_cron: cron of the schedule that refits the layout (created stopped); ``None``: no schedule.
-        refit_drift_share: a sensor (created stopped) refits the layout once more than this share of
-            the records arrived after the last fit; ``None``: no sensor.
-        max_runs_per_tick: with a file glob source and dynamic partitions, the landing sensor (one
-            partition per file) requests at most this many partition runs per tick.
-        sensor_interval_s: seconds between two evaluations of the landing sensor.
-        partitions_per_run: a backfill of the per-partition assets runs this many partitions per run:
-            one process and one model load serve them all (each partition is still validated,
-            written and checked on its own).
+        refit_drift_share: a sensor (created stopped) refits the layout once more than this share of the
+            records came after the last fit; ``None``: no sensor. ``sensor_interval_s``: the landing sensor's interval.
+        max_runs_per_tick: the landing sensor (a glob source, dynamic partitions) requests at most this many runs a tick.
+        partitions_per_run: a backfill of the per-partition assets runs this many partitions per run (one
+            process and one model load; each partition still validated, written and checked on its own).
         automations_running: create the refit schedule and the sensors running instead of stopped.
-        embeddings_tags: op tags of the embeddings step, e.g. what a Kubernetes run or step launcher
-            reads to give it a GPU (``{"dagster-k8s/config": {"container_config": {"resources":
-            {"limits": {"nvidia.com/gpu": 1}}}}}``; see :func:`dagster_embedmap.k8s_gpu_tags`).
+        embeddings_tags: op tags of the embeddings step, e.g. what a Kubernetes run or step launcher reads to
+            give it a GPU (:func:`dagster_embedmap.k8s_gpu_tags` makes them).
         duplicate_threshold: cosine similarity from which two records count as near-duplicates.
         classifiers: :class:`ClassifierSpec`\ s (a labels file, a label column or a labels asset, and/or
             descriptions); each adds ``<prefix>/classifier_<name>`` (trains when asked) and the per-partition
             ``<prefix>/classes_<name>`` (``class_<name>`` and ``class_<name>_score`` in the payload, the map's
             hover and colour-by, the export); the map depends on the classes.
-        translator: an :class:`EmbedMapTranslator` (subclass) that gives the assets other keys, groups,
-            descriptions, owners, tags, kinds or automation conditions; read the keys back with
-            ``MapKeys.of(defs, name)``.
+        translator: an :class:`EmbedMapTranslator` (subclass) giving the assets other keys, groups, descriptions,
+            owners, tags, kinds or automation conditions; read the keys back with ``MapKeys.of(defs, name)``.
 
     New partitions cost only themselves: their points are placed with the current layout model and join their
     neighbours' topics. Declarative automation refreshes placement, topics and the map when partitions land
@@ -144,7 +145,7 @@ def build_embedmap_defs(
         sample_size=projection.sample_size, duplicate_threshold=duplicate_threshold))
     schema = RecordSchema(id_column=id_column, text_column=text_column, vector_column=vector_column,
                           metadata_columns=tuple(metadata_columns) if metadata_columns is not None else None,
-                          empty_text=empty_text)
+                          empty_text=empty_text, image_column=image_column, images=_image_settings(images, source))
     ctx = MapContext(name=name, layout=MapLayout(home or default_home(), name), collection=collection_name or name,
                      schema=schema, keys=keys, pdef=pdef, projection=projection, clustering=clustering, labels=labels,
                      embedder_key=embedder_key, qdrant_key=qdrant_key, duplicate_threshold=duplicate_threshold)
@@ -160,6 +161,13 @@ def build_embedmap_defs(
                             refit_drift_share=refit_drift_share, max_runs_per_tick=max_runs_per_tick,
                             sensor_interval_s=sensor_interval_s),
     )
+
+
+def _image_settings(images: ImageSettings, source: Source) -> ImageSettings:
+    """``images`` with the folder relative image paths are read from: a file source's own by default."""
+    if images.root is not None or not isinstance(source, FileSource):
+        return images
+    return replace(images, root=str(image_root_of(source.path)))
 
 
 def _step_resources(vector_column: str | None, embedder_key: str, qdrant_key: str) -> dict[str, set[str]]:

@@ -15,6 +15,7 @@ from dagster_embedmap.core.embedding import Encoder, EncoderSettings
 from dagster_embedmap.core.errors import EmbedMapInputError
 from dagster_embedmap.core.paths import MapLayout
 from dagster_embedmap.core.records.documents import RecordSchema
+from dagster_embedmap.core.records.images import ImageSettings
 from dagster_embedmap.steps import NullLog, embed_partition, write_documents
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -45,7 +46,8 @@ def _records(root):
 
 def test_image_records_are_embedded_from_their_images_and_only_again_when_the_file_changes(tmp_path, clip):
     layout = MapLayout(str(tmp_path / "home"), "pics")
-    schema = RecordSchema(id_column="id", text_column="caption", image_column="path", image_root=str(tmp_path))
+    schema = RecordSchema(id_column="id", text_column="caption", image_column="path",
+                          images=ImageSettings(root=str(tmp_path)))
     docs = write_documents(layout, "p", _records(tmp_path), schema, NullLog()).frame
     assert docs["id"].to_list() == ["img0", "img1", "img2", "txt0"]  # an image needs no caption
     assert docs["image"].null_count() == 1 and docs["thumbnail"].null_count() == 1 and docs["text"][0] == ""
@@ -75,7 +77,7 @@ def test_a_broken_image_and_a_missing_path_are_named_and_fail_or_skip_by_policy(
     (tmp_path / "pics" / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
     records = pl.concat([records, pl.DataFrame({"id": ["bad", "gone"], "path": ["pics/bad.png", "pics/nope.png"],
                                                 "caption": ["broken", "missing"]})])
-    strict = RecordSchema(text_column="caption", image_column="path", image_root=str(tmp_path), bad_image="fail")
+    strict = RecordSchema(text_column="caption", image_column="path", images=ImageSettings(root=str(tmp_path), bad="fail"))
     write_documents(layout, "p", records.head(4), strict, NullLog())
     before = layout.documents("p").read_bytes()
     with pytest.raises(EmbedMapInputError) as err:
@@ -83,10 +85,10 @@ def test_a_broken_image_and_a_missing_path_are_named_and_fail_or_skip_by_policy(
     text = str(err.value)
     assert "partition 'p': 2 image(s) of column 'path' cannot be read" in text
     assert "id 'bad': " in text and "bad.png is not an image Pillow can read" in text
-    assert f"id 'gone': no file at {tmp_path / 'pics' / 'nope.png'}" in text and "bad_image='skip'" in text
+    assert f"id 'gone': no file at {tmp_path / 'pics' / 'nope.png'}" in text and "ImageSettings(bad='skip')" in text
     assert layout.documents("p").read_bytes() == before  # nothing half-written
     said = Said()
-    lenient = RecordSchema(text_column="caption", image_column="path", image_root=str(tmp_path))
+    lenient = RecordSchema(text_column="caption", image_column="path", images=ImageSettings(root=str(tmp_path)))
     kept = write_documents(layout, "p", records, lenient, said).frame
     assert kept.height == 4 and not {"bad", "gone"} & set(kept["id"])
     assert any("skipped 2 record(s) whose image in column 'path' cannot be read" in w and "id 'gone'" in w
@@ -95,7 +97,7 @@ def test_a_broken_image_and_a_missing_path_are_named_and_fail_or_skip_by_policy(
 
 def test_a_text_model_refuses_images_with_a_clear_message(tmp_path):
     layout = MapLayout(str(tmp_path / "home"), "pics")
-    schema = RecordSchema(text_column="caption", image_column="path", image_root=str(tmp_path))
+    schema = RecordSchema(text_column="caption", image_column="path", images=ImageSettings(root=str(tmp_path)))
     write_documents(layout, "p", _records(tmp_path), schema, NullLog())
     with pytest.raises(EmbedMapInputError, match="embeds no images.*CLIP-family"):
         embed_partition(layout, "p", lambda: Encoder(), NullLog())

@@ -14,6 +14,7 @@ from typing import Literal, Sequence
 import polars as pl
 
 from ..errors import EmbedMapInputError
+from .images import ImageSettings, load_images
 
 __all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "attach_images", "content_hash",
            "RESERVED_COLUMNS", "CONTROL_CHARACTERS"]
@@ -55,10 +56,8 @@ class RecordSchema:
     image_column: str | None = None
     """A column of images: file paths (relative to the source's folder, or absolute) or the images' bytes.
     Those records are embedded from their image, by a CLIP-family model's image tower."""
-    bad_image: Literal["skip", "fail"] = "skip"
-    """What to do with a missing or unreadable image: drop the record (counted, named) or fail."""
-    image_root: str | None = None
-    """The folder relative image paths are read from (a file source's own folder by default)."""
+    images: ImageSettings = field(default_factory=ImageSettings)
+    """How images are read: a bad one skipped or failing, the folder of relative paths, the sizes kept."""
 
 
 @dataclass
@@ -175,29 +174,24 @@ IMAGE_SOURCE = "_image_source"
 replaces it with what the later steps keep)."""
 
 
-def attach_images(prepared: PreparedDocuments, schema: RecordSchema, partition_key: str,
-                  settings=None) -> PreparedDocuments:
-    """Read the images of ``prepared`` (:func:`~.images.load_images`, relative paths from the schema's
-    ``image_root``, else the working directory) and
+def attach_images(prepared: PreparedDocuments, schema: RecordSchema, partition_key: str) -> PreparedDocuments:
+    """Read the images of ``prepared`` (:func:`~.images.load_images`, as ``schema.images`` says) and
     give each image record ``image_hash``, ``image`` (the model's copy) and ``thumbnail``; its content
     hash then covers the image's bytes too. A missing or unreadable image fails the partition naming
-    every such record and why (``bad_image="fail"``), or drops the records, kept in
+    every such record and why (``images.bad="fail"``), or drops the records, kept in
     ``skipped_bad_images``."""
-    from .images import ImageSettings, load_images
-
     frame = prepared.frame
     if IMAGE_SOURCE not in frame.columns:
         return prepared
-    loaded = load_images(frame[IMAGE_SOURCE].to_list(), frame["id"].to_list(), schema.image_root,
-                         settings or ImageSettings())
-    if loaded.bad and schema.bad_image == "fail":
+    loaded = load_images(frame[IMAGE_SOURCE].to_list(), frame["id"].to_list(), schema.images.root, schema.images)
+    if loaded.bad and schema.images.bad == "fail":
         shown = "; ".join(f"id {rid!r}: {why}" for rid, why in loaded.bad[:5])
         more = f" (and {len(loaded.bad) - 5} more)" if len(loaded.bad) > 5 else ""
         raise EmbedMapInputError(
             f"partition {partition_key!r}: {len(loaded.bad)} image(s) of column {schema.image_column!r} cannot be "
             f"read: {shown}{more}",
             fix="fix or remove those records' images (relative paths are read from the source's folder), or set "
-                "bad_image='skip' to leave those records out",
+                "ImageSettings(bad='skip') to leave those records out",
             cli_fix="fix or remove those records' images (relative paths are read from the source's folder), or "
                     "pass --bad-image skip to leave those records out")
     hashes = [h if ih is None else content_hash(f"{h}\x1fimage:{ih}")

@@ -18,7 +18,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Literal, Sequence
 
 __all__ = ["ImageSettings", "LoadedImages", "load_images", "decode_image", "image_root_of"]
 
@@ -27,6 +27,11 @@ __all__ = ["ImageSettings", "LoadedImages", "load_images", "decode_image", "imag
 class ImageSettings:
     """How image records are read and what is kept of them."""
 
+    bad: Literal["skip", "fail"] = "skip"
+    """A record whose image is missing or unreadable: left out (named in a warning), or fail the partition."""
+    root: str | None = None
+    """The folder relative image paths are read from (a file source's own folder by default, else the
+    working directory)."""
     model_px: int = 256
     """The kept copy the model embeds: its shortest side at most this many pixels."""
     thumbnail_px: int = 64
@@ -42,6 +47,8 @@ class ImageSettings:
         for name in ("model_px", "thumbnail_px", "max_pixels"):
             if getattr(self, name) < 8:
                 raise ValueError(f"ImageSettings: {name} must be at least 8, not {getattr(self, name)}")
+        if self.bad not in ("skip", "fail"):
+            raise ValueError(f"ImageSettings: bad must be 'skip' or 'fail', not {self.bad!r}")
         if not 1 <= self.thumbnail_quality <= 95:
             raise ValueError(f"ImageSettings: thumbnail_quality must be within [1, 95], not {self.thumbnail_quality}")
 
