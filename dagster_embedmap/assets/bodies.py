@@ -15,6 +15,7 @@ from ..core.topics.labels import LabelSettings
 from ..core.paths import MapLayout
 from ..core.layout.project import ProjectionSettings
 from ..core.render import png_markdown
+from ..core.render.html import THUMBNAIL_BUDGET
 from ..steps import embed_partition, fit_layout, place_partition, refresh_topics, write_documents, write_points
 from ..steps.common import Check
 from ..steps.duplicates import find_duplicates
@@ -198,6 +199,10 @@ def map_(ctx: MapContext, context: dg.AssetExecutionContext) -> dg.MaterializeRe
                  "labels_at_overview": len(drawn.preview_labels), "search_by_meaning": drawn.semantic})
     if drawn.topics is not None:
         meta["topic_tree"] = dg.MetadataValue.md(topic_tree_markdown(drawn.topics))
+    if drawn.thumbnails[1]:
+        kept, images, size = drawn.thumbnails
+        meta.update({"image_records": images, "thumbnails_on_page": kept, "thumbnail_bytes": size,
+                     "thumbnail_budget": THUMBNAIL_BUDGET})
     return dg.MaterializeResult(metadata=meta, check_results=[check_result(c) for c in drawn.checks])
 
 

@@ -280,7 +280,9 @@ def write_points(open_store: StoreOpener, layout: MapLayout, map_name: str, part
             f"partition {partition!r}: embeddings are missing or out of date for id(s) "
             f"{stale['id'].head(5).to_list()}; materialize {embeddings_step} for this partition first"
         )
-    meta_cols = [c for c in docs.columns if c not in ("id", "text", "content_hash")]
+    # an image record's copy for the model and its thumbnail stay in the documents file (the map reads the
+    # thumbnails from there); the payload keeps the image's hash
+    meta_cols = [c for c in docs.columns if c not in ("id", "text", "content_hash", "image", "thumbnail")]
     ids = [point_id(map_name, rid) for rid in joined["id"].to_list()]
     vectors = np.asarray(joined.get_column("vector").to_numpy(), np.float32) if joined.height \
         else np.empty((0, 1), np.float32)

@@ -13,6 +13,7 @@ from ..core.embedding.static import static_table
 from ..core.paths import Log, MapLayout, atomic_path, read_or_set_aside
 from ..core.store.payload import metadata_columns, points_frame
 from ..core.render import draw_preview, render_html_map, semantic_payload
+from ..core.render.html import cap_thumbnails
 from ..core.render.semantic import MAX_POINTS
 from ..core.store import VectorStore
 from .audit import audit_points
@@ -41,6 +42,9 @@ class MapRender:
     """The labels the PNG preview shows, ``(level, label)``: the HTML map's overview labels (same rules)."""
     semantic: bool = False
     """Whether the HTML map searches by meaning (it carries a static table and the points' vectors)."""
+    thumbnails: tuple[int, int, int] = (0, 0, 0)
+    """Image records with a thumbnail on the page, image records, and the thumbnails' bytes (the page
+    carries at most :data:`~..core.render.html.THUMBNAIL_BUDGET` bytes of them)."""
 
 
 def render_map(
@@ -84,6 +88,7 @@ def render_map(
     with atomic_path(layout.png) as tmp:
         tmp.write_bytes(png)
     semantic = _semantic(drawable, vectors, semantic_model, model_cache_dir, log) if vectors is not None else None
+    drawable, thumbnails = _with_thumbnails(drawable, layout, set(partition_keys) - pending - set(audit.unreadable))
     render_html_map(drawable, layout.html, title=title, extra_columns=metadata_columns(points.columns),
                     semantic=semantic)
     unmapped = points.filter(pl.col("x").is_null() | pl.col("topic_id").is_null() | (pl.col("topic_id") < 0)).height
@@ -100,7 +105,26 @@ def render_map(
     ]
     return MapRender(points=points.height, collection_points=total, documents=documents, pending=pending,
                      unmapped=unmapped, topics=topics, checks=checks, preview_labels=preview_labels,
-                     semantic=semantic is not None)
+                     semantic=semantic is not None, thumbnails=thumbnails)
+
+
+def _with_thumbnails(drawable: pl.DataFrame, layout: MapLayout, partitions: set[str]
+                     ) -> tuple[pl.DataFrame, tuple[int, int, int]]:
+    """The points with their records' thumbnails (read from the partitions' documents, where they have
+    images), capped for the page (:func:`cap_thumbnails`); kept, image records, bytes kept."""
+    frames = []
+    for partition in sorted(partitions):
+        path = layout.documents(partition)
+        if path.exists() and "thumbnail" in pl.read_parquet_schema(path):
+            frames.append(pl.read_parquet(path, columns=["id", "thumbnail"]).with_columns(
+                pl.lit(partition, dtype=pl.String).alias("_partition")))
+    if not frames:
+        return drawable, (0, 0, 0)
+    thumbs = pl.concat(frames).filter(pl.col("thumbnail").is_not_null())
+    joined = drawable.with_columns(pl.col("partition").cast(pl.String).alias("_partition")).join(
+        thumbs, on=["_partition", "id"], how="left", maintain_order="left").drop("_partition")
+    capped, kept, size = cap_thumbnails(joined)
+    return capped, (kept, thumbs.height, size)
 
 
 def _vectors_by_record(store: VectorStore) -> dict[tuple[str, str], np.ndarray]:

@@ -582,6 +582,49 @@ def test_a_search_ranks_only_within_the_classes_picked_in_the_legend(browser, tm
     assert_nothing_ran(browser)
 
 
+def test_a_mixed_text_and_image_map_shows_thumbnails_and_stays_inert_against_hostile_captions(browser, tmp_path):
+    import dagster as dg
+    from support.hostile import HOSTILE_STRINGS
+    from support.tiny_clip import COLOURS, build_tiny_clip, draw_shape
+
+    from dagster_embedmap import FileSource, MapKeys, build_embedmap_defs, embedmap_resources, materialize_map
+
+    landing = tmp_path / "landing"
+    (landing / "img").mkdir(parents=True)
+    rows = []
+    for i in range(30):
+        draw_shape(landing / "img" / f"{i}.png", list(COLOURS)[i % 3], ("circle", "square")[i % 2])
+        rows.append({"id": f"img{i}", "path": f"img/{i}.png", "caption": HOSTILE_STRINGS[i % len(HOSTILE_STRINGS)]})
+    rows += [{"id": f"txt{i}", "path": None, "caption": f"{h} an article {i}"} for i, h in enumerate(HOSTILE_STRINGS)]
+    pl.DataFrame(rows).write_csv(landing / "images.csv")
+    home = tmp_path / "home"
+    defs = dg.Definitions.merge(
+        build_embedmap_defs("pics", FileSource(str(landing / "images.csv")), text_column="caption", image_column="path",
+                            home=home),
+        dg.Definitions(resources=embedmap_resources(home, model=str(build_tiny_clip(tmp_path)))))
+    with dg.instance_for_test() as instance:
+        built = materialize_map(defs, MapKeys.for_map("pics"), instance=instance)
+    assert built.success
+    meta = built.metadata(MapKeys.for_map("pics").map)
+    assert meta["image_records"] == 30 and meta["thumbnails_on_page"] == 30 and meta["thumbnail_bytes"] > 3000
+    load(browser, (home / "pics" / "map.html").as_uri())
+    assert browser.evaluate("embedmap.thumbnails().records") == 30
+    tip = hover_record(browser, "img4")
+    src = browser.evaluate("document.querySelector('#tip > img.thumb').getAttribute('src')")
+    assert src.startswith("data:image/jpeg;base64,") and "img4" in tip
+    assert browser.evaluate("document.querySelectorAll('#tip img').length") == 1  # one picture, the page's own
+    hover_record(browser, "txt2")
+    assert browser.evaluate("document.querySelector('#tip > img.thumb')") is None  # a text record: no picture
+    # zoomed in on an image record, the points there are drawn as their thumbnails
+    for _ in range(6):
+        pos = browser.evaluate("embedmap.screenOf('img7')")
+        browser.wheel(pos["x"], pos["y"], -300)
+    browser.wait_for("embedmap.zoom() >= 2 && embedmap.thumbnails().drawn > 0")
+    non_white, colours = image_stats(browser.screenshot(ARTIFACTS / "map-images.png"))
+    assert non_white > 0.01 and colours > 20
+    assert_nothing_ran(browser)
+
+
 # --------------------------------------------------------------------------------------------
 # search by meaning in the page, on the real demo map (built by `embedmap demo`, the bundled model)
 

@@ -34,6 +34,7 @@
 
 from __future__ import annotations
 
+import base64
 import functools
 import html
 import json
@@ -67,6 +68,9 @@ _JS_SAFE_INT = 2**53
 _RAMP_BINS = 32
 #: the most points one frame of the page draws (``render_html_map(point_budget=)``)
 POINT_BUDGET = 250_000
+THUMBNAIL_BUDGET = 12_000_000
+"""Bytes of thumbnail JPEG a page carries at most (16 MB of page as base64): about 6,000 64 px photos;
+past it, an evenly spread share of the image records keeps its thumbnail (:func:`cap_thumbnails`)."""
 
 
 def _coord_decimals(values: np.ndarray) -> int:
@@ -338,7 +342,27 @@ def _payload(df: pl.DataFrame, n_levels: int, extra_columns: list[str], text_lim
         "search_meta": [i for i, c in enumerate(extra_columns) if _TITLEISH_RE.search(str(c))],
         "colorby": colorby,
     }
+    if "thumbnail" in df.columns and df["thumbnail"].null_count() < n:  # image records: JPEG thumbnails, base64
+        payload["thumbs"] = [base64.b64encode(b).decode("ascii") if b else "" for b in df["thumbnail"].to_list()]
     return payload, sum(1 for t in tables[-1] if t["id"] >= 0)
+
+
+def cap_thumbnails(points: pl.DataFrame, budget: int = THUMBNAIL_BUDGET) -> tuple[pl.DataFrame, int, int]:
+    """``points`` with thumbnails (their ``thumbnail`` column) for as many records as ``budget`` bytes of
+    JPEG allow, the others' set to null, chosen evenly over the map (by a hash of each record's id, so the
+    same records keep theirs from one drawing to the next); with how many are kept and their bytes."""
+    if "thumbnail" not in points.columns:
+        return points, 0, 0
+    sizes = points["thumbnail"].bin.size().fill_null(0)
+    total = int(sizes.sum())
+    if total <= budget:
+        return points, int((sizes > 0).sum()), total
+    order = points.select(pl.col("id").cast(pl.String).hash(seed=7).alias("h"), sizes.alias("s")).with_row_index()
+    order = order.filter(pl.col("s") > 0).sort("h")
+    keep = order.filter(pl.col("s").cum_sum() <= budget)["index"]
+    mask = pl.Series(np.isin(np.arange(points.height), keep.to_numpy()))
+    capped = points.with_columns(pl.when(mask).then(pl.col("thumbnail")).otherwise(None).alias("thumbnail"))
+    return capped, keep.len(), int(order.filter(pl.col("s").cum_sum() <= budget)["s"].sum())
 
 
 def _record_columns(df: pl.DataFrame, limit: int) -> tuple[pl.DataFrame, list[str], list[int], list[dict[str, Any]]]:

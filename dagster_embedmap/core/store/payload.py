@@ -25,7 +25,7 @@ POINT_FIELDS = ("record_id", "partition", "text", "x", "y", "topic_id", "topic_l
 # - topic_hash: the xy_hash its topics were assigned for.
 # A point's place and topics are current when vector_hash == xy_hash == topic_hash: whenever its vector
 # changes, it is placed and given a topic again.
-PIPELINE_FIELDS = ("content_hash", "layout_version", "vector_hash", "xy_hash", "topic_hash")
+PIPELINE_FIELDS = ("content_hash", "layout_version", "vector_hash", "xy_hash", "topic_hash", "image_hash")
 _LEVEL_FIELD = re.compile(r"^topic_(\d+)_(id|label)$")
 # A classifier's fields: class_<name> and class_<name>_score are shown (hover, colour-by, export) like
 # metadata; class_<name>_version (the classifier that tagged the point) is bookkeeping.

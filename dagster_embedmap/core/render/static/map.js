@@ -457,6 +457,7 @@ function draw() {
       for (q = 0; q < drawSeq.length; q++) drawGroup(drawSeq[q], r, null, keep);
     }
     drawRings(r);
+    drawThumbs();
     drawLabels();
     if (lasso && lasso.length > 1) {
       ctx.globalAlpha = 1; ctx.strokeStyle = "#d62728"; ctx.lineWidth = 1.5; ctx.setLineDash([5, 4]);
@@ -473,6 +474,42 @@ function draw() {
   var t1 = performance.now();
   stats.draws++; stats.lastDraw = t1 - t0;
   if (stats.firstDraw < 0) stats.firstDraw = t1;
+}
+
+// ---- image records: zoomed in far enough that few are in view, each is drawn as its thumbnail
+var THUMBS = D.thumbs || null, thumbImg = new Map(), MAX_THUMBS_IN_VIEW = 300;
+function thumbOf(p) {
+  var im = thumbImg.get(p);
+  if (!im) {
+    im = new Image(); im.onload = request;  // decoded off the frame; drawn once ready
+    im.src = "data:image/jpeg;base64," + THUMBS[p]; thumbImg.set(p, im);
+  }
+  return im.complete && im.naturalWidth ? im : null;
+}
+function drawThumbs() {
+  stats.thumbs = 0;
+  if (!THUMBS || zoom() < 2) return;
+  var x0 = -ox / k, x1 = (plotW() - ox) / k, y0 = (oy - H) / k, y1 = oy / k, inView = [];
+  for (var c0 = cx_(x0), c1 = cx_(x1), cy = cy_(y0); cy <= cy_(y1); cy++) for (var cx = c0; cx <= c1; cx++) {
+    var c = cx + cy * G;
+    for (var q = cStart[c]; q < cStart[c + 1]; q++) {
+      var p = cItems[q];
+      if (!THUMBS[p] || (hl && !hl[p]) || X[p] < x0 || X[p] > x1 || Y[p] < y0 || Y[p] > y1) continue;
+      inView.push(p);
+      if (inView.length > MAX_THUMBS_IN_VIEW) return;  // too many: the points stay dots
+    }
+  }
+  var side = Math.min(64, Math.max(20, 8 * Math.sqrt(zoom())));
+  ctx.globalAlpha = 1;
+  inView.forEach(function (p) {
+    var im = thumbOf(p);
+    if (!im) return;
+    var s = side / Math.max(im.naturalWidth, im.naturalHeight), w = im.naturalWidth * s, h = im.naturalHeight * s;
+    var sx = ox + X[p] * k, sy = oy - Y[p] * k;
+    ctx.drawImage(im, sx - w / 2, sy - h / 2, w, h);
+    ctx.strokeStyle = GROUPS[GI[p]].color; ctx.lineWidth = 2; ctx.strokeRect(sx - w / 2, sy - h / 2, w, h);
+    stats.thumbs++;
+  });
 }
 
 // ---- hover
@@ -509,6 +546,11 @@ function showTip(p, mx, my) {
   if (D.text[p]) {
     var t = document.createElement("div"); t.className = "txt"; t.textContent = D.text[p];
     tip.appendChild(t);
+  }
+  if (THUMBS && THUMBS[p]) {  // an image record: its thumbnail (a JPEG of the page's own data, never a URL)
+    var im = document.createElement("img"); im.className = "thumb"; im.alt = "";
+    im.src = "data:image/jpeg;base64," + THUMBS[p];
+    tip.appendChild(im);
   }
   tip.style.display = "block";
   var tw = tip.offsetWidth, th = tip.offsetHeight;
@@ -933,6 +975,8 @@ window.embedmap = Object.freeze({
     var p = indexOfId(id);
     return p < 0 ? null : { x: ox + X[p] * k, y: oy - Y[p] * k };
   },
+  // image records drawn as their thumbnails in the last frame, and how many records have one
+  thumbnails: function () { return { drawn: stats.thumbs || 0, records: THUMBS ? THUMBS.filter(Boolean).length : 0 }; },
   timings: function () {
     return { draws: stats.draws, firstDraw: stats.firstDraw, lastDraw: stats.lastDraw,
              lastSearch: stats.lastSearch, drawnShare: stats.drawnShare };
