@@ -66,7 +66,7 @@ def build_embedmap_defs(
     source: Source,
     *,
     id_column: str = "id",
-    text_column: str = "text",
+    text_column: str | None = "text",
     vector_column: str | None = None,
     metadata_columns: Sequence[str] | None = None,
     empty_text: Literal["skip", "fail"] = "skip",

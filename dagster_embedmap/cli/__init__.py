@@ -57,7 +57,12 @@ def _parser() -> argparse.ArgumentParser:
 
     build = sub.add_parser("build", parents=[common], help="build a map from a parquet / CSV / JSONL file (or a glob of them)")
     build.add_argument("input", help="file or glob; with a glob and no --partition-column, one partition per file")
-    build.add_argument("--text-column", required=True, help="column holding the text to embed")
+    build.add_argument("--text-column", help="column holding the text to embed (with --image-column: the captions; "
+                       "optional there)")
+    build.add_argument("--image-column", help="column of image paths (relative to the input's folder, or absolute): "
+                       "those records are embedded from their image; needs a CLIP-family --model")
+    build.add_argument("--bad-image", choices=["skip", "fail"], default="skip",
+                       help="a missing or unreadable image: skip its record, named (default), or fail naming them")
     build.add_argument("--id-column", default="id", help="column holding a unique record id (default: id)")
     build.add_argument("--vector-column", help="column of precomputed vectors (the model is then not used)")
     build.add_argument("--partition-column", help="column whose values split the records into partitions")

@@ -104,6 +104,9 @@ def cmd_build(args: argparse.Namespace) -> int:
     from ..core.records.rebuild import settings_digest
 
     started = time.perf_counter()
+    if not args.text_column and not args.image_column:
+        raise SystemExit("embedmap: give --text-column COLUMN (the text to embed), --image-column COLUMN (image "
+                         "paths, with a CLIP-family --model), or both")
     home = Path(args.home).expanduser().resolve()
     source = file_source(args.input, args.partition_column)
     name = args.name or _map_name(args.input)
@@ -118,14 +121,17 @@ def cmd_build(args: argparse.Namespace) -> int:
         "collection": name,
         "model": args.model,
     }
+    if args.image_column:  # (a map of texts keeps the manifest entry, and so the settings digest, it had)
+        entry["image_column"] = args.image_column
     # device and batch size do not change what is written: a rebuild on another device runs nothing again
-    digest = settings_digest({**entry, "backend": args.backend, "empty_text": args.empty_text})
+    digest = settings_digest({**entry, "backend": args.backend, "empty_text": args.empty_text,
+                              **({"bad_image": args.bad_image} if args.image_column else {})})
     inputs = (source.fingerprints(), digest)
     if _nothing_to_do(home, name, inputs, started):  # before Dagster and the layout's libraries load
         return 0
     import dagster as dg
 
-    from .. import build_embedmap_defs, embedmap_resources
+    from .. import ImageSettings, build_embedmap_defs, embedmap_resources
     from .classify import saved_classifiers
 
     # the classifiers `embedmap classify` trained stay with the map: each partition this build runs is
@@ -141,6 +147,8 @@ def cmd_build(args: argparse.Namespace) -> int:
             text_column=args.text_column,
             vector_column=args.vector_column,
             empty_text=args.empty_text,
+            image_column=args.image_column,
+            images=ImageSettings(bad=args.bad_image),
             home=home,
             classifiers=saved_classifiers(entry),
         ),

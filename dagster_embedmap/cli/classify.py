@@ -55,7 +55,8 @@ def map_definitions(home: Path, name: str, entry: dict, classifiers):
     source = file_source(entry["input"], entry.get("partition_column"))
     return dg.Definitions.merge(
         build_embedmap_defs(name, source, id_column=entry.get("id_column") or "id",
-                            text_column=entry.get("text_column") or "text", vector_column=entry.get("vector_column"),
+                            text_column=entry.get("text_column") or (None if entry.get("image_column") else "text"),
+                            vector_column=entry.get("vector_column"), image_column=entry.get("image_column"),
                             home=home, collection_name=entry.get("collection"), classifiers=classifiers),
         dg.Definitions(resources=embedmap_resources(home, model=entry.get("model") or None)),
     )

@@ -46,7 +46,8 @@ class RecordSchema:
     """Which columns of the source hold what."""
 
     id_column: str = "id"
-    text_column: str = "text"
+    text_column: str | None = "text"
+    """The text to embed; with an image column the captions, and None when there are none."""
     vector_column: str | None = None
     metadata_columns: Sequence[str] | None = None
     """Columns copied to the payload; ``None`` keeps every column but id, text and vector."""
@@ -93,7 +94,10 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
     where = f"partition {partition_key!r}"
     if not isinstance(df, pl.DataFrame):
         raise EmbedMapInputError(f"{where}: the source must produce a polars DataFrame, got {type(df).__name__}")
-    wanted = [schema.id_column, schema.text_column] + ([schema.vector_column] if schema.vector_column else []) \
+    if schema.text_column is None and not schema.image_column:
+        raise EmbedMapInputError(f"{where}: name the text column (text_column=), or an image column (image_column=)")
+    wanted = [schema.id_column] + ([schema.text_column] if schema.text_column else []) \
+        + ([schema.vector_column] if schema.vector_column else []) \
         + ([schema.image_column] if schema.image_column else [])
     if schema.metadata_columns is not None:
         wanted += list(schema.metadata_columns)
@@ -105,7 +109,7 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
 
     ids = _checked_ids(df, schema.id_column, where)
 
-    text = df.get_column(schema.text_column)
+    text = df.get_column(schema.text_column) if schema.text_column else pl.Series("text", [""] * df.height, dtype=pl.String)
     if text.dtype == pl.Null:  # every value null: no text at all, handled by the empty-text policy below
         text = text.cast(pl.String)
     if text.dtype != pl.String:
