@@ -101,3 +101,17 @@ def test_a_broken_image_and_a_missing_path_are_named_and_leave_the_collection_un
         meta = run.asset_materializations_for_node(keys.documents.to_python_identifier())[0].metadata
         assert meta["images"].value == 12 and meta["skipped_bad_images"].value == 2
         assert "| gone | no file at" in meta["bad_images"].value and meta["thumbnail_bytes"].value > 1000
+
+
+def test_the_readme_images_example_builds_as_written(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    block = text.split("### Images on the same map", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    _landing(tmp_path, n=3, texts=1)
+    scope: dict = {}
+    exec(block, scope)
+    documents = scope["defs"].get_assets_def(dg.AssetKey(["photos", "documents"]))
+    assert documents.partitions_def.get_partition_keys() == ["all"]
+    assert scope["resources"]["embedder"].model == "/models/clip-ViT-B-32"
