@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 import dagster as dg
@@ -116,10 +117,28 @@ def embeddings(ctx: MapContext, context: dg.AssetExecutionContext, partition: st
     if not result.from_column:
         # texts longer than the model's window: the vector describes their beginning only
         meta["truncated_texts"] = len(result.truncated_ids)
+    sample = _image_sample(ctx.layout.documents(partition))
+    if sample:
+        meta["image_sample"] = dg.MetadataValue.md(sample)
     # the vectors' version: changes with any text of the partition or with the model, which marks the
     # collection and everything after it stale in the UI; a rerun that changes nothing keeps it
     return dg.MaterializeResult(metadata=meta, data_version=dg.DataVersion(result.data_version),
                                 check_results=[check_result(result.check())])
+
+
+def _image_sample(documents: Path, n: int = 24) -> str | None:
+    """The first ``n`` image records' thumbnails of a partition, as one inline markdown image; None
+    for a partition of texts."""
+    import base64
+
+    from ..core.records.images import contact_sheet
+
+    if "thumbnail" not in pl.read_parquet_schema(documents):
+        return None
+    sheet = contact_sheet(pl.read_parquet(documents, columns=["thumbnail"], n_rows=4 * n)["thumbnail"]
+                          .drop_nulls().head(n).to_list())
+    return None if sheet is None else \
+        f"![a sample of the partition's images](data:image/jpeg;base64,{base64.b64encode(sheet).decode('ascii')})"
 
 
 def collection(ctx: MapContext, context: dg.AssetExecutionContext, partition: str) -> dg.MaterializeResult:

@@ -64,6 +64,7 @@ def test_a_folder_of_images_and_a_csv_of_captions_becomes_a_map_a_text_query_fin
         assert result.success
         embedded = result.metadata(keys.embeddings)
         assert embedded["embedded"] == 32 and embedded["dagster/row_count"] == 32
+        assert embedded["image_sample"].startswith("![a sample of the partition's images](data:image/jpeg;base64,")
     points = _points(tmp_path)
     assert len(points) == 32 and all(p.get("x") is not None and p.get("topic_id") is not None for p in points.values())
     assert points["img3"]["path"] == "img/3.png" and points["img0"]["text"] == ""

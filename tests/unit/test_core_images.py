@@ -8,7 +8,9 @@ import io
 import pytest
 from PIL import Image, ImageDraw
 
-from dagster_embedmap.core.records.images import ImageSettings, decode_image, image_root_of, load_images
+from dagster_embedmap.core.records.images import (
+    ImageSettings, contact_sheet, decode_image, image_root_of, load_images,
+)
 
 
 def drawn(path, size=(320, 240), colour=(200, 30, 30), mode="RGB", fmt=None):
@@ -61,3 +63,12 @@ def test_relative_paths_are_read_from_the_sources_folder():
     assert str(image_root_of("/data/*/part-*.parquet")) == "/data"
     with pytest.raises(ValueError, match="thumbnail_px must be at least 8"):
         ImageSettings(thumbnail_px=4)
+
+
+def test_a_contact_sheet_lays_thumbnails_out_in_a_grid(tmp_path):
+    for i in range(10):
+        drawn(tmp_path / f"{i}.png", size=(80 + 10 * i, 60))
+    loaded = load_images([f"{i}.png" for i in range(10)], [str(i) for i in range(10)], root=tmp_path)
+    sheet = Image.open(io.BytesIO(contact_sheet(loaded.thumbnails, columns=4)))
+    assert sheet.size == (4 * 68 + 4, 3 * 68 + 4)
+    assert contact_sheet([None, None]) is None

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
-__all__ = ["ImageSettings", "LoadedImages", "load_images", "decode_image", "image_root_of"]
+__all__ = ["ImageSettings", "LoadedImages", "load_images", "decode_image", "image_root_of", "contact_sheet"]
 
 
 @dataclass(frozen=True)
@@ -166,3 +166,23 @@ def decode_image(data: bytes):
 
     with Image.open(io.BytesIO(data)) as img:
         return img.convert("RGB")
+
+
+def contact_sheet(thumbnails: Sequence[bytes], columns: int = 8, cell: int = 64) -> bytes | None:
+    """A grid of ``thumbnails`` (JPEG bytes), ``columns`` wide, each centred in a ``cell`` px square, as
+    one JPEG: a sample of a partition's images for the Dagster UI. None without any thumbnail."""
+    from PIL import Image
+
+    thumbs = [t for t in thumbnails if t]
+    if not thumbs:
+        return None
+    rows = (len(thumbs) + columns - 1) // columns
+    sheet = Image.new("RGB", (min(len(thumbs), columns) * (cell + 4) + 4, rows * (cell + 4) + 4), (255, 255, 255))
+    for i, data in enumerate(thumbs):
+        with Image.open(io.BytesIO(data)) as img:
+            img = img.convert("RGB")
+            img.thumbnail((cell, cell))
+            x = 4 + (i % columns) * (cell + 4) + (cell - img.width) // 2
+            y = 4 + (i // columns) * (cell + 4) + (cell - img.height) // 2
+            sheet.paste(img, (x, y))
+    return _jpeg(sheet, 80)
