@@ -199,6 +199,8 @@ def topics(ctx: MapContext, context: dg.AssetExecutionContext, config: TopicsCon
     })
     if update.match is not None:
         meta["topic_changes"] = dg.MetadataValue.json(update.match.to_metadata())
+    if "labelled_from" in table.columns:  # image records: topics of images named from their nearest texts
+        meta["topics_named_from_nearest_texts"] = int((table["labelled_from"] == "nearest texts").sum())
     return dg.MaterializeResult(metadata=meta)
 
 

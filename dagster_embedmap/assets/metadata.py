@@ -71,7 +71,9 @@ def topic_tree_markdown(table: pl.DataFrame, max_children: int = 25, max_keyword
         words = ", ".join(md_cell(w, 40) for w in (r["keywords"] or [])[:max_keywords])
         name = md_cell(r["label"])
         head = f"**{name}**" if r["level"] < depth - 1 else name
-        lines.append(f"{'  ' * indent}- {head} ({r['size']:,}; id {r['topic_id']})" + (f": {words}" if words else ""))
+        lent = " (named from the nearest texts: its records are images)" if r.get("labelled_from") == "nearest texts" \
+            else ""
+        lines.append(f"{'  ' * indent}- {head}{lent} ({r['size']:,}; id {r['topic_id']})" + (f": {words}" if words else ""))
         kids = children.get((r["level"], r["topic_id"]), [])
         for kid in kids[:max_children]:
             emit(kid, indent + 1)

@@ -92,8 +92,15 @@ def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, pa
         hashes = points["vector_hash"].to_list() if "vector_hash" in points.columns else [None] * points.height
         return model.cluster_space([point_id(map_name, rid) for rid in points["id"].to_list()], hashes)
 
+    lent: list[np.ndarray] = []  # which records' texts were borrowed from their neighbours (image records)
+
+    def texts() -> list[str]:
+        full, borrowed = label_texts(points, layout, open_store, map_name)
+        lent.append(borrowed)
+        return full
+
     update = update_topics(
-        points.select("x", "y").to_numpy(), previous, old_table, lambda: full_texts(points, layout.documents),
+        points.select("x", "y").to_numpy(), previous, old_table, texts,
         recluster=recluster or relayout,  # without a readable table, update_topics reclusters by itself
         clustering=clustering, labels=labels, space=space, embed=embed,
     )
@@ -106,7 +113,7 @@ def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, pa
             point_id(map_name, rid): {**update.payload(i), "topic_hash": xy_hashes[i]}
             for i, rid in enumerate(points["id"].to_list()) if changed[i]
         })
-    table = update.table
+    table = mark_borrowed(update.table, update.tree.levels, lent[0] if lent else None, old_table)
     with atomic_path(layout.topics) as tmp:
         table.write_parquet(tmp)
     fine = update.tree.fine
@@ -123,3 +130,52 @@ def refresh_topics(open_store: StoreOpener, layout: MapLayout, map_name: str, pa
     write_json(layout.topics_state, state)
     return TopicsResult(update=update, table=table, points=points.height, reassigned=int(stale.sum()),
                         seconds=seconds, state=state, pruned=pruned, pending=pending)
+
+
+LABELLED_FROM = "labelled_from"
+"""The topic table's column on maps with image records: ``"texts"``, or ``"nearest texts"`` for a topic
+most of whose records are images without a caption, named from the texts of their nearest neighbours."""
+
+
+def label_texts(points: pl.DataFrame, layout: MapLayout, open_store: StoreOpener, map_name: str,
+                neighbours: int = 16, borrow: int = 3) -> tuple[list[str], np.ndarray]:
+    """Each point's text for naming topics, and which were borrowed: a record without text (an image
+    without a caption) lends the texts of its ``borrow`` nearest neighbours that have one (of the
+    ``neighbours`` nearest, by Qdrant), so a topic of images is named by the articles around it."""
+    texts = full_texts(points, layout.documents)
+    borrowed = np.zeros(len(texts), dtype=bool)
+    empty = [i for i, t in enumerate(texts) if not (t or "").strip()]
+    if not empty or len(empty) == len(texts):
+        return texts, borrowed
+    pids = [point_id(map_name, rid) for rid in points["id"].to_list()]
+    row_of = {pid: i for i, pid in enumerate(pids)}
+    with open_store() as store:
+        found = store.vectors_of([pids[i] for i in empty])
+        asked = [i for i in empty if pids[i] in found]
+        near = store.neighbours(np.stack([found[pids[i]] for i in asked]), neighbours) if asked else []
+    for i, hits in zip(asked, near):
+        lent = [texts[row_of[pid]] for pid, _ in hits if pid in row_of and (texts[row_of[pid]] or "").strip()]
+        if lent:
+            texts[i] = "\n".join(t[:500] for t in lent[:borrow])
+            borrowed[i] = True
+    return texts, borrowed
+
+
+def mark_borrowed(table: pl.DataFrame, levels, borrowed: np.ndarray | None, old_table: pl.DataFrame | None,
+                  ) -> pl.DataFrame:
+    """``table`` with :data:`LABELLED_FROM` where a map has records without text: per topic, "nearest
+    texts" when most of its records' texts were borrowed (:func:`label_texts`), else "texts". Without
+    new names (``borrowed`` None) the old table's marks are kept."""
+    if borrowed is None:
+        if old_table is None or LABELLED_FROM not in old_table.columns:
+            return table
+        return table.join(old_table.select("level", "topic_id", LABELLED_FROM), on=["level", "topic_id"], how="left")
+    if not borrowed.any():
+        return table
+    marks = []
+    for level, ids in enumerate(levels):
+        share = pl.DataFrame({"topic_id": np.asarray(ids, dtype=np.int64), "b": borrowed}).group_by("topic_id").agg(
+            pl.col("b").mean())
+        marks.append(share.with_columns(pl.lit(level, dtype=pl.Int64).alias("level"), pl.when(pl.col("b") > 0.5)
+                                        .then(pl.lit("nearest texts")).otherwise(pl.lit("texts")).alias(LABELLED_FROM)))
+    return table.join(pl.concat(marks).select("level", "topic_id", LABELLED_FROM), on=["level", "topic_id"], how="left")

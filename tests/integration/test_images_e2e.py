@@ -75,6 +75,23 @@ def test_a_folder_of_images_and_a_csv_of_captions_becomes_a_map_a_text_query_fin
     html = (tmp_path / "home" / NAME / "map.html").read_text("utf-8")
     assert "img3" in html
 
+    # images without a caption lend their nearest texts to the topics' names, and the table says which
+    from dagster_embedmap.core.paths import MapLayout
+    from dagster_embedmap.core.store.payload import points_frame
+    from dagster_embedmap.steps.topics import label_texts
+
+    layout = MapLayout(str(tmp_path / "home"), NAME)
+    opener = lambda: open_store(StoreLocation(path=str(tmp_path / "home" / "qdrant")), NAME, read_only=True)  # noqa: E731
+    with opener() as store:
+        frame = points_frame(store)
+    texts, borrowed = label_texts(frame, layout, opener, NAME)
+    captions = set(pl.read_csv(tmp_path / "landing" / "images.csv")["caption"].drop_nulls())
+    uncaptioned = [i for i, rid in enumerate(frame["id"]) if rid.startswith("img") and int(rid[3:]) % 4 == 0]
+    assert len(uncaptioned) == 6 and all(borrowed[i] for i in uncaptioned) and borrowed.sum() == 6
+    assert all(set(texts[i].split("\n")) <= captions for i in uncaptioned)
+    table = pl.read_parquet(layout.topics)
+    assert set(table["labelled_from"]) <= {"texts", "nearest texts"}
+
 
 def test_a_broken_image_and_a_missing_path_are_named_and_leave_the_collection_unchanged(tmp_path, model):
     landing = _landing(tmp_path, n=12, texts=4)

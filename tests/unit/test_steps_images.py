@@ -101,3 +101,24 @@ def test_a_text_model_refuses_images_with_a_clear_message(tmp_path):
     write_documents(layout, "p", _records(tmp_path), schema, NullLog())
     with pytest.raises(EmbedMapInputError, match="embeds no images.*CLIP-family"):
         embed_partition(layout, "p", lambda: Encoder(), NullLog())
+
+
+def test_a_topic_of_images_named_from_borrowed_texts_is_marked_as_such():
+    from dagster_embedmap.assets.metadata import topic_tree_markdown
+    from dagster_embedmap.steps.topics import LABELLED_FROM, mark_borrowed
+
+    table = pl.DataFrame({"level": [0, 0, 1, 1, 1], "topic_id": [0, 1, 0, 1, 2], "parent_id": [None, None, 0, 0, 1],
+                          "size": [6, 4, 3, 3, 4], "x": [0.0] * 5, "y": [0.0] * 5,
+                          "label": ["cats", "bikes", "tabby", "kitten", "wheels"], "keywords": [["w"]] * 5})
+    broad = np.array([0, 0, 0, 0, 0, 0, 1, 1, 1, 1])
+    fine = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    borrowed = np.array([False, False, False, True, True, True, True, True, True, False])
+    marked = mark_borrowed(table, [broad, fine], borrowed, None)
+    by = {(r["level"], r["topic_id"]): r[LABELLED_FROM] for r in marked.iter_rows(named=True)}
+    assert by == {(0, 0): "texts", (0, 1): "nearest texts", (1, 0): "texts", (1, 1): "nearest texts",
+                  (1, 2): "nearest texts"}
+    assert "kitten** (named from the nearest texts" not in topic_tree_markdown(marked)
+    assert "kitten (named from the nearest texts: its records are images)" in topic_tree_markdown(marked)
+    assert mark_borrowed(table, [broad, fine], np.zeros(10, dtype=bool), None).columns == table.columns  # texts only
+    kept = mark_borrowed(table, [broad, fine], None, marked)  # no new names: the marks stay
+    assert kept[LABELLED_FROM].to_list() == marked[LABELLED_FROM].to_list()
