@@ -84,11 +84,11 @@ def render_map(
     )
     title = f"{name}: {points.height} records"
     drawable = points.drop_nulls(["x", "y"]).with_columns(pl.col("topic_id").fill_null(-1))
+    drawable, thumbnails = _with_thumbnails(drawable, layout, set(partition_keys) - pending - set(audit.unreadable))
     png, preview_labels = draw_preview(drawable, title=title)
     with atomic_path(layout.png) as tmp:
         tmp.write_bytes(png)
     semantic = _semantic(drawable, vectors, semantic_model, model_cache_dir, log) if vectors is not None else None
-    drawable, thumbnails = _with_thumbnails(drawable, layout, set(partition_keys) - pending - set(audit.unreadable))
     render_html_map(drawable, layout.html, title=title, extra_columns=metadata_columns(points.columns),
                     semantic=semantic)
     unmapped = points.filter(pl.col("x").is_null() | pl.col("topic_id").is_null() | (pl.col("topic_id") < 0)).height

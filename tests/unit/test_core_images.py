@@ -72,3 +72,28 @@ def test_a_contact_sheet_lays_thumbnails_out_in_a_grid(tmp_path):
     sheet = Image.open(io.BytesIO(contact_sheet(loaded.thumbnails, columns=4)))
     assert sheet.size == (4 * 68 + 4, 3 * 68 + 4)
     assert contact_sheet([None, None]) is None
+
+
+def test_the_png_preview_shows_a_few_images_of_each_big_topic():
+    import numpy as np
+    import polars as pl
+
+    from dagster_embedmap.core.render import draw_preview
+
+    rng = np.random.default_rng(0)
+    magenta = io.BytesIO()
+    Image.new("RGB", (64, 48), (255, 0, 255)).save(magenta, format="JPEG", quality=90)
+    n = 200
+    points = pl.DataFrame({"id": [str(i) for i in range(n)], "x": np.r_[rng.normal(0, 1, n // 2), rng.normal(8, 1, n // 2)],
+                           "y": rng.normal(0, 1, n), "topic_id": [0] * (n // 2) + [1] * (n // 2),
+                           "topic_label": ["left"] * (n // 2) + ["right"] * (n // 2),
+                           "thumbnail": pl.Series([magenta.getvalue() if i % 5 == 0 else None for i in range(n)],
+                                                  dtype=pl.Binary)})
+
+    def magenta_pixels(frame) -> int:
+        png, _ = draw_preview(frame, title="t")
+        rgb = np.asarray(Image.open(io.BytesIO(png)).convert("RGB")).astype(int)
+        return int(((rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] > 200)).sum())
+
+    assert magenta_pixels(points) > 2 * 3 * 20 * 20  # 3 images of 36 px in each of the 2 topics, partly under labels
+    assert magenta_pixels(points.drop("thumbnail")) == 0

@@ -61,6 +61,7 @@ def draw_preview(points: pl.DataFrame, *, title: str = "", max_labels: int | Non
     df = _base_points(_with_level_columns(points, levels))
     tables = _level_tables(df, *_level_columns(df, len(levels)))
     topics = tables[-1] if tables else []  # the finest level, coloured as on the HTML map
+    thumbs = df.select("x", "y", "topic_id", "thumbnail").drop_nulls("thumbnail") if "thumbnail" in df.columns else None
     df = df.select("x", "y", "topic_id")
     drawn: list[tuple[int, str]] = []
 
@@ -113,11 +114,44 @@ def draw_preview(points: pl.DataFrame, *, title: str = "", max_labels: int | Non
             if ok:
                 ellipse((x - radius, y - radius, x + radius, y + radius),
                         fill=noise if tid is None or tid < 0 else colour.get(tid, noise))
+        if thumbs is not None and thumbs.height:
+            _draw_thumbnails(image, thumbs, topics, to_px, scale)
         cap = max(8, round(width_px * height_px / 12000)) if max_labels is None else max_labels
         drawn = _draw_labels(draw, tables, cap, to_px, box, scale)
 
     small = image.resize((width_px, height_px), Image.Resampling.LANCZOS) if scale > 1 else image
     return _encode(small), drawn
+
+
+def _draw_thumbnails(image, thumbs: pl.DataFrame, topics: list[dict], to_px, scale: int, per_topic: int = 3,
+                     n_topics: int = 8, side: int = 36) -> None:
+    """Of the ``n_topics`` biggest topics with image records, the ``per_topic`` images nearest the topic's
+    centre, ``side`` px each, in a row on the centre (the labels are drawn over them afterwards)."""
+    import io
+
+    from PIL import Image
+
+    shown = 0
+    for topic in topics:
+        if shown >= n_topics or topic["id"] < 0:
+            continue
+        mine = thumbs.filter(pl.col("topic_id") == topic["id"])
+        if mine.height == 0:
+            continue
+        near = mine.with_columns(((pl.col("x") - topic["cx"]) ** 2 + (pl.col("y") - topic["cy"]) ** 2).alias("_d")) \
+            .sort("_d").head(per_topic)["thumbnail"].to_list()
+        cx, cy = (float(v) for v in to_px(topic["cx"], topic["cy"]))
+        cell = side * scale
+        x0 = cx - (len(near) * (cell + 2 * scale)) / 2
+        for i, data in enumerate(near):
+            with Image.open(io.BytesIO(data)) as img:
+                img = img.convert("RGB")
+                img.thumbnail((cell, cell))
+                at = (int(x0 + i * (cell + 2 * scale)), int(cy - img.height / 2))
+                image.paste(Image.new("RGB", (img.width + 2 * scale, img.height + 2 * scale), topic["color"]),
+                            (at[0] - scale, at[1] - scale))
+                image.paste(img, at)
+        shown += 1
 
 
 _DPI = 100
