@@ -35,6 +35,7 @@ from ..core.topics.labels import LabelSettings
 from ..core.layout.project import ProjectionSettings
 from ..core.paths import default_home
 from ..core.settings import AutomationSettings
+from ..core.records.images import ImageSettings
 from ..core.records.sources import FileSource
 from ..k8s import k8s_gpu_tags
 from ..resources import EmbedderResource, QdrantResource
@@ -234,6 +235,10 @@ class EmbedMapComponent(dg.Component, dg.Resolvable, dg.Model):
                                                   "the map's hover; null: every other column.")
     empty_text: Literal["skip", "fail"] = Field(default="skip", description="Records with a blank text: left out "
                                                 "(counted) or the partition fails.")
+    image_column: Optional[str] = Field(default=None, description="Column of image paths (relative to the source's "
+                                        "folder, or absolute) or bytes, embedded by the embedder's CLIP-family model.")
+    bad_image: Literal["skip", "fail"] = Field(default="skip", description="Records whose image is missing or "
+                                               "unreadable: left out (named) or the partition fails.")
     partitions: PartitionFields = Field(default_factory=PartitionFields, description="How the work is split.")
     partitions_per_run: int = Field(default=1, description="A backfill runs this many partitions per run: one "
                                     "process and one model load serve them all.")
@@ -275,6 +280,7 @@ class EmbedMapComponent(dg.Component, dg.Resolvable, dg.Model):
             self.name, source,
             id_column=self.id_column, text_column=self.text_column, vector_column=self.vector_column,
             metadata_columns=self.metadata_columns, empty_text=self.empty_text,
+            image_column=self.image_column, images=ImageSettings(bad=self.bad_image),
             partitions_def=self._partitions_def(source), home=home, collection_name=self.collection_name,
             partitions_per_run=self.partitions_per_run,
             key_prefix=self.key_prefix, group_name=self.group_name,

@@ -145,6 +145,13 @@ def test_classifiers_declared_in_yaml_become_their_assets(monkeypatch):
             assert component.classifiers[2].spec(Path("/")).settings.multi_label is True
             assert dg.AssetKey(["tickets", "classes_tags"]) in defs.get_assets_def(dg.AssetKey(["tickets", "map"])) \
                 .asset_deps[dg.AssetKey(["tickets", "map"])]
+
+        pictures = _component(sandbox, "pictures_map", {"name": "pictures", "source": {"path": "img/*.csv"},
+                                                        "text_column": "caption", "image_column": "path",
+                                                        "bad_image": "fail"})
+        with sandbox.load_component_and_build_defs(defs_path=pictures) as (component, defs):
+            assert component.image_column == "path" and component.bad_image == "fail"
+            assert defs.get_assets_def(dg.AssetKey(["pictures", "documents"])) is not None
         bad = _component(sandbox, "bad_classifier", {"name": "m", "source": {"path": "x/*.jsonl"},
                                                      "classifiers": [{"name": "Kind"}]})
         assert "classifier name 'Kind'" in _load_error(sandbox, bad)
