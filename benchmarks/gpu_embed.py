@@ -31,6 +31,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
+def no_cuda(device: str) -> bool:
+    """True (and says why, on stderr) when ``device`` is a CUDA one and torch sees none."""
+    import torch
+
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"no CUDA device visible to torch {torch.__version__} (built for CUDA {torch.version.cuda}); "
+              "run this on a GPU machine with a CUDA build of torch (TORCH_SPEC=torch bash scripts/setup.sh), "
+              "or pass --device cpu for a dry run on the CPU.", file=sys.stderr)
+        return True
+    return False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="fp32 vs fp16 embedding speed on a GPU")
     parser.add_argument("--n", type=int, default=5000)
@@ -42,10 +54,7 @@ def main() -> int:
     import numpy as np
     import torch
 
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"no CUDA device visible to torch {torch.__version__} (built for CUDA {torch.version.cuda}); "
-              "run this on a GPU machine with a CUDA build of torch (TORCH_SPEC=torch bash scripts/setup.sh), "
-              "or pass --device cpu for a dry run on the CPU.", file=sys.stderr)
+    if no_cuda(args.device):
         return 2
 
     from sentence_transformers import SentenceTransformer

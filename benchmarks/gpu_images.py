@@ -43,13 +43,11 @@ def main() -> int:
 
     import numpy as np
     import torch
-
-    if args.device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"no CUDA device visible to torch {torch.__version__} (built for CUDA {torch.version.cuda}); run this "
-              "on a GPU machine with a CUDA build of torch (TORCH_SPEC=torch bash scripts/setup.sh), or pass "
-              "--device cpu for a dry run.", file=sys.stderr)
-        return 2
+    from gpu_embed import no_cuda
     from images import make_images, make_model
+
+    if no_cuda(args.device):
+        return 2
 
     from dagster_embedmap.core.embedding import Encoder, EncoderSettings
     from dagster_embedmap.core.records.images import decode_image, load_images
