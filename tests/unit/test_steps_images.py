@@ -122,3 +122,16 @@ def test_a_topic_of_images_named_from_borrowed_texts_is_marked_as_such():
     assert mark_borrowed(table, [broad, fine], np.zeros(10, dtype=bool), None).columns == table.columns  # texts only
     kept = mark_borrowed(table, [broad, fine], None, marked)  # no new names: the marks stay
     assert kept[LABELLED_FROM].to_list() == marked[LABELLED_FROM].to_list()
+
+
+def test_an_image_column_named_image_keeps_its_paths_beside_the_kept_image_and_a_text_map_keeps_the_name(tmp_path):
+    from dagster_embedmap.core.records.documents import attach_images, prepare_documents
+
+    draw_shape(tmp_path / "a.png", "red", "circle")
+    frame = pl.DataFrame({"id": ["a"], "text": ["a red circle"], "image": ["a.png"]})
+    schema = RecordSchema(image_column="image", images=ImageSettings(root=str(tmp_path)))
+    docs = attach_images(prepare_documents(frame, schema, "p"), schema, "p")
+    assert docs.frame["meta_image"].to_list() == ["a.png"] and docs.frame["image"].dtype == pl.Binary
+    assert docs.renamed_columns == {"image": "meta_image"}
+    texts = prepare_documents(frame, RecordSchema(), "p")  # no image column: "image" is plain metadata
+    assert texts.frame["image"].to_list() == ["a.png"] and texts.renamed_columns == {}

@@ -22,8 +22,10 @@ __all__ = ["RecordSchema", "PreparedDocuments", "prepare_documents", "attach_ima
 # Names the pipeline uses itself; a metadata column with one of them is kept as ``meta_<name>``.
 # So are the topic levels' fields, ``topic_<level>_id`` and ``topic_<level>_label``.
 RESERVED_COLUMNS = ("id", "text", "content_hash", "vector", "record_id", "partition", "x", "y", "topic_id",
-                    "topic_label", "layout_version", "vector_hash", "xy_hash", "topic_hash", "image_hash", "image",
-                    "thumbnail")
+                    "topic_label", "layout_version", "vector_hash", "xy_hash", "topic_hash")
+IMAGE_COLUMNS = ("image_hash", "image", "thumbnail")
+"""What a map with an image column keeps per image record: reserved there too (a map of texts keeps
+metadata columns of these names as they are)."""
 _RESERVED_PATTERN = re.compile(r"^topic_\d+_(id|label)$")
 
 
@@ -123,7 +125,8 @@ def prepare_documents(df: pl.DataFrame, schema: RecordSchema, partition_key: str
                      and (c != schema.image_column or df.schema[c] == pl.String)]  # paths travel, bytes do not
     else:
         meta_cols = list(schema.metadata_columns)
-    meta_series, renamed, reserved_renames = _metadata_series(df, meta_cols, where)
+    meta_series, renamed, reserved_renames = _metadata_series(df, meta_cols, where,
+                                                              IMAGE_COLUMNS if schema.image_column else ())
     frame = pl.DataFrame([ids.alias("id"), text.alias("text"), *meta_series])
 
     if schema.vector_column:
@@ -249,7 +252,7 @@ def _checked_ids(df: pl.DataFrame, column: str, where: str) -> pl.Series:
     return ids
 
 
-def _metadata_series(df: pl.DataFrame, meta_cols: list[str], where: str
+def _metadata_series(df: pl.DataFrame, meta_cols: list[str], where: str, also_reserved: Sequence[str] = ()
                      ) -> tuple[list[pl.Series], list[str], dict[str, str]]:
     """The metadata columns as kept (dates as text, reserved names as ``meta_<name>``), their kept
     names, and the renames."""
@@ -260,7 +263,7 @@ def _metadata_series(df: pl.DataFrame, meta_cols: list[str], where: str
         series = df.get_column(col)
         if series.dtype.is_temporal():
             series = series.cast(pl.String)
-        name = f"meta_{col}" if _reserved(col) else col
+        name = f"meta_{col}" if _reserved(col) or col in also_reserved else col
         if name in renamed or (name != col and name in meta_cols):
             raise EmbedMapInputError(
                 f"{where}: metadata column {col!r} is a reserved name and is kept as {name!r}, "
