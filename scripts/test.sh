@@ -19,7 +19,7 @@ if [ "${1:-}" = "--fast" ]; then
   shift
   exec .venv/bin/python -m pytest tests/unit "${parallel[@]}" "$@"
 fi
-# the example code location loads (what `dagster dev -w workspace.yaml` loads), and the example dg
+# the example code location loads (what `bash scripts/ui.sh` and `dagster dev -w workspace.yaml` load), and the example dg
 # project: each defs.yaml against its component's schema (one folder at a time: dg checks only one
 # file per component type when given none), then its definitions. Their output goes to a log, shown
 # only when a check fails.

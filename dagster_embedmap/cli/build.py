@@ -336,7 +336,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
              "model": DEFAULT_MODEL}
     code = _build(home, wiki.MAP_NAME, wiki.defs, entry, started, include_upstream=True)
     _log(f"\nopen {Path(home, wiki.MAP_NAME, 'map.html')} in a browser, or run "
-         f"`DAGSTER_HOME={home / 'dagster'} dagster dev -w workspace.yaml` for the lineage and the runs")
+         f"`EMBEDMAP_HOME={home} DAGSTER_HOME={home / 'dagster'} bash scripts/ui.sh` (in the repository) for the "
+         f"lineage and the runs")
     return code
 
 
