@@ -112,11 +112,8 @@ def examples_from_column(layout: MapLayout, partitions: list[str], column: str, 
             raise EmbedMapInputError(f"label column {column!r} holds lists: one class per record, or make the "
                                      f"classifier multi-label")
         frame = frame.explode(column)
-    frame = frame.select(pl.col("id").cast(pl.String), pl.col(column).cast(pl.String).alias("label"))
-    frame = frame.drop_nulls().filter(pl.col("label").str.strip_chars() != "")
-    if multi_label:
-        return frame.group_by("id", maintain_order=True).agg(pl.col("label").unique().sort())
-    return frame
+    return examples_frame(frame.select("id", pl.col(column).alias("label")), f"label column {column!r}",
+                          multi_label=multi_label)
 
 
 @dataclass
