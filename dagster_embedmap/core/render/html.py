@@ -359,10 +359,10 @@ def cap_thumbnails(points: pl.DataFrame, budget: int = THUMBNAIL_BUDGET) -> tupl
         return points, int((sizes > 0).sum()), total
     order = points.select(pl.col("id").cast(pl.String).hash(seed=7).alias("h"), sizes.alias("s")).with_row_index()
     order = order.filter(pl.col("s") > 0).sort("h")
-    keep = order.filter(pl.col("s").cum_sum() <= budget)["index"]
-    mask = pl.Series(np.isin(np.arange(points.height), keep.to_numpy()))
+    kept = order.filter(pl.col("s").cum_sum() <= budget)
+    mask = pl.Series(np.isin(np.arange(points.height), kept["index"].to_numpy()))
     capped = points.with_columns(pl.when(mask).then(pl.col("thumbnail")).otherwise(None).alias("thumbnail"))
-    return capped, keep.len(), int(order.filter(pl.col("s").cum_sum() <= budget)["s"].sum())
+    return capped, kept.height, int(kept["s"].sum())
 
 
 def _record_columns(df: pl.DataFrame, limit: int) -> tuple[pl.DataFrame, list[str], list[int], list[dict[str, Any]]]:
